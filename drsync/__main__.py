@@ -1,0 +1,3 @@
+from drsync.cli import main
+
+main()

@@ -1,0 +1,240 @@
+"""Bundles: a set's files packed as a tar stream inside zstd (the DWS tool's "rch file").
+
+A standard format on purpose: `zstd -dc X.tar.zst | tar t` lists a bundle with stock tools.
+Everything streams in 1 MiB chunks, so memory does not grow with table size; each file's
+BLAKE2b is computed while it is read for packing (one read per byte), and the bundle's own
+hash while it is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from drsync.errors import IntegrityError
+from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir
+
+# compression-level 0..9 onto zstd's 1..19 scale; 0 means store without compression.
+ZSTD_LEVELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 9, 7: 12, 8: 15, 9: 19}
+TARGET_BUNDLE_BYTES = 64 << 20
+
+ProgressFn = Callable[[int, int], None]  # (raw bytes read, bytes written to the bundle)
+
+
+def new_hash() -> hashlib._Hash:
+    return hashlib.blake2b(digest_size=32)
+
+
+def file_hash(path: Path) -> str:
+    h = new_hash()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_suffix(compression: str) -> str:
+    return ".tar.zst" if compression == "zstd" else ".tar"
+
+
+@dataclass
+class BundleEntry:
+    member: str  # "<db>/<schema>/<table>/<path in table>"
+    size: int
+    mtime_ns: int
+    source: Path | None = None  # read from disk at packing time ...
+    content: bytes | None = None  # ... or these bytes, captured at collect time
+
+
+@dataclass
+class PackedFile:
+    member: str
+    size: int
+    blake2b: str
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    size: int
+    blake2b: str
+    raw_bytes: int
+    packed: list[PackedFile]
+    missing: list[str]  # members whose source vanished before packing (e.g. VACUUM)
+
+
+def plan_bundles(entries: list[BundleEntry], target: int = TARGET_BUNDLE_BYTES) -> list[list[BundleEntry]]:
+    """Group files into bundles of about `target` bytes, keeping the given order."""
+    groups: list[list[BundleEntry]] = []
+    current: list[BundleEntry] = []
+    size = 0
+    for e in entries:
+        if current and size + e.size > target:
+            groups.append(current)
+            current, size = [], 0
+        current.append(e)
+        size += e.size
+    if current:
+        groups.append(current)
+    return groups
+
+
+class _HashingReader(io.RawIOBase):
+    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._f = f
+        self.hash = new_hash()
+        self.count = 0
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.hash.update(data)
+        self.count += len(data)
+        self._on_bytes(len(data))
+        return data
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._f = f
+        self.hash = new_hash()
+        self.count = 0
+        self._on_bytes = on_bytes
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._f.write(data)
+        self.hash.update(data)
+        self.count += len(data)
+        self._on_bytes(len(data))
+        return len(data)
+
+
+def write_bundle(
+    final: Path,
+    entries: list[BundleEntry],
+    compression: str,
+    level: int,
+    progress: ProgressFn | None = None,
+) -> BundleResult:
+    """Pack `entries` into `final` (temp name, fsync, rename)."""
+    tick = progress or (lambda raw, out: None)
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}"
+    packed: list[PackedFile] = []
+    missing: list[str] = []
+    raw_total = 0
+    with open(tmp, "wb") as out:
+        writer = _HashingWriter(out, lambda n: tick(0, n))
+        sink: BinaryIO
+        if compression == "zstd":
+            cctx = zstandard.ZstdCompressor(level=ZSTD_LEVELS.get(level, 1))
+            sink = cctx.stream_writer(writer, closefd=False)  # type: ignore[assignment]
+        else:
+            sink = writer  # type: ignore[assignment]
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for e in entries:
+                try:
+                    src: BinaryIO = open(e.source, "rb") if e.source else io.BytesIO(e.content or b"")  # noqa: SIM115
+                except FileNotFoundError:
+                    missing.append(e.member)
+                    continue
+                with src:
+                    size = os.fstat(src.fileno()).st_size if e.source else len(e.content or b"")
+                    info = tarfile.TarInfo(e.member)
+                    info.size = size
+                    info.mtime = e.mtime_ns / 1e9
+                    info.mode = 0o644
+                    reader = _HashingReader(src, lambda n: tick(n, 0))
+                    tar.addfile(info, reader)  # type: ignore[arg-type]
+                    packed.append(PackedFile(e.member, size, reader.hash.hexdigest()))
+                    raw_total += size
+        if compression == "zstd":
+            sink.close()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    return BundleResult(final, writer.count, writer.hash.hexdigest(), raw_total, packed, missing)
+
+
+@dataclass
+class Expected:
+    size: int
+    blake2b: str
+    dest: Path  # where to write the verified file (its directory must exist)
+
+
+def extract_bundle(
+    path: Path,
+    compression: str,
+    expected: dict[str, Expected],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Stream a bundle, writing each member to its `dest` only if size and hash match.
+
+    Raises IntegrityError naming the bundle and member on any mismatch, unknown or missing
+    member, or a corrupt/truncated stream. Files already written stay at their `dest`
+    (staging), never in a table: the caller applies only after every bundle verified.
+    """
+    tick = progress or (lambda n: None)
+    seen: set[str] = set()
+    try:
+        with open(path, "rb") as raw:
+            stream: BinaryIO
+            if compression == "zstd":
+                stream = zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
+            else:
+                stream = raw
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    exp = expected.get(member.name)
+                    if exp is None or not member.isfile() or member.name in seen:
+                        raise IntegrityError(f"bundle {path.name}: unexpected member {member.name!r}")
+                    if member.size != exp.size:
+                        raise IntegrityError(
+                            f"bundle {path.name}: {member.name} has {member.size} bytes, "
+                            f"manifest says {exp.size}"
+                        )
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    h = new_hash()
+                    tmp = exp.dest.parent / f"{TMP_PREFIX}{exp.dest.name}"
+                    with open(tmp, "wb") as out:
+                        while chunk := src.read(CHUNK):
+                            h.update(chunk)
+                            out.write(chunk)
+                            tick(len(chunk))
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if h.hexdigest() != exp.blake2b:
+                        tmp.unlink()
+                        raise IntegrityError(
+                            f"bundle {path.name}: {member.name} fails its BLAKE2b check (corrupted)"
+                        )
+                    os.replace(tmp, exp.dest)
+                    seen.add(member.name)
+    except IntegrityError:
+        raise
+    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
+        if isinstance(e, FileNotFoundError) and e.filename == str(path):
+            raise IntegrityError(f"bundle {path} is missing") from None
+        raise IntegrityError(f"bundle {path.name} is corrupt or truncated: {e}") from None
+    missing = set(expected) - seen
+    if missing:
+        raise IntegrityError(
+            f"bundle {path.name} lacks {len(missing)} file(s) the manifest lists, "
+            f"e.g. {sorted(missing)[0]}"
+        )

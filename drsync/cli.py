@@ -1,0 +1,285 @@
+"""The `drsync` command line. Thin: parse, call a service, print.
+
+Exit codes: 0 done (or nothing to do), 1 failed, 2 bad configuration or usage,
+3 done but some tables failed (partial set), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from drsync import __version__
+from drsync.config import Settings, load_settings, swap_config_text
+from drsync.errors import DrsyncError
+
+app = typer.Typer(
+    help="drsync: fine-grained disaster-recovery replication of Delta Lake tables.\n\n"
+    "Every command reads backupRestore.ini (-c). Run `drsync COMMAND --help` for details.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check or transform backupRestore.ini.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+err = Console(stderr=True)
+out = Console()
+ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="backupRestore.ini of this site.")]
+log = logging.getLogger("drsync")
+
+
+def _setup_logging(level: str) -> None:
+    numeric = logging.CRITICAL if level == "FATAL" else getattr(logging, level, logging.INFO)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def _load(path: Path, side: str = "primary") -> Settings:
+    settings = load_settings(path)
+    level = settings.primary_cluster_logging_level if side == "primary" else settings.standby_cluster_logging_level
+    _setup_logging(level)
+    return settings
+
+
+@contextmanager
+def _progress_ui(label: str) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on a terminal; plain log lines per step otherwise."""
+    if not err.is_terminal:
+        last = {"step": ""}
+
+        def plain(step: str, done: int, total: int) -> None:
+            if step != last["step"]:
+                last["step"] = step
+                log.info("%s: step %s", label, step)
+
+        yield plain
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def rich_ui(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{label} {step}", completed=done, total=total or None)
+
+        yield rich_ui
+
+
+def _run(fn: Callable[[], int | None]) -> None:
+    """The one error boundary: DrsyncError -> one line (+ hint), never a traceback."""
+    try:
+        code = fn() or 0
+    except DrsyncError as e:
+        err.print(f"[red]error:[/red] {e.message}", highlight=False, markup=True, soft_wrap=True)
+        if e.hint:
+            err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as e:  # a bug: still one line, traceback only on request
+        if os.environ.get("DRSYNC_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
+        err.print("hint: re-run with DRSYNC_DEBUG=1 for the traceback and report it", highlight=False)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def backup(config: ConfigOpt) -> None:
+    """Run one backup round on the primary: cut a barrier, collect, bundle and ship a set."""
+
+    def go() -> int:
+        from drsync.primary import run_backup
+
+        settings = _load(config)
+        with _progress_ui("backup") as ui:
+            result = run_backup(settings, ui)
+        out.print(result.message, highlight=False, soft_wrap=True)
+        for f in result.failed:
+            err.print(f"failed object {f.name}: {f.error}", highlight=False, soft_wrap=True)
+        return result.exit_code
+
+    _run(go)
+
+
+@app.command()
+def restore(config: ConfigOpt) -> None:
+    """Run one restore pass on the standby: apply every shipped set, in chain order."""
+
+    def go() -> int:
+        from drsync.standby import run_restore
+
+        settings = _load(config, "standby")
+        with _progress_ui("restore") as ui:
+            result = run_restore(settings, ui)
+        out.print(result.message, highlight=False, soft_wrap=True)
+        return result.exit_code
+
+    _run(go)
+
+
+@app.command("show-progress")
+def show_progress(
+    config: ConfigOpt,
+    fmt: Annotated[str | None, typer.Option("--format", help="json or table (default: table on a terminal)")] = None,
+) -> None:
+    """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
+
+    def go() -> int:
+        from drsync.progress import build_document, is_abnormal, read_states
+
+        settings = _load(config)
+        doc = build_document(*read_states(settings))
+        chosen = fmt or ("table" if out.is_terminal else "json")
+        if chosen not in ("json", "table"):
+            raise DrsyncError(f"--format must be json or table, not {chosen!r}")
+        if chosen == "json":
+            print(json.dumps(doc, indent=2, ensure_ascii=False))
+        else:
+            _print_progress_table(doc)
+        return 1 if is_abnormal(doc) else 0
+
+    _run(go)
+
+
+def _print_progress_table(doc: dict[str, Any]) -> None:
+    t = Table(title="drsync progress")
+    t.add_column("")
+    t.add_column("primary")
+    t.add_column("standby")
+    p, s = doc["primary cluster"], doc["standby cluster"]
+    t.add_row("state", doc["apply"]["backupState"], doc["apply"]["restoreState"])
+    for field in ("key", "priorKey", "currentStep", "progress", "failedStep", "errorMsg",
+                  "actionStartTime", "actionEndTime", "updateTime"):
+        t.add_row(field, str(p[field]), str(s[field]))
+    t.add_row("rate (consumer)", p["backupRate"]["consumerRate"], s["backupRate"]["consumerRate"])
+    t.add_row("last success", doc["apply"]["backupSuccessTime"], doc["apply"]["restoreSuccessTime"])
+    out.print(t)
+    out.print(f"unrestored keys: {p['unrestoreKeys']}")
+    out.print(f"latest barrier: {doc['latestBarrierTime'] or '-'}   "
+              f"RPO: {doc['recovery point objective'] or '-'} s")
+    if doc["failover recovery point time"]:
+        out.print(f"failover recovery point: {doc['failover recovery point time']}")
+
+
+@app.command()
+def verify(
+    config: ConfigOpt,
+    table: Annotated[str | None, typer.Option(help="Only this table (db.schema.table).")] = None,
+    deep: Annotated[bool, typer.Option(help="Also compare rows, read by DuckDB on both sides.")] = False,
+) -> None:
+    """Check that the standby equals the primary at the last restored barrier."""
+
+    def go() -> int:
+        from drsync.verify import verify_tables
+
+        settings = _load(config, "standby")
+        verdicts = verify_tables(settings, table, deep)
+        bad = 0
+        for v in verdicts:
+            rows = f", {v.rows} rows" if v.rows is not None else ""
+            status = "ok" if v.ok else "MISMATCH"
+            out.print(f"{status:8} {v.name} @ version {v.version}: {v.files_checked} files{rows}",
+                      highlight=False)
+            for p in v.problems:
+                out.print(f"         problem: {p}", highlight=False, soft_wrap=True)
+            for n in v.notes:
+                out.print(f"         note: {n}", highlight=False, soft_wrap=True)
+            bad += not v.ok
+        out.print(f"{len(verdicts) - bad} of {len(verdicts)} table(s) equal at the barrier", highlight=False)
+        return 1 if bad else 0
+
+    _run(go)
+
+
+def _intent(config: Path, side: str, op: str, stop: bool) -> None:
+    def go() -> int:
+        from drsync.state import clear_stop, request_stop
+
+        settings = load_settings(config)
+        meta = settings.primary_metadata_destination if side == "primary" else settings.restore_metadata_destination
+        if stop:
+            request_stop(meta, op)
+            out.print(f"{op} will stop at the next step boundary; start-{op} resumes it")
+        else:
+            was = clear_stop(meta, op)
+            out.print(f"{op} resumed" if was else f"{op} was not stopped")
+        return 0
+
+    _run(go)
+
+
+@app.command("stop-backup")
+def stop_backup(config: ConfigOpt) -> None:
+    """Ask backups to stop: the running round finishes its current step, no new round starts."""
+    _intent(config, "primary", "backup", stop=True)
+
+
+@app.command("start-backup")
+def start_backup(config: ConfigOpt) -> None:
+    """Allow backup rounds again after stop-backup."""
+    _intent(config, "primary", "backup", stop=False)
+
+
+@app.command("stop-restore")
+def stop_restore(config: ConfigOpt) -> None:
+    """Ask restores to stop after the set being applied."""
+    _intent(config, "standby", "restore", stop=True)
+
+
+@app.command("start-restore")
+def start_restore(config: ConfigOpt) -> None:
+    """Allow restore passes again after stop-restore."""
+    _intent(config, "standby", "restore", stop=False)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt) -> None:
+    """Validate every key of the file; print the problems, one per line."""
+
+    def go() -> int:
+        settings = load_settings(config)
+        out.print(f"{settings.source_file}: configuration is valid (transport={settings.transport})",
+                  highlight=False)
+        return 0
+
+    _run(go)
+
+
+@config_app.command("swap")
+def config_swap(config: ConfigOpt) -> None:
+    """Print sw_backupRestore.ini: the same file with primary/standby pairs swapped."""
+
+    def go() -> int:
+        load_settings(config)  # never swap a file we would refuse to run
+        sys.stdout.write(swap_config_text(config.read_text()))
+        return 0
+
+    _run(go)
+
+
+@app.command()
+def version() -> None:
+    """Print drsync's version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

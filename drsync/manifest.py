@@ -1,0 +1,188 @@
+"""The backup-set manifest: what a set carries, and the chain rules between sets.
+
+A manifest is the only thing the standby trusts about a set, so loading one validates it
+completely: known `format_version` major, every table path three safe components, every file
+path confined to its table, every file in a bundle the manifest lists.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from drsync.errors import ManifestError, UnsafePathError
+from drsync.tableformat.delta import safe_relpath
+
+FORMAT_VERSION = "1.0"
+KEY_FORMAT = "%Y%m%d_%H%M%S"
+
+FileKind = Literal[
+    "data", "dv", "cdc", "commit", "checkpoint", "sidecar", "crc", "compacted", "last_checkpoint"
+]
+
+
+class ManifestFile(BaseModel):
+    path: str
+    kind: FileKind
+    size: int = Field(ge=0)
+    mtime_ns: int
+    version: int | None = None
+    blake2b: str
+    bundle: str
+
+
+class ManifestTable(BaseModel):
+    name: str  # db.schema.table
+    table_id: str | None
+    mode: Literal["full", "incremental", "resync"]
+    from_version: int | None
+    to_version: int
+    files: list[ManifestFile] = []
+    deletions: list[str] = []
+    ddl: list[dict[str, Any]] = []
+    warnings: list[str] = []
+
+    @property
+    def path(self) -> str:
+        return self.name.replace(".", "/")
+
+
+class FailedObject(BaseModel):
+    name: str
+    code: str
+    error: str
+
+
+class BundleInfo(BaseModel):
+    name: str
+    size: int
+    blake2b: str
+    compression: Literal["zstd", "none"]
+    files: int
+    raw_bytes: int
+
+
+class Manifest(BaseModel):
+    format_version: str = FORMAT_VERSION
+    key: str
+    prior_key: str | None
+    primary_cluster_id: str | None = None
+    standby_cluster_id: str | None = None
+    role_epoch: int = 0
+    barrier_utc: str
+    barrier_ms: int
+    created_utc: str
+    status: Literal["complete", "partial"] = "complete"
+    tables: list[ManifestTable] = []
+    # Every protected table and the version it has at this barrier (changed or not): the
+    # standby publishes this as the barrier map once the set is applied.
+    versions: dict[str, int] = {}
+    failed_objects: list[FailedObject] = []
+    bundles: list[BundleInfo] = []
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(f.size for t in self.tables for f in t.files)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(), indent=1, ensure_ascii=False).encode() + b"\n"
+
+
+def apply_rank(kind: str, version: int | None, path: str, base: int | None) -> tuple[int, int, str]:
+    """Apply order that keeps every exposed version readable (DESIGN §3): data files; the base
+    checkpoint of a full copy or resync (with its sidecars); commits in version order; later
+    checkpoints, crc and compaction files; `_last_checkpoint` last."""
+    v = version if version is not None else -1
+    if kind in ("data", "dv", "cdc"):
+        rank = 0
+    elif kind in ("checkpoint", "sidecar") and v == base:
+        rank = 1
+    elif kind == "commit":
+        rank = 2
+    elif kind == "last_checkpoint":
+        rank = 4
+    else:
+        rank = 3
+    return (rank, v, path)
+
+
+def apply_order(table: ManifestTable) -> list[ManifestFile]:
+    base = None
+    if table.mode != "incremental":
+        ckpts = [f.version for f in table.files if f.kind == "checkpoint" and f.version is not None]
+        base = min(ckpts) if ckpts else None
+    return sorted(table.files, key=lambda f: apply_rank(f.kind, f.version, f.path, base))
+
+
+def validate_table_name(name: str) -> str:
+    parts = name.split(".")
+    if len(parts) != 3:
+        raise UnsafePathError(f"table name {name!r} is not db.schema.table")
+    for p in parts:
+        safe_relpath(p, table=name, where="table name")
+        if "/" in p:
+            raise UnsafePathError(f"table name {name!r} contains '/'")
+    return name
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and fully validate a manifest file; ManifestError names the file on any problem."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} does not exist") from None
+    except ValueError as e:
+        raise ManifestError(f"manifest {path} is not valid JSON (truncated?): {e}") from None
+    return parse_manifest(raw, where=str(path))
+
+
+def parse_manifest(raw: Any, *, where: str) -> Manifest:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"manifest {where} is not a JSON object")
+    major = str(raw.get("format_version", "")).split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise ManifestError(
+            f"manifest {where} has format_version {raw.get('format_version')!r}; this drsync "
+            f"reads {FORMAT_VERSION.split('.')[0]}.x",
+            hint="install the same drsync version on both sites",
+        )
+    try:
+        m = Manifest.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ManifestError(f"manifest {where}: field {loc}: {first['msg']}") from None
+    bundles = {b.name for b in m.bundles}
+    for b in bundles:
+        safe_relpath(b, table="(bundle)", where=f"manifest {where}")
+    for t in m.tables:
+        try:
+            validate_table_name(t.name)
+            for f in t.files:
+                safe_relpath(f.path, table=t.name, where=f"manifest {where}")
+                if f.bundle not in bundles:
+                    raise ManifestError(f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
+            for d in t.deletions:
+                safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
+        except UnsafePathError as e:
+            raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
+    for name in m.versions:
+        validate_table_name(name)
+    return m
+
+
+def next_key(barrier: datetime, previous_key: str | None) -> str:
+    """Key from the barrier's UTC time; never equal to or before the previous key."""
+    key = barrier.astimezone(UTC).strftime(KEY_FORMAT)
+    if previous_key is not None and key <= previous_key:
+        prev = datetime.strptime(previous_key, KEY_FORMAT).replace(tzinfo=UTC)
+        key = (prev + timedelta(seconds=1)).strftime(KEY_FORMAT)
+    return key
+
+
+def key_time(key: str) -> datetime:
+    return datetime.strptime(key, KEY_FORMAT).replace(tzinfo=UTC)

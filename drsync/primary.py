@@ -1,0 +1,292 @@
+"""The backup round on the primary: barrier, collect, bundle, ship (DESIGN §3).
+
+Crash safety rests on one ordering: bundles and the manifest are written first, then the
+state's `last_key` moves (the commit point), then the per-table inventories. A crash before
+the commit point leaves an orphan set nobody refers to (deleted next round); a crash after it
+but before the inventories makes the next round re-collect a few commits, which the standby
+applies idempotently. Shipping delivers bundles first and the manifest last: a manifest in the
+standby's inbox means the whole set is there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drsync.bundle import BundleEntry, BundleResult, bundle_suffix, plan_bundles, write_bundle
+from drsync.changes import TableChange, TableInventory, collect_changes
+from drsync.config import Settings
+from drsync.errors import DrsyncError, StoppedError
+from drsync.faults import crash_point
+from drsync.fsutil import atomic_write_json, ensure_dir, read_json, rmtree_force
+from drsync.locks import operation_lock
+from drsync.manifest import (
+    BundleInfo,
+    FailedObject,
+    Manifest,
+    ManifestFile,
+    ManifestTable,
+    load_manifest,
+    next_key,
+)
+from drsync.progress import ProgressTracker, UiHook
+from drsync.state import (
+    LOCK_DIR,
+    MANIFEST_DIR,
+    PrimaryState,
+    StandbyState,
+    append_history,
+    load_state,
+    local_time,
+    save_state,
+    stop_requested,
+)
+from drsync.tableformat.delta import list_log
+from drsync.transport import Transport, open_transport
+from drsync.warehouse import TableRef, discover_tables
+
+log = logging.getLogger("drsync.primary")
+
+
+@dataclass
+class RoundResult:
+    key: str | None
+    message: str
+    tables_changed: int = 0
+    bytes_shipped: int = 0
+    failed: list[FailedObject] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.failed else 0
+
+
+def _inventory_path(meta: Path, table: TableRef) -> Path:
+    return meta / "tables" / table.db / table.schema / f"{table.table}.json"
+
+
+def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
+    p = _inventory_path(meta, table)
+    return TableInventory.from_json(read_json(p)) if p.exists() else None
+
+
+def run_backup(settings: Settings, ui: UiHook | None = None) -> RoundResult:
+    """One backup round: ship what is pending, then cut, build and ship a new set."""
+    meta = settings.primary_metadata_destination
+    with operation_lock(meta / LOCK_DIR, "backup"):
+        state: PrimaryState = load_state(meta, PrimaryState)
+        if stop_requested(meta, "backup"):
+            state.state = "stopped"
+            save_state(meta, state)
+            return RoundResult(None, "backup is stopped by stop-backup; run start-backup to resume")
+        state.state = "backuping"
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        try:
+            with open_transport(settings) as transport:
+                for key in list(state.unshipped):
+                    _ship_set(settings, state, transport, key, tracker)
+                result = _build_set(settings, state, tracker)
+                if result.key is not None:
+                    result.bytes_shipped = _ship_set(settings, state, transport, result.key, tracker)
+                _forget_restored(state, transport)
+        except DrsyncError as e:
+            tracker.fail(e)
+            state.state = "abnormal"
+            save_state(meta, state)
+            raise
+        state.state = "waiting"
+        state.success_time = local_time()
+        tracker.finish()
+        return result
+
+
+def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker) -> RoundResult:
+    meta, media = settings.primary_metadata_destination, settings.primary_media_destination
+    warehouse = settings.primary_warehouse
+    if stop_requested(meta, "backup"):
+        raise StoppedError("backup stopped by stop-backup before a new set was cut")
+    tracker.step("BARRIER")
+    cut = datetime.now(UTC)
+    barrier_ms = int(cut.timestamp() * 1000)
+    time.sleep(settings.barrier_grace.total_seconds())  # let commits in flight land
+    key = next_key(cut, state.last_key)
+    tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
+
+    tracker.step("COLLECT")
+    changes: list[tuple[TableRef, TableChange]] = []
+    failed: list[FailedObject] = []
+    versions: dict[str, int] = {}
+    for table in discover_tables(warehouse):
+        prev = load_inventory(meta, table)
+        try:
+            if any("." in part for part in (table.db, table.schema, table.table)):
+                raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
+            listing = list_log(table.path(warehouse))
+            change = collect_changes(table.path(warehouse), table.name, listing, barrier_ms, prev)
+        except DrsyncError as e:
+            log.error("table %s left out of set %s: %s", table.name, key, e.message)
+            failed.append(FailedObject(name=table.name, code=e.code, error=e.message))
+            if prev is not None:
+                versions[table.name] = prev.version
+            continue
+        except OSError as e:
+            msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
+            failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
+            if prev is not None:
+                versions[table.name] = prev.version
+            continue
+        if change is None:
+            assert prev is not None
+            versions[table.name] = prev.version
+            continue
+        for w in change.warnings:
+            log.warning("%s", w)
+        changes.append((table, change))
+        versions[table.name] = change.to_version
+    crash_point("backup.collected")
+
+    tracker.step("COMPRESS")
+    set_dir = media / key
+    rmtree_force(set_dir)  # leftovers of a crashed attempt at this key
+    ensure_dir(set_dir)
+    results = _write_bundles(settings, key, set_dir, changes, tracker)
+    manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
+    crash_point("backup.bundled")
+    atomic_write_json(meta / MANIFEST_DIR / f"{key}.manifest.json", json.loads(manifest.to_bytes()))
+    crash_point("backup.manifest_written")
+
+    # Commit point: from here the set is part of the chain.
+    state.last_key, state.last_barrier_ms = key, barrier_ms
+    state.unshipped.append(key)
+    save_state(meta, state)
+    crash_point("backup.committed")
+    for table, change in changes:
+        path = _inventory_path(meta, table)
+        ensure_dir(path.parent)
+        atomic_write_json(path, change.inventory.to_json())
+    nbytes = manifest.data_bytes
+    append_history(meta / settings.backuprestoreinfo_file, {
+        "key": key, "priorKey": manifest.prior_key or "N/A", "barrierTime": manifest.barrier_utc,
+        "action": "backup", "status": manifest.status, "tables": len(changes),
+        "files": sum(len(t.files) for t in manifest.tables), "bytes": nbytes,
+        "startTime": tracker.side.actionStartTime, "endTime": local_time(),
+        "detail": "; ".join(f.name for f in failed),
+    })
+    msg = (f"set {key}: {len(changes)} of {len(versions) + len([f for f in failed if f.name not in versions])} "
+           f"tables changed, {nbytes / 1e6:.1f} MB collected")
+    if failed:
+        msg += f"; {len(failed)} table(s) failed: " + ", ".join(f.name for f in failed)
+    return RoundResult(key, msg, len(changes), 0, failed)
+
+
+def _write_bundles(
+    settings: Settings, key: str, set_dir: Path,
+    changes: list[tuple[TableRef, TableChange]], tracker: ProgressTracker,
+) -> list[BundleResult]:
+    warehouse = settings.primary_warehouse
+    entries = [
+        BundleEntry(
+            member=f"{table.relpath}/{f.path}", size=f.size, mtime_ns=f.mtime_ns,
+            source=None if f.content is not None else table.path(warehouse) / f.path,
+            content=f.content,
+        )
+        for table, change in changes for f in change.files
+    ]
+    compression = "none" if settings.compression_type == "none" or settings.compression_level == 0 else "zstd"
+    groups = plan_bundles(entries)
+    tracker.total = sum(e.size for e in entries)
+    tracker.measure = "produced"
+    suffix = bundle_suffix(compression)
+
+    def one(i: int, group: list[BundleEntry]) -> BundleResult:
+        r = write_bundle(set_dir / f"{key}_{i:04d}{suffix}", group, compression,
+                         settings.compression_level, lambda raw, out: tracker.add(raw, out))
+        crash_point("backup.bundle_written")
+        return r
+
+    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
+        return list(pool.map(lambda a: one(*a), enumerate(groups)))
+
+
+def _make_manifest(
+    settings: Settings, state: PrimaryState, key: str, cut: datetime, barrier_ms: int,
+    changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
+    versions: dict[str, int], failed: list[FailedObject],
+) -> Manifest:
+    packed = {p.member: (p, r.path.name) for r in results for p in r.packed}
+    missing = {m for r in results for m in r.missing}
+    tables: list[ManifestTable] = []
+    for table, change in changes:
+        files: list[ManifestFile] = []
+        warnings = list(change.warnings)
+        for f in change.files:
+            member = f"{table.relpath}/{f.path}"
+            if member in missing:
+                # Vanished between collect and packing (VACUUM): mirror the primary as it is.
+                change.inventory.files.pop(f.path, None)
+                warnings.append(f"table {table.name}: {f.path} vanished on the primary before it "
+                                "was packed; mirrored as it is")
+                continue
+            p, bundle = packed[member]
+            files.append(ManifestFile(path=f.path, kind=f.kind, size=p.size, mtime_ns=f.mtime_ns,  # type: ignore[arg-type]
+                                      version=f.version, blake2b=p.blake2b, bundle=bundle))
+        tables.append(ManifestTable(
+            name=table.name, table_id=change.table_id, mode=change.mode,  # type: ignore[arg-type]
+            from_version=change.from_version, to_version=change.to_version, files=files,
+            deletions=change.deletions, ddl=change.ddl, warnings=warnings,
+        ))
+    compression = "none" if settings.compression_type == "none" or settings.compression_level == 0 else "zstd"
+    return Manifest(
+        key=key, prior_key=state.last_key,
+        primary_cluster_id=str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
+        standby_cluster_id=str(settings.standby_cluster_id) if settings.standby_cluster_id else None,
+        role_epoch=state.role_epoch, barrier_utc=cut.isoformat(), barrier_ms=barrier_ms,
+        created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
+        tables=tables, versions=versions, failed_objects=failed,
+        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=compression,  # type: ignore[arg-type]
+                            files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
+    )
+
+
+def _ship_set(
+    settings: Settings, state: PrimaryState, transport: Transport, key: str, tracker: ProgressTracker,
+) -> int:
+    """Deliver one built set: bundles (parallel, resumable), then the manifest."""
+    meta, media = settings.primary_metadata_destination, settings.primary_media_destination
+    manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+    tracker.step("SHIP")
+    tracker.total = sum(b.size for b in manifest.bundles)
+    tracker.measure = "consumed"
+
+    def send(b: BundleInfo) -> int:
+        n = transport.send_file(media / key / b.name, "media", f"{key}/{b.name}", size=b.size,
+                                blake2b=b.blake2b, progress=lambda k: tracker.add(consumed=k))
+        crash_point("backup.bundle_shipped")
+        return n
+
+    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
+        sent = sum(pool.map(send, manifest.bundles))
+    transport.write_bytes("metadata", f"{MANIFEST_DIR}/{key}.manifest.json", manifest.to_bytes())
+    crash_point("backup.manifest_shipped")
+    state.unshipped.remove(key)
+    state.shipped.append(key)
+    save_state(meta, state)
+    return sent
+
+
+def _forget_restored(state: PrimaryState, transport: Transport) -> None:
+    """Drop keys the standby has restored from `shipped` (they feed unrestoreKeys)."""
+    raw = transport.read_bytes("metadata", "state.json")
+    if raw is None:
+        return
+    try:
+        standby = StandbyState.model_validate_json(raw)
+    except ValueError:
+        return
+    if standby.last_key:
+        state.shipped = [k for k in state.shipped if k > standby.last_key]

@@ -1,0 +1,149 @@
+"""Progress of a running step, and the show-progress document (shared/spec/progress.md).
+
+A round or restore pass reports through a `ProgressTracker`: it keeps byte counters, turns
+them into the DWS tool's rate strings, and saves the side's state at most twice a second, so
+`show-progress` from another process sees live numbers without slowing the work down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drsync.config import Settings
+from drsync.errors import DrsyncError
+from drsync.state import (
+    PrimaryState,
+    SideProgress,
+    StandbyState,
+    load_state,
+    local_time,
+)
+
+UiHook = Callable[[str, int, int], None]  # (step, bytes done, bytes total)
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / max(seconds, 1e-6) / 1e6:.1f}MB/s"
+
+
+class ProgressTracker:
+    """Counters for one action; `flush` persists them through `save`."""
+
+    def __init__(self, side: SideProgress, save: Callable[[], None], ui: UiHook | None = None) -> None:
+        self.side = side
+        self._save = save
+        self._ui = ui
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._last_flush = 0.0
+        self.total = 0
+        self.produced = 0
+        self.compressed = 0
+        self.consumed = 0
+        self.measure = "consumed"  # which counter `progress` reports against `total`
+        side.actionStartTime = local_time()
+        side.actionEndTime = ""
+        side.failedStep = "INIT"
+        side.errorMsg = side.errorCode = ""
+        side.progress = "0.00%"
+
+    def step(self, name: str) -> None:
+        with self._lock:
+            self.side.currentStep = name
+        self.flush(force=True)
+
+    def add(self, produced: int = 0, compressed: int = 0, consumed: int = 0) -> None:
+        with self._lock:
+            self.produced += produced
+            self.compressed += compressed
+            self.consumed += consumed
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_flush < 0.5:
+            return
+        with self._lock:
+            self._last_flush = now
+            elapsed = now - self._start
+            done = self.produced if self.measure == "produced" else self.consumed
+            pct = 100.0 * done / self.total if self.total else (100.0 if self.side.currentStep == "FINISH" else 0.0)
+            self.side.progress = f"{min(pct, 100.0):.2f}%"
+            self.side.backupRate.producerRate = _rate(self.produced, elapsed)
+            self.side.backupRate.compressRate = _rate(self.compressed, elapsed)
+            self.side.backupRate.consumerRate = _rate(self.consumed, elapsed)
+            self.side.updateTime = local_time()
+            step = self.side.currentStep
+        self._save()
+        if self._ui:
+            self._ui(step, done, self.total)
+
+    def finish(self) -> None:
+        self.side.actionEndTime = local_time()
+        self.side.currentStep = "FINISH"
+        self.flush(force=True)
+
+    def fail(self, err: DrsyncError) -> None:
+        self.side.failedStep = self.side.currentStep
+        self.side.errorMsg = err.message
+        self.side.errorCode = err.code
+        self.side.actionEndTime = local_time()
+        self.flush(force=True)
+
+
+def _ms_to_local(ms: int | None) -> str:
+    return local_time(ms / 1000) if ms is not None else ""
+
+
+def standby_rpo_seconds(standby: StandbyState, now: datetime | None = None) -> int | None:
+    """Seconds since the oldest per-table barrier (a table stuck behind counts with its own)."""
+    barriers = [t.barrier_ms for t in standby.tables.values()]
+    if standby.last_barrier_ms is not None:
+        barriers.append(standby.last_barrier_ms)
+    if not barriers:
+        return None
+    now_ms = (now or datetime.now(UTC)).timestamp() * 1000
+    return max(0, int((now_ms - min(barriers)) / 1000))
+
+
+def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
+    """Both sides' state. With transport=local both metadata directories are on this host."""
+    primary = load_state(settings.primary_metadata_destination, PrimaryState)
+    standby = load_state(settings.restore_metadata_destination, StandbyState)
+    return primary, standby
+
+
+def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, Any]:
+    """The show-progress JSON document, with exactly the DWS tool's field names."""
+    p_side = primary.progress.model_copy(deep=True)
+    s_side = standby.progress.model_copy(deep=True)
+    pending = [k for k in primary.shipped + primary.unshipped if standby.last_key is None or k > standby.last_key]
+    unrestored = ",".join(pending) if pending else "N/A"
+    p_side.unrestoreKeys = s_side.unrestoreKeys = unrestored
+    rpo = standby_rpo_seconds(standby)
+    return {
+        "primary cluster": p_side.model_dump(),
+        "standby cluster": s_side.model_dump(),
+        "apply": {
+            "backupState": primary.state,
+            "restoreState": standby.state,
+            "backupSuccessTime": primary.success_time,
+            "restoreSuccessTime": standby.success_time,
+        },
+        "latestBarrierTime": _ms_to_local(standby.last_barrier_ms),
+        "recovery point objective": str(rpo) if rpo is not None else "",
+        "failover recovery point time": standby.failover_point,
+    }
+
+
+def is_abnormal(doc: dict[str, Any]) -> bool:
+    return "abnormal" in (doc["apply"]["backupState"], doc["apply"]["restoreState"])
+
+
+def metadata_paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.primary_metadata_destination, settings.restore_metadata_destination

@@ -1,0 +1,290 @@
+"""The restore pass on the standby: verify, apply in chain order, publish the barrier map.
+
+Per set: every bundle is extracted into staging and every file's hash checked *before* any
+table is touched (a corrupt set applies nothing). Then each table gets its files in the order
+the manifest's ranks give (data; base checkpoint; commits, each created only if absent; later
+log files; `_last_checkpoint`), so each version a reader can see has all its files. Then the
+barrier map, then deletions, then the state commit. A crash anywhere leaves each table
+readable at some version; re-running re-applies the set, which changes nothing already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drsync.bundle import Expected, extract_bundle, file_hash
+from drsync.config import Settings
+from drsync.errors import ChainError, DrsyncError, IntegrityError, ManifestError, StandbyConflictError
+from drsync.faults import crash_point
+from drsync.fsutil import (
+    RO_DIR,
+    RO_FILE,
+    RW_DIR,
+    atomic_write_json,
+    ensure_dir,
+    fsync_dir,
+    make_writable_dir,
+    rmtree_force,
+)
+from drsync.locks import operation_lock
+from drsync.manifest import Manifest, ManifestTable, apply_order, load_manifest
+from drsync.progress import ProgressTracker, UiHook
+from drsync.state import (
+    LOCK_DIR,
+    MANIFEST_DIR,
+    StandbyState,
+    StandbyTable,
+    append_history,
+    load_state,
+    local_time,
+    save_state,
+    stop_requested,
+)
+from drsync.tableformat.delta import LOG_DIR, list_log
+from drsync.warehouse import DRSYNC_DIR
+
+log = logging.getLogger("drsync.standby")
+_MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
+
+
+@dataclass
+class RestoreResult:
+    applied: list[str] = field(default_factory=list)
+    message: str = ""
+    exit_code: int = 0
+
+
+def barrier_dir(warehouse: Path) -> Path:
+    return warehouse / DRSYNC_DIR / "barriers"
+
+
+def pending_chain(meta: Path, last_key: str | None) -> list[Manifest]:
+    """Manifests in the inbox after `last_key`, in chain order; a gap raises ChainError."""
+    keys: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for e in os.scandir(meta / MANIFEST_DIR):
+            m = _MANIFEST_NAME.match(e.name)
+            if m and (last_key is None or m[1] > last_key):
+                keys.append(m[1])
+    chain: list[Manifest] = []
+    expected_prior = last_key
+    for key in sorted(keys):
+        manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+        if manifest.key != key:
+            raise ManifestError(f"manifest {key}.manifest.json carries key {manifest.key}")
+        if manifest.prior_key != expected_prior:
+            raise ChainError(
+                f"set {key} builds on {manifest.prior_key or 'nothing'}, but the standby is at "
+                f"{expected_prior or 'no set yet'}; set {manifest.prior_key} is missing from the inbox",
+                hint="ship the missing set again from the primary (drsync backup) or reseed",
+            )
+        chain.append(manifest)
+        expected_prior = key
+    return chain
+
+
+def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
+    meta = settings.restore_metadata_destination
+    with operation_lock(meta / LOCK_DIR, "restore"):
+        state: StandbyState = load_state(meta, StandbyState)
+        if stop_requested(meta, "restore"):
+            state.state = "stopped"
+            save_state(meta, state)
+            return RestoreResult(message="restore is stopped by stop-restore; run start-restore to resume")
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        result = RestoreResult()
+        try:
+            tracker.step("INIT")
+            chain = pending_chain(meta, state.last_key)
+            for manifest in chain:
+                if stop_requested(meta, "restore"):
+                    state.state = "stopped"
+                    result.message = f"stopped by stop-restore after {len(result.applied)} set(s)"
+                    save_state(meta, state)
+                    return result
+                state.state = "restoring"
+                apply_set(settings, state, manifest, tracker)
+                result.applied.append(manifest.key)
+                if manifest.failed_objects:
+                    result.exit_code = 3
+        except DrsyncError as e:
+            tracker.fail(e)
+            state.state = "abnormal"
+            save_state(meta, state)
+            raise
+        state.state = "waiting"
+        if result.applied:
+            state.success_time = local_time()
+            last = chain[-1]
+            result.message = (f"restored {len(result.applied)} set(s) up to {last.key} "
+                              f"(barrier {last.barrier_utc})")
+        else:
+            result.message = f"nothing to restore; standby is at {state.last_key or 'no set yet'}"
+        tracker.finish()
+        return result
+
+
+def _check_pair(settings: Settings, state: StandbyState, m: Manifest) -> None:
+    for label, mine, theirs in (
+        ("primary-cluster-id", settings.primary_cluster_id, m.primary_cluster_id),
+        ("standby-cluster-id", settings.standby_cluster_id, m.standby_cluster_id),
+    ):
+        if mine is not None and theirs is not None and str(mine) != theirs:
+            raise ManifestError(
+                f"set {m.key} is for {label} {theirs}, this standby is {mine}: refused",
+                hint="check that the primary and standby configs name the same cluster pair",
+            )
+    if m.role_epoch < state.role_epoch:
+        raise ManifestError(f"set {m.key} comes from role epoch {m.role_epoch}, older than this "
+                            f"site's {state.role_epoch}: refused (an old primary?)")
+
+
+def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: ProgressTracker) -> None:
+    meta, media, warehouse = (settings.restore_metadata_destination,
+                              settings.restore_media_destination, settings.standby_warehouse)
+    started = local_time()
+    tracker.side.key, tracker.side.priorKey = m.key, m.prior_key or "N/A"
+    _check_pair(settings, state, m)
+
+    tracker.step("VERIFY")
+    staging = warehouse / DRSYNC_DIR / "staging" / m.key
+    rmtree_force(staging)
+    tracker.total = sum(f.size for t in m.tables for f in t.files)
+    tracker.measure = "consumed"
+    by_bundle: dict[str, dict[str, Expected]] = {b.name: {} for b in m.bundles}
+    for t in m.tables:
+        for f in t.files:
+            dest = staging / t.path / f.path
+            ensure_dir(dest.parent)
+            by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
+    for b in m.bundles:
+        path = media / m.key / b.name
+        if not path.exists():
+            raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
+        extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n))
+    crash_point("restore.verified")
+
+    tracker.step("APPLY")
+    for t in m.tables:
+        _check_conflicts(warehouse, state, t)
+    for t in m.tables:
+        _apply_table(warehouse, staging, t, tracker)
+        state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id, barrier_ms=m.barrier_ms)
+    failed = {f.name for f in m.failed_objects}
+    for name, version in m.versions.items():
+        if name not in failed and name in state.tables:
+            state.tables[name].version = version
+            state.tables[name].barrier_ms = m.barrier_ms
+    ensure_dir(barrier_dir(warehouse))
+    atomic_write_json(barrier_dir(warehouse) / f"{m.key}.json", m.versions)
+    crash_point("restore.barrier_published")
+    for t in m.tables:
+        _delete_files(warehouse / t.path, t.deletions)
+    state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
+    save_state(meta, state)
+    crash_point("restore.committed")
+    rmtree_force(staging)
+    append_history(meta / settings.backuprestoreinfo_file, {
+        "key": m.key, "priorKey": m.prior_key or "N/A", "barrierTime": m.barrier_utc,
+        "action": "restore", "status": m.status, "tables": len(m.tables),
+        "files": sum(len(t.files) for t in m.tables), "bytes": tracker.total,
+        "startTime": started, "endTime": local_time(),
+        "detail": "; ".join(f"{e['kind']} {t.name}@{e['version']}" for t in m.tables for e in t.ddl),
+    })
+    for t in m.tables:
+        for w in t.warnings:
+            log.warning("set %s: %s", m.key, w)
+    log.info("set %s applied: %d table(s) changed, barrier %s", m.key, len(m.tables), m.barrier_utc)
+
+
+def _check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> None:
+    """Refuse to touch a table that was changed on the standby behind drsync's back."""
+    tdir = warehouse / t.path
+    known = state.tables.get(t.name)
+    if not tdir.exists():
+        if known is not None:
+            raise StandbyConflictError(
+                f"table {t.name}: replicated table directory {tdir} was removed on the standby",
+                hint=f"reseed the table, or cancel its publication",
+            )
+        return
+    if not (tdir / LOG_DIR).is_dir():
+        raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
+                                   "Delta table; drsync will not overwrite it")
+    ours = {f.version: f.blake2b for f in t.files if f.kind == "commit"}
+    for v, lf in sorted(list_log(tdir).commits.items()):
+        if known is not None and v <= known.version:
+            continue
+        if v not in ours or file_hash(tdir / lf.name) != ours[v]:
+            raise StandbyConflictError(
+                f"table {t.name}: commit {v} on the standby was not written by drsync (the table "
+                "was changed locally); refusing to overwrite it",
+                hint="move the local change aside, then reseed the table from the primary",
+            )
+
+
+def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
+    tdir = warehouse / t.path
+    ensure_dir(tdir.parent)
+    if not tdir.exists():
+        tdir.mkdir(mode=RW_DIR)
+        fsync_dir(tdir.parent)
+    touched: set[Path] = {tdir}
+    make_writable_dir(tdir)
+    for f in apply_order(t):
+        final = tdir / f.path
+        _open_dirs(tdir, final.parent, touched)
+        src = staging / t.path / f.path
+        os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
+        os.chmod(src, RO_FILE)
+        if f.kind == "commit":
+            try:
+                os.link(src, final)  # create-if-absent: never overwrite a commit
+            except FileExistsError:
+                if file_hash(final) != f.blake2b:
+                    raise StandbyConflictError(
+                        f"table {t.name}: commit {f.version} exists on the standby with other "
+                        "content; refusing to overwrite it") from None
+            os.unlink(src)
+        else:
+            os.replace(src, final)
+        fsync_dir(final.parent)
+        tracker.add(consumed=f.size)
+        crash_point("apply.file")
+    for d in touched:
+        os.chmod(d, RO_DIR)
+
+
+def _open_dirs(tdir: Path, parent: Path, touched: set[Path]) -> None:
+    """Create/open for writing every directory from the table root down to `parent`."""
+    chain = []
+    p = parent
+    while p != tdir and p not in touched:
+        chain.append(p)
+        p = p.parent
+    for d in reversed(chain):
+        if not d.exists():
+            d.mkdir(mode=RW_DIR)
+            fsync_dir(d.parent)
+        else:
+            make_writable_dir(d)
+        touched.add(d)
+
+
+def _delete_files(tdir: Path, paths: list[str]) -> None:
+    touched: set[Path] = set()
+    for rel in paths:
+        p = tdir / rel
+        make_writable_dir(p.parent)
+        touched.add(p.parent)
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    for d in touched:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(d)
+            os.chmod(d, RO_DIR)

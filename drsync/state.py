@@ -1,0 +1,152 @@
+"""Durable state of each side: JSON written atomically, plus the set history csv.
+
+Layout under a metadata destination (primary-/restore-metadata-destination):
+
+    state.json                    this side's state (PrimaryState or StandbyState)
+    manifests/<key>.manifest.json manifests (on the standby: the inbox, written last)
+    tables/<db>/<schema>/<table>.json   primary only: what the standby holds of a table
+    locks/<operation>.lock        one lock per operation, with the holder's PID
+    backuprestoreinfo.csv         one row per set
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drsync.fsutil import atomic_write_json, ensure_dir, read_json
+
+STATE_FILE = "state.json"
+MANIFEST_DIR = "manifests"
+LOCK_DIR = "locks"
+
+
+def local_time(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(ts if ts is not None else datetime.now().timestamp()).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+
+
+class Rates(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    producerRate: str = "0.0MB/s"  # noqa: N815 - field names are the DWS tool's
+    compressRate: str = "0.0MB/s"  # noqa: N815
+    consumerRate: str = "0.0MB/s"  # noqa: N815
+
+
+class SideProgress(BaseModel):
+    """One SIDE of the show-progress document (shared/spec/progress.md), field for field."""
+
+    key: str = ""
+    priorKey: str = "N/A"  # noqa: N815
+    actionType: Literal["Backup", "Restore"] = "Backup"  # noqa: N815
+    progress: str = "0.00%"
+    backupRate: Rates = Field(default_factory=Rates)  # noqa: N815
+    currentStep: str = "INIT"  # noqa: N815
+    unrestoreKeys: str = "N/A"  # noqa: N815
+    failedStep: str = "INIT"  # noqa: N815
+    errorMsg: str = ""  # noqa: N815
+    errorCode: str = ""  # noqa: N815
+    actionStartTime: str = ""  # noqa: N815
+    actionEndTime: str = ""  # noqa: N815
+    updateTime: str = ""  # noqa: N815
+
+
+class PrimaryState(BaseModel):
+    last_key: str | None = None  # newest set built (the chain head)
+    last_barrier_ms: int | None = None
+    unshipped: list[str] = []  # built, not yet delivered, in chain order
+    shipped: list[str] = []  # delivered keys not yet known to be restored (for unrestoreKeys)
+    state: Literal["backuping", "stopped", "waiting", "abnormal"] = "waiting"
+    success_time: str = ""
+    role_epoch: int = 0
+    progress: SideProgress = Field(default_factory=SideProgress)
+
+
+class StandbyTable(BaseModel):
+    version: int
+    table_id: str | None = None
+    barrier_ms: int  # barrier of the newest set this table is complete at
+
+
+class StandbyState(BaseModel):
+    last_key: str | None = None  # newest set fully restored
+    last_barrier_ms: int | None = None
+    tables: dict[str, StandbyTable] = {}
+    state: Literal["restoring", "stopped", "waiting", "abnormal"] = "waiting"
+    success_time: str = ""
+    role_epoch: int = 0
+    failover_point: str = ""
+    progress: SideProgress = Field(default_factory=lambda: SideProgress(actionType="Restore"))
+
+
+def load_state(metadata_dir: Path, model: type[Any]) -> Any:
+    path = metadata_dir / STATE_FILE
+    if not path.exists():
+        return model()
+    return model.model_validate(read_json(path))
+
+
+def save_state(metadata_dir: Path, state: BaseModel) -> None:
+    ensure_dir(metadata_dir)
+    atomic_write_json(metadata_dir / STATE_FILE, state.model_dump())
+
+
+CSV_FIELDS = [
+    "key", "priorKey", "barrierTime", "action", "status", "tables", "files", "bytes",
+    "startTime", "endTime", "seconds", "detail",
+]
+
+
+def append_history(path: Path, row: dict[str, Any]) -> None:
+    """One row per set and action; fsynced, header written with the first row."""
+    ensure_dir(path.parent)
+    new = not path.exists()
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    if new:
+        w.writeheader()
+    w.writerow(row)
+    with open(path, "a", newline="") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- intent ------------------------------------------------------------------------------
+# Commands only record intent (Patroni's model); the running pass reads it at step
+# boundaries. A flag file of its own, so a pass saving its state never overwrites it.
+
+
+def _intent_file(metadata_dir: Path, operation: str) -> Path:
+    return metadata_dir / f"stop-{operation}.intent"
+
+
+def request_stop(metadata_dir: Path, operation: str) -> None:
+    ensure_dir(metadata_dir)
+    atomic_write_json(_intent_file(metadata_dir, operation), {"requested": local_time()})
+
+
+def clear_stop(metadata_dir: Path, operation: str) -> bool:
+    try:
+        _intent_file(metadata_dir, operation).unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def stop_requested(metadata_dir: Path, operation: str) -> bool:
+    return _intent_file(metadata_dir, operation).exists()
