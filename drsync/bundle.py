@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -29,7 +29,7 @@ TARGET_BUNDLE_BYTES = 64 << 20
 ProgressFn = Callable[[int, int], None]  # (raw bytes read, bytes written to the bundle)
 
 
-def new_hash() -> hashlib._Hash:
+def new_hash() -> Any:  # hashlib's blake2b type is private
     return hashlib.blake2b(digest_size=32)
 
 
@@ -137,13 +137,11 @@ def write_bundle(
     missing: list[str] = []
     raw_total = 0
     with open(tmp, "wb") as out:
-        writer = _HashingWriter(out, lambda n: tick(0, n))
-        sink: BinaryIO
+        writer: Any = _HashingWriter(out, lambda n: tick(0, n))
+        sink: Any = writer
         if compression == "zstd":
             cctx = zstandard.ZstdCompressor(level=ZSTD_LEVELS.get(level, 1))
-            sink = cctx.stream_writer(writer, closefd=False)  # type: ignore[assignment]
-        else:
-            sink = writer  # type: ignore[assignment]
+            sink = cctx.stream_writer(writer, closefd=False)
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for e in entries:
                 try:
@@ -157,8 +155,8 @@ def write_bundle(
                     info.size = size
                     info.mtime = e.mtime_ns / 1e9
                     info.mode = 0o644
-                    reader = _HashingReader(src, lambda n: tick(n, 0))
-                    tar.addfile(info, reader)  # type: ignore[arg-type]
+                    reader: Any = _HashingReader(src, lambda n: tick(n, 0))
+                    tar.addfile(info, reader)
                     packed.append(PackedFile(e.member, size, reader.hash.hexdigest()))
                     raw_total += size
         if compression == "zstd":
@@ -193,11 +191,7 @@ def extract_bundle(
     seen: set[str] = set()
     try:
         with open(path, "rb") as raw:
-            stream: BinaryIO
-            if compression == "zstd":
-                stream = zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
-            else:
-                stream = raw
+            stream: Any = zstandard.ZstdDecompressor().stream_reader(raw) if compression == "zstd" else raw
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
                     exp = expected.get(member.name)

@@ -48,7 +48,8 @@ def _setup_logging(level: str) -> None:
 
 def _load(path: Path, side: str = "primary") -> Settings:
     settings = load_settings(path)
-    level = settings.primary_cluster_logging_level if side == "primary" else settings.standby_cluster_logging_level
+    level = (settings.primary_cluster_logging_level if side == "primary"
+             else settings.standby_cluster_logging_level)
     _setup_logging(level)
     return settings
 
@@ -134,7 +135,9 @@ def restore(config: ConfigOpt) -> None:
 @app.command("show-progress")
 def show_progress(
     config: ConfigOpt,
-    fmt: Annotated[str | None, typer.Option("--format", help="json or table (default: table on a terminal)")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="json or table (default: table on a terminal)")
+    ] = None,
 ) -> None:
     """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
 
@@ -210,7 +213,8 @@ def _intent(config: Path, side: str, op: str, stop: bool) -> None:
         from drsync.state import clear_stop, request_stop
 
         settings = load_settings(config)
-        meta = settings.primary_metadata_destination if side == "primary" else settings.restore_metadata_destination
+        meta = (settings.primary_metadata_destination if side == "primary"
+                else settings.restore_metadata_destination)
         if stop:
             request_stop(meta, op)
             out.print(f"{op} will stop at the next step boundary; start-{op} resumes it")

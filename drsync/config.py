@@ -239,7 +239,7 @@ _WINDOW = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})")
 
 
 def _clock(hours: str, minutes: str, *, is_end: bool) -> time:
-    if is_end and (hours, minutes) in (("24", "00"), ("24", "0")):
+    if is_end and (hours, minutes) == ("24", "00"):
         return time(0, 0)  # '22:00-24:00' reads naturally; it is the window 22:00-00:00
     if int(hours) > 23 or int(minutes) > 59:
         raise ValueError(f"{hours}:{minutes} is not a time of day")
@@ -361,6 +361,7 @@ _DISJOINT_PATHS = (
     "primary-media-destination", "primary-metadata-destination",
     "restore-media-destination", "restore-metadata-destination",
 )
+_SIDE = {name: "primary" if name.startswith("primary-") else "standby" for name in _DISJOINT_PATHS}
 
 
 # ---------------------------------------------------------------- loading
@@ -369,7 +370,7 @@ _DISJOINT_PATHS = (
 def load_settings(path: Path) -> Settings:
     """Read and validate backupRestore.ini; raises one ConfigError listing every problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: configuration file not found",
@@ -454,7 +455,7 @@ def _missing_keys(source: str, given: dict[str, tuple[_Key, int]], values: dict[
         if key.required_because and key.field not in given
     ]
     # An invalid transport already has its own line; guessing 'ssh' would only add noise.
-    if values.get("transport", "ssh") == "ssh":
+    if "transport" not in failed and values.get("transport", "ssh") == "ssh":
         for name, about in _SSH_REQUIRED.items():
             field = _KEY_BY_NAME[name].field
             if field not in values and field not in failed:
@@ -468,7 +469,12 @@ def _overlapping_paths(source: str, given: dict[str, tuple[_Key, int]],
     placed = [(name, given[field][1], path) for name in _DISJOINT_PATHS
               if isinstance(path := values.get(field := _KEY_BY_NAME[name].field), Path)]
     problems = []
+    # With transport=ssh each side's paths are on its own host: only a side's own paths must
+    # be disjoint, and a primary path may well equal a standby path (same layout on both).
+    same_host = values.get("transport") == "local"
     for (name, line, path), (other, other_line, other_path) in permutations(placed, 2):
+        if not same_host and _SIDE[name] != _SIDE[other]:
+            continue
         if path == other_path and line < other_line:
             continue  # an identical pair is met twice: report it once, on the later line
         if path.is_relative_to(other_path):
@@ -490,7 +496,7 @@ SWAP_PAIRS = (
     ("primary-warehouse", "standby-warehouse"),
 )
 _PARTNER = {a: b for a, b in SWAP_PAIRS} | {b: a for a, b in SWAP_PAIRS}
-_ASSIGNMENT = re.compile(r"(?P<key>[^=]*)=(?P<value>.*?)(?P<cr>\r?)")
+_ASSIGNMENT = re.compile(r"(?P<key>[^=]*)=(?P<value>.*?)(?P<cr>\r*)")  # line ends stay put
 
 
 def swap_config_text(text: str) -> str:

@@ -165,7 +165,8 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
             for f in t.files:
                 safe_relpath(f.path, table=t.name, where=f"manifest {where}")
                 if f.bundle not in bundles:
-                    raise ManifestError(f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
+                    raise ManifestError(
+                        f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
             for d in t.deletions:
                 safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
         except UnsafePathError as e:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from drsync.bundle import BundleEntry, BundleResult, bundle_suffix, plan_bundles, write_bundle
 from drsync.changes import TableChange, TableInventory, collect_changes
@@ -86,13 +87,17 @@ def run_backup(settings: Settings, ui: UiHook | None = None) -> RoundResult:
             return RoundResult(None, "backup is stopped by stop-backup; run start-backup to resume")
         state.state = "backuping"
         tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        started = time.monotonic()
         try:
             with open_transport(settings) as transport:
+                _requeue_lost(state, transport)
                 for key in list(state.unshipped):
                     _ship_set(settings, state, transport, key, tracker)
                 result = _build_set(settings, state, tracker)
                 if result.key is not None:
                     result.bytes_shipped = _ship_set(settings, state, transport, result.key, tracker)
+                    result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
+                                       f"{time.monotonic() - started:.1f} s")
                 _forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)
@@ -177,11 +182,17 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         "startTime": tracker.side.actionStartTime, "endTime": local_time(),
         "detail": "; ".join(f.name for f in failed),
     })
-    msg = (f"set {key}: {len(changes)} of {len(versions) + len([f for f in failed if f.name not in versions])} "
-           f"tables changed, {nbytes / 1e6:.1f} MB collected")
+    n_tables = len(set(versions) | {f.name for f in failed})
+    msg = f"set {key}: {len(changes)} of {n_tables} tables changed, {nbytes / 1e6:.1f} MB collected"
     if failed:
         msg += f"; {len(failed)} table(s) failed: " + ", ".join(f.name for f in failed)
     return RoundResult(key, msg, len(changes), 0, failed)
+
+
+def _compression(settings: Settings) -> Literal["zstd", "none"]:
+    if settings.compression_type == "none" or settings.compression_level == 0:
+        return "none"
+    return "zstd"
 
 
 def _write_bundles(
@@ -197,7 +208,7 @@ def _write_bundles(
         )
         for table, change in changes for f in change.files
     ]
-    compression = "none" if settings.compression_type == "none" or settings.compression_level == 0 else "zstd"
+    compression = _compression(settings)
     groups = plan_bundles(entries)
     tracker.total = sum(e.size for e in entries)
     tracker.measure = "produced"
@@ -233,14 +244,15 @@ def _make_manifest(
                                 "was packed; mirrored as it is")
                 continue
             p, bundle = packed[member]
-            files.append(ManifestFile(path=f.path, kind=f.kind, size=p.size, mtime_ns=f.mtime_ns,  # type: ignore[arg-type]
-                                      version=f.version, blake2b=p.blake2b, bundle=bundle))
-        tables.append(ManifestTable(
-            name=table.name, table_id=change.table_id, mode=change.mode,  # type: ignore[arg-type]
-            from_version=change.from_version, to_version=change.to_version, files=files,
-            deletions=change.deletions, ddl=change.ddl, warnings=warnings,
-        ))
-    compression = "none" if settings.compression_type == "none" or settings.compression_level == 0 else "zstd"
+            files.append(ManifestFile.model_validate({
+                "path": f.path, "kind": f.kind, "size": p.size, "mtime_ns": f.mtime_ns,
+                "version": f.version, "blake2b": p.blake2b, "bundle": bundle}))
+        tables.append(ManifestTable.model_validate({
+            "name": table.name, "table_id": change.table_id, "mode": change.mode,
+            "from_version": change.from_version, "to_version": change.to_version, "files": files,
+            "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
+        }))
+    compression = _compression(settings)
     return Manifest(
         key=key, prior_key=state.last_key,
         primary_cluster_id=str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
@@ -248,7 +260,7 @@ def _make_manifest(
         role_epoch=state.role_epoch, barrier_utc=cut.isoformat(), barrier_ms=barrier_ms,
         created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
         tables=tables, versions=versions, failed_objects=failed,
-        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=compression,  # type: ignore[arg-type]
+        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=compression,
                             files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
     )
 
@@ -277,6 +289,20 @@ def _ship_set(
     state.shipped.append(key)
     save_state(meta, state)
     return sent
+
+
+def _requeue_lost(state: PrimaryState, transport: Transport) -> None:
+    """Sets shipped but neither restored nor in the standby's inbox any more (the standby set
+    a corrupt one aside, or its inbox was lost) go back to the queue to be shipped again."""
+    if not state.shipped:
+        return
+    inbox = transport.list_dir("metadata", MANIFEST_DIR)
+    _forget_restored(state, transport)
+    lost = [k for k in state.shipped if f"{k}.manifest.json" not in inbox]
+    if lost:
+        log.warning("set(s) %s are no longer in the standby's inbox; shipping them again", ", ".join(lost))
+        state.shipped = [k for k in state.shipped if k not in lost]
+        state.unshipped = sorted(set(state.unshipped) | set(lost))
 
 
 def _forget_restored(state: PrimaryState, transport: Transport) -> None:

@@ -72,7 +72,8 @@ class ProgressTracker:
             self._last_flush = now
             elapsed = now - self._start
             done = self.produced if self.measure == "produced" else self.consumed
-            pct = 100.0 * done / self.total if self.total else (100.0 if self.side.currentStep == "FINISH" else 0.0)
+            finished = self.side.currentStep == "FINISH"
+            pct = 100.0 * done / self.total if self.total else (100.0 if finished else 0.0)
             self.side.progress = f"{min(pct, 100.0):.2f}%"
             self.side.backupRate.producerRate = _rate(self.produced, elapsed)
             self.side.backupRate.compressRate = _rate(self.compressed, elapsed)
@@ -122,7 +123,8 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
     """The show-progress JSON document, with exactly the DWS tool's field names."""
     p_side = primary.progress.model_copy(deep=True)
     s_side = standby.progress.model_copy(deep=True)
-    pending = [k for k in primary.shipped + primary.unshipped if standby.last_key is None or k > standby.last_key]
+    pending = [k for k in primary.shipped + primary.unshipped
+               if standby.last_key is None or k > standby.last_key]
     unrestored = ",".join(pending) if pending else "N/A"
     p_side.unrestoreKeys = s_side.unrestoreKeys = unrestored
     rpo = standby_rpo_seconds(standby)

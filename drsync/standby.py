@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,24 @@ def barrier_dir(warehouse: Path) -> Path:
     return warehouse / DRSYNC_DIR / "barriers"
 
 
-def pending_chain(meta: Path, last_key: str | None) -> list[Manifest]:
-    """Manifests in the inbox after `last_key`, in chain order; a gap raises ChainError."""
+def reject_manifest(meta: Path, key: str, reason: str) -> None:
+    """Set a manifest aside (never delete evidence); the primary sees it gone and re-ships."""
+    src = meta / MANIFEST_DIR / f"{key}.manifest.json"
+    dest_dir = meta / MANIFEST_DIR / "rejected"
+    ensure_dir(dest_dir)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(src, dest_dir / f"{key}.manifest.json.{int(time.time())}")
+        fsync_dir(src.parent)
+    log.error("set %s set aside in %s: %s; the primary ships it again at its next round",
+              key, dest_dir, reason)
+
+
+def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], ChainError | None]:
+    """Manifests in the inbox after `last_key`, in chain order, up to the first gap.
+
+    Returns the contiguous chain and, if more sets wait behind a gap, the ChainError to raise
+    once the contiguous part is applied. An unreadable manifest is set aside for re-shipping.
+    """
     keys: list[str] = []
     with contextlib.suppress(FileNotFoundError):
         for e in os.scandir(meta / MANIFEST_DIR):
@@ -74,18 +91,23 @@ def pending_chain(meta: Path, last_key: str | None) -> list[Manifest]:
     chain: list[Manifest] = []
     expected_prior = last_key
     for key in sorted(keys):
-        manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+        try:
+            manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+        except ManifestError as e:
+            if "not valid JSON" in e.message:  # torn or truncated: ask for it again
+                reject_manifest(meta, key, e.message)
+            raise
         if manifest.key != key:
             raise ManifestError(f"manifest {key}.manifest.json carries key {manifest.key}")
         if manifest.prior_key != expected_prior:
-            raise ChainError(
+            return chain, ChainError(
                 f"set {key} builds on {manifest.prior_key or 'nothing'}, but the standby is at "
                 f"{expected_prior or 'no set yet'}; set {manifest.prior_key} is missing from the inbox",
-                hint="ship the missing set again from the primary (drsync backup) or reseed",
+                hint="the primary re-ships sets missing from the inbox at its next round (drsync backup)",
             )
         chain.append(manifest)
         expected_prior = key
-    return chain
+    return chain, None
 
 
 def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
@@ -100,7 +122,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
         result = RestoreResult()
         try:
             tracker.step("INIT")
-            chain = pending_chain(meta, state.last_key)
+            chain, gap = pending_chain(meta, state.last_key)
             for manifest in chain:
                 if stop_requested(meta, "restore"):
                     state.state = "stopped"
@@ -112,6 +134,8 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
                 result.applied.append(manifest.key)
                 if manifest.failed_objects:
                     result.exit_code = 3
+            if gap is not None:
+                raise gap
         except DrsyncError as e:
             tracker.fail(e)
             state.state = "abnormal"
@@ -162,11 +186,17 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             dest = staging / t.path / f.path
             ensure_dir(dest.parent)
             by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
-    for b in m.bundles:
-        path = media / m.key / b.name
-        if not path.exists():
-            raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
-        extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n))
+    try:
+        for b in m.bundles:
+            path = media / m.key / b.name
+            if not path.exists():
+                raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
+            extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n))
+    except IntegrityError as e:
+        rmtree_force(staging)
+        reject_manifest(meta, m.key, e.message)
+        e.hint = "nothing was applied; the primary ships the set again at its next round"
+        raise
     crash_point("restore.verified")
 
     tracker.step("APPLY")
@@ -174,7 +204,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         _check_conflicts(warehouse, state, t)
     for t in m.tables:
         _apply_table(warehouse, staging, t, tracker)
-        state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id, barrier_ms=m.barrier_ms)
+        state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
+                                            barrier_ms=m.barrier_ms)
     failed = {f.name for f in m.failed_objects}
     for name, version in m.versions.items():
         if name not in failed and name in state.tables:
@@ -210,7 +241,7 @@ def _check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> 
         if known is not None:
             raise StandbyConflictError(
                 f"table {t.name}: replicated table directory {tdir} was removed on the standby",
-                hint=f"reseed the table, or cancel its publication",
+                hint="reseed the table, or cancel its publication",
             )
         return
     if not (tdir / LOG_DIR).is_dir():

@@ -35,27 +35,27 @@ def local_time(ts: float | None = None) -> str:
 
 class Rates(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    producerRate: str = "0.0MB/s"  # noqa: N815 - field names are the DWS tool's
-    compressRate: str = "0.0MB/s"  # noqa: N815
-    consumerRate: str = "0.0MB/s"  # noqa: N815
+    producerRate: str = "0.0MB/s"
+    compressRate: str = "0.0MB/s"
+    consumerRate: str = "0.0MB/s"
 
 
 class SideProgress(BaseModel):
     """One SIDE of the show-progress document (shared/spec/progress.md), field for field."""
 
     key: str = ""
-    priorKey: str = "N/A"  # noqa: N815
-    actionType: Literal["Backup", "Restore"] = "Backup"  # noqa: N815
+    priorKey: str = "N/A"
+    actionType: Literal["Backup", "Restore"] = "Backup"
     progress: str = "0.00%"
-    backupRate: Rates = Field(default_factory=Rates)  # noqa: N815
-    currentStep: str = "INIT"  # noqa: N815
-    unrestoreKeys: str = "N/A"  # noqa: N815
-    failedStep: str = "INIT"  # noqa: N815
-    errorMsg: str = ""  # noqa: N815
-    errorCode: str = ""  # noqa: N815
-    actionStartTime: str = ""  # noqa: N815
-    actionEndTime: str = ""  # noqa: N815
-    updateTime: str = ""  # noqa: N815
+    backupRate: Rates = Field(default_factory=Rates)
+    currentStep: str = "INIT"
+    unrestoreKeys: str = "N/A"
+    failedStep: str = "INIT"
+    errorMsg: str = ""
+    errorCode: str = ""
+    actionStartTime: str = ""
+    actionEndTime: str = ""
+    updateTime: str = ""
 
 
 class PrimaryState(BaseModel):

@@ -456,3 +456,22 @@ def test_garbage_raises_only_config_error(lines: list[str], on_valid_base: bool)
     except ConfigError as error:
         assert str(error).strip()
         assert all(line.startswith(SOURCE) for line in str(error).split("\n"))
+
+
+def test_ssh_sides_may_use_the_same_paths_on_their_own_hosts() -> None:
+    """With transport=ssh each side's paths live on its own host: the same layout on both is
+    normal, but one side's paths must still be disjoint among themselves."""
+    same_layout = {
+        "primary-warehouse": "/srv/drsync/warehouse", "standby-warehouse": "/srv/drsync/warehouse",
+        "primary-media-destination": "/srv/drsync/media", "restore-media-destination": "/srv/drsync/media",
+        "primary-metadata-destination": "/srv/drsync/meta",
+        "restore-metadata-destination": "/srv/drsync/meta",
+    }
+    ssh = {k.replace("-", "_"): v for k, v in {**SSH_KEYS, **same_layout, "transport": "ssh"}.items()}
+    loaded = parse_settings_text(render(**ssh), SOURCE)
+    assert loaded.restore_media_destination == loaded.primary_media_destination
+    nested = dict(ssh, restore_media_destination="/srv/drsync/warehouse/media")
+    lines = problems(render(**nested))
+    assert any("restore-media-destination" in line and "standby-warehouse" in line for line in lines)
+    local = dict(ssh, transport="local")
+    assert problems(render(**local))

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Sites, make_sites
+
+
+@pytest.fixture
+def sites(tmp_path: Path) -> Sites:
+    """A primary and a standby warehouse on this host, with a transport=local config."""
+    return make_sites(tmp_path / "sites")
