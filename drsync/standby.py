@@ -200,8 +200,12 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     crash_point("restore.verified")
 
     tracker.step("APPLY")
-    for t in m.tables:
-        _check_conflicts(warehouse, state, t)
+    try:
+        for t in m.tables:
+            _check_conflicts(warehouse, state, t)
+    except StandbyConflictError:
+        rmtree_force(staging)
+        raise
     for t in m.tables:
         _apply_table(warehouse, staging, t, tracker)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
