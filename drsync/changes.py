@@ -199,7 +199,9 @@ def collect_changes(
                 st = os.stat(table_dir / rel)
                 ship[rel] = FileToShip(rel, "sidecar", st.st_size, st.st_mtime_ns, start)
         inv.log_floor = start
-        first_commit = start + 1 if ckpt else 0
+        # Commit `start` itself is shipped when the primary still has it (mirror the log);
+        # every file it adds is live at `start`, so the snapshot above already ships them.
+        first_commit = start if start in listing.commits else start + 1
     else:
         first_commit = inv.version + 1
 
