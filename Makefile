@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck soak bench clean venv
+.PHONY: demo test lint typecheck soak bench clean venv sysdeps
 
 venv: $(STAMP)
 
@@ -18,7 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m drsync.demo --dir demo
 
-test: $(STAMP) lint
+# Tests talk to a real OpenSSH server on 127.0.0.1 (started by the tests, never a system
+# service) and benchmarks compare with rsync: install them when missing (we are root on CI).
+sysdeps:
+	@if ! test -x /usr/sbin/sshd || ! command -v rsync >/dev/null || ! command -v ssh-keygen >/dev/null; then \
+		echo "installing openssh-server, openssh-client, rsync"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends openssh-server openssh-client rsync >/dev/null; \
+	fi
+
+test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 lint: $(STAMP)
@@ -28,7 +37,7 @@ lint: $(STAMP)
 soak: $(STAMP)
 	DRSYNC_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests -m crash
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python bench/incremental.py
 
 clean:

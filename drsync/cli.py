@@ -44,6 +44,8 @@ def _setup_logging(level: str) -> None:
     numeric = logging.CRITICAL if level == "FATAL" else getattr(logging, level, logging.INFO)
     logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr, force=True)
+    # paramiko narrates every connection at INFO; its warnings and errors still show.
+    logging.getLogger("paramiko").setLevel(max(numeric, logging.WARNING))
 
 
 def _load(path: Path, side: str = "primary") -> Settings:
@@ -63,7 +65,7 @@ def _progress_ui(label: str) -> Iterator[Callable[[str, int, int], None] | None]
         def plain(step: str, done: int, total: int) -> None:
             if step != last["step"]:
                 last["step"] = step
-                log.info("%s: step %s", label, step)
+                log.debug("%s: step %s", label, step)
 
         yield plain
         return
@@ -273,6 +275,20 @@ def config_swap(config: ConfigOpt) -> None:
         return 0
 
     _run(go)
+
+
+@app.command(hidden=False)
+def agent(
+    media_root: Annotated[Path, typer.Option(help="restore-media-destination on this host.")],
+    metadata_root: Annotated[Path, typer.Option(help="restore-metadata-destination on this host.")],
+) -> None:
+    """The standby's end of transport=ssh: speaks drsync's protocol on stdin/stdout.
+
+    Started by the primary over SSH (or pinned in authorized_keys with
+    command="drsync agent --media-root ... --metadata-root ..."); not for interactive use."""
+    from drsync.transport.agent import run_agent
+
+    raise typer.Exit(run_agent(media_root, metadata_root))
 
 
 @app.command()

@@ -15,6 +15,7 @@ import difflib
 import ipaddress
 import os
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time, timedelta
@@ -84,6 +85,7 @@ class Settings(BaseModel):
     api_token_file: Path | None = None
     rpo_target: timedelta | None = None
     barrier_grace: timedelta = timedelta(seconds=1)
+    remote_drsync_command: tuple[str, ...] = ("drsync",)
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""
@@ -228,6 +230,17 @@ def _file_name(value: str) -> str:
     return value
 
 
+def _command(value: str) -> tuple[str, ...]:
+    """A command line split like a shell would, but never run through one unquoted."""
+    try:
+        words = tuple(shlex.split(value))
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a valid command line ({e})") from None
+    if not words:
+        raise ValueError("empty command")
+    return words
+
+
 def _uuid(value: str) -> UUID:
     try:
         return UUID(value)
@@ -341,6 +354,7 @@ _KEYS = (
     _Key("rpo-target", _duration(None, timedelta(seconds=1)), "duration >= 1s with unit, or N/A"),
     _Key("barrier-grace", _duration("s", timedelta(0), timedelta(seconds=60)),
          "duration 0s-60s (bare number = seconds, default 1s)"),
+    _Key("remote-drsync-command", _command, "a command line, e.g. /opt/drsync/bin/drsync (default drsync)"),
 )
 _KEY_BY_NAME = {key.name: key for key in _KEYS}
 KNOWN_KEYS = tuple(_KEY_BY_NAME)

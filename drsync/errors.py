@@ -84,3 +84,15 @@ class StoppedError(DrsyncError):
     """An operator asked this operation to stop; it stopped at a step boundary."""
 
     code = "DRS600"
+
+
+class HostKeyError(TransportError):
+    """The other host's key is unknown or changed: refused, never retried."""
+
+    code = "DRS410"
+
+
+class AuthError(TransportError):
+    """The other host refused our key: refused, never retried."""
+
+    code = "DRS411"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from drsync.errors import ManifestError, UnsafePathError
-from drsync.tableformat.delta import safe_relpath
+from drsync.paths import safe_relpath
 
 FORMAT_VERSION = "1.0"
 KEY_FORMAT = "%Y%m%d_%H%M%S"

@@ -307,7 +307,7 @@ def _requeue_lost(state: PrimaryState, transport: Transport) -> None:
 
 def _forget_restored(state: PrimaryState, transport: Transport) -> None:
     """Drop keys the standby has restored from `shipped` (they feed unrestoreKeys)."""
-    raw = transport.read_bytes("metadata", "state.json")
+    raw = transport.read_bytes("metadata", StandbyState.FILE)
     if raw is None:
         return
     try:

@@ -7,15 +7,17 @@ them into the DWS tool's rate strings, and saves the side's state at most twice 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
+from drsync.fsutil import atomic_write_bytes
 from drsync.state import (
     PrimaryState,
     SideProgress,
@@ -24,6 +26,7 @@ from drsync.state import (
     local_time,
 )
 
+log = logging.getLogger("drsync.progress")
 UiHook = Callable[[str, int, int], None]  # (step, bytes done, bytes total)
 
 
@@ -113,10 +116,38 @@ def standby_rpo_seconds(standby: StandbyState, now: datetime | None = None) -> i
 
 
 def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
-    """Both sides' state. With transport=local both metadata directories are on this host."""
-    primary = load_state(settings.primary_metadata_destination, PrimaryState)
-    standby = load_state(settings.restore_metadata_destination, StandbyState)
-    return primary, standby
+    """Both sides' state: this host's from disk, the other's over the transport.
+
+    With transport=local both are on this host. Over SSH the side this host plays is the one
+    whose state file exists here; the other side's state is fetched through its agent and
+    cached, so when it cannot be reached its last known state is shown (its `updateTime`
+    tells how old it is) together with a warning.
+    """
+    p_meta, s_meta = settings.primary_metadata_destination, settings.restore_metadata_destination
+    if settings.transport == "local":
+        return load_state(p_meta, PrimaryState), load_state(s_meta, StandbyState)
+    if (p_meta / PrimaryState.FILE).exists():
+        return load_state(p_meta, PrimaryState), _remote_state(settings, "standby", StandbyState, p_meta)
+    if (s_meta / StandbyState.FILE).exists():
+        return _remote_state(settings, "primary", PrimaryState, s_meta), load_state(s_meta, StandbyState)
+    return PrimaryState(), StandbyState()
+
+
+def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model: type[Any],
+                  cache_dir: Path) -> Any:
+    from drsync.transport.ssh import SshTransport
+
+    cache = cache_dir / f"{model.FILE}.remote-cache"
+    try:
+        with SshTransport(settings, peer=peer) as t:
+            raw = t.read_bytes("metadata", model.FILE)
+        if raw is not None:
+            atomic_write_bytes(cache, raw)
+            return model.model_validate_json(raw)
+        return model()
+    except DrsyncError as e:
+        log.warning("cannot read the %s's state (%s); showing the last known one", peer, e.message)
+        return model.model_validate_json(cache.read_bytes()) if cache.exists() else model()
 
 
 def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, Any]:

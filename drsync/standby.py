@@ -99,6 +99,12 @@ def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], Cha
             raise
         if manifest.key != key:
             raise ManifestError(f"manifest {key}.manifest.json carries key {manifest.key}")
+        if manifest.prior_key is None and expected_prior is not None:
+            return chain, ChainError(
+                f"set {key} starts a new chain, but the standby is at {expected_prior}: the "
+                "primary's state was reset; sets of the new chain are not applied",
+                hint="restore the primary's metadata directory, or start over with set-independent",
+            )
         if manifest.prior_key != expected_prior:
             return chain, ChainError(
                 f"set {key} builds on {manifest.prior_key or 'nothing'}, but the standby is at "

@@ -2,7 +2,9 @@
 
 Layout under a metadata destination (primary-/restore-metadata-destination):
 
-    state.json                    this side's state (PrimaryState or StandbyState)
+    primary-state.json            the primary's state (PrimaryState), or
+    standby-state.json            the standby's (StandbyState): distinct names, so a host
+                                  knows its side even when both sites use the same paths
     manifests/<key>.manifest.json manifests (on the standby: the inbox, written last)
     tables/<db>/<schema>/<table>.json   primary only: what the standby holds of a table
     locks/<operation>.lock        one lock per operation, with the holder's PID
@@ -16,13 +18,12 @@ import io
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 
-STATE_FILE = "state.json"
 MANIFEST_DIR = "manifests"
 LOCK_DIR = "locks"
 
@@ -59,6 +60,7 @@ class SideProgress(BaseModel):
 
 
 class PrimaryState(BaseModel):
+    FILE: ClassVar[str] = "primary-state.json"
     last_key: str | None = None  # newest set built (the chain head)
     last_barrier_ms: int | None = None
     unshipped: list[str] = []  # built, not yet delivered, in chain order
@@ -76,6 +78,7 @@ class StandbyTable(BaseModel):
 
 
 class StandbyState(BaseModel):
+    FILE: ClassVar[str] = "standby-state.json"
     last_key: str | None = None  # newest set fully restored
     last_barrier_ms: int | None = None
     tables: dict[str, StandbyTable] = {}
@@ -87,15 +90,15 @@ class StandbyState(BaseModel):
 
 
 def load_state(metadata_dir: Path, model: type[Any]) -> Any:
-    path = metadata_dir / STATE_FILE
+    path = metadata_dir / model.FILE
     if not path.exists():
         return model()
     return model.model_validate(read_json(path))
 
 
-def save_state(metadata_dir: Path, state: BaseModel) -> None:
+def save_state(metadata_dir: Path, state: PrimaryState | StandbyState) -> None:
     ensure_dir(metadata_dir)
-    atomic_write_json(metadata_dir / STATE_FILE, state.model_dump())
+    atomic_write_json(metadata_dir / type(state).FILE, state.model_dump())
 
 
 CSV_FIELDS = [

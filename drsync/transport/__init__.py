@@ -16,10 +16,11 @@ def open_transport(settings: Settings) -> Transport:
         from drsync.transport.local import LocalTransport
 
         return LocalTransport(settings.restore_media_destination, settings.restore_metadata_destination)
-    raise ConfigError(
-        f"{settings.source_file}: transport=ssh is not available in this version yet",
-        hint="set transport=local for a single-host setup",
-    )
+    if settings.transport == "ssh":
+        from drsync.transport.ssh import SshTransport
+
+        return SshTransport(settings)
+    raise ConfigError(f"{settings.source_file}: unknown transport {settings.transport!r}")
 
 
 __all__ = ["Area", "Transport", "open_transport"]

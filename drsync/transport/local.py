@@ -9,7 +9,7 @@ from pathlib import Path
 from drsync.bundle import file_hash
 from drsync.errors import IntegrityError, TransportError
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
-from drsync.tableformat.delta import safe_relpath
+from drsync.paths import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
 
 PART_SUFFIX = ".part"

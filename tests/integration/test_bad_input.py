@@ -106,7 +106,7 @@ def test_missing_prior_set_blocks_loudly(sites: Sites) -> None:
     assert p.returncode == 1
     line = _one_line_error(p)
     assert middle.name.split(".")[0] in line and "missing" in line
-    state = json.loads((sites.standby_meta / "state.json").read_text())
+    state = json.loads((sites.standby_meta / "standby-state.json").read_text())
     assert state["last_key"] == manifests[0].name.split(".")[0]
     progress = json.loads(drsync("show-progress", "-c", str(sites.config), "--format", "json").stdout)
     assert progress["apply"]["restoreState"] == "abnormal"

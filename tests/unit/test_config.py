@@ -159,6 +159,7 @@ BAD_VALUES = [
     ("api-listen", "not a host"),
     ("rpo-target", "15"), ("rpo-target", "0s"),
     ("barrier-grace", "61s"), ("barrier-grace", "2m"),
+    ("remote-drsync-command", "'unclosed quote"),
 ]
 
 

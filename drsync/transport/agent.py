@@ -1,0 +1,172 @@
+"""`drsync agent`: the standby's end of the SSH transport.
+
+Started by the primary over an SSH exec channel (or pinned with a forced `command=` in
+authorized_keys), it serves the fixed command set of `protocol.py` on stdin/stdout, confined to
+two roots given on its command line: the media (bundle inbox) and metadata destinations.
+Plain SFTP cannot do what this does on the receiving side: hash the bytes that actually
+landed, fsync them, and rename only a verified file into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from drsync import __version__
+from drsync.bundle import file_hash
+from drsync.errors import DrsyncError, TransportError
+from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
+from drsync.manifest import FORMAT_VERSION
+from drsync.paths import safe_relpath
+from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
+
+PART_SUFFIX = ".part"
+
+
+class Agent:
+    def __init__(self, media_root: Path, metadata_root: Path) -> None:
+        self.roots = {"media": media_root, "metadata": metadata_root}
+
+    def path(self, req: dict[str, Any], key: str = "rel") -> Path:
+        area = req.get("area")
+        if area not in self.roots:
+            raise TransportError(f"unknown area {area!r}")
+        rel = req.get(key)
+        if not isinstance(rel, str):
+            raise TransportError(f"missing {key}")
+        if rel == ".":
+            return self.roots[area]
+        return self.roots[area] / safe_relpath(rel, table="(agent)", where=f"{area} path")
+
+    def serve(self, r: BinaryIO, w: BinaryIO) -> None:
+        while (req := read_header(r)) is not None:
+            op = req.get("op")
+            try:
+                if op == "bye":
+                    write_frame(w, {"ok": True})
+                    return
+                handler = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isalpha() else None
+                if handler is None:
+                    read_payload(r, req)
+                    raise TransportError(f"unknown operation {op!r}")
+                reply, payload = handler(req, r)
+                write_frame(w, {"ok": True, **reply}, payload)
+            except DrsyncError as e:
+                write_frame(w, {"ok": False, "code": e.code, "error": e.message})
+            except OSError as e:
+                code = "ENOSPC" if e.errno == 28 else "EIO"
+                write_frame(w, {"ok": False, "code": code,
+                                "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
+
+    def op_hello(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return {"version": __version__, "format": FORMAT_VERSION, "protocol": PROTOCOL_VERSION,
+                "time": time.time(), "pid": os.getpid()}, b""
+
+    def op_stat(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        p = self.path(req)
+        part = p.with_name(p.name + PART_SUFFIX)
+        size = p.stat().st_size if p.is_file() else None
+        part_size = part.stat().st_size if part.is_file() else None
+        reply: dict[str, Any] = {"size": size, "part": part_size}
+        if size is not None and req.get("hash"):
+            reply["blake2b"] = file_hash(p)
+        return reply, b""
+
+    def op_put(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Receive `length` bytes at `offset` of rel.part; verify and rename when complete.
+
+        The payload is always consumed, even on error, so the stream stays in sync."""
+        offset, length, size, want = (req.get(k) for k in ("offset", "length", "size", "blake2b"))
+        if not isinstance(length, int) or length < 0:
+            raise TransportError("put needs an integer length")  # cannot even drain: fatal
+        remaining = length  # bytes of payload still in the stream: drained on any error
+        try:
+            if not (isinstance(offset, int) and isinstance(size, int) and offset >= 0 and size >= 0
+                    and isinstance(want, str)):
+                raise TransportError("put needs integer offset/size and a blake2b")
+            p = self.path(req)
+            ensure_dir(p.parent)
+            part = p.with_name(p.name + PART_SUFFIX)
+            have = part.stat().st_size if part.exists() else 0
+            if offset != have and offset != 0:
+                raise TransportError(f"{p.name}: resume offset {offset} but {have} bytes are there")
+            with open(part, "r+b" if offset else "wb") as f:
+                f.seek(offset)
+                f.truncate()
+                while remaining:
+                    chunk = r.read(min(CHUNK, remaining))
+                    if not chunk:
+                        raise EOFError("stream ended inside a put")
+                    f.write(chunk)
+                    remaining -= len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            self._drain(r, remaining)
+            raise
+        done = offset + length
+        if done < size:
+            return {"complete": False, "have": done}, b""
+        if done > size or file_hash(part) != want:
+            part.unlink()
+            return {"complete": False, "have": 0, "corrupt": True}, b""
+        os.replace(part, p)
+        fsync_dir(p.parent)
+        return {"complete": True, "have": done}, b""
+
+    @staticmethod
+    def _drain(r: BinaryIO, n: int) -> None:
+        with contextlib.suppress(EOFError):
+            while n > 0:
+                n -= len(read_exact(r, min(CHUNK, n)))
+
+    def op_write(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        data = read_payload(r, req)
+        atomic_write_bytes(self.path(req), data)
+        return {}, b""
+
+    def op_read(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        try:
+            return {"found": True}, self.path(req).read_bytes()
+        except FileNotFoundError:
+            return {"found": False}, b""
+
+    def op_list(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        files: dict[str, int] = {}
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for e in os.scandir(self.path(req)):
+                if e.is_file(follow_symlinks=False):
+                    files[e.name] = e.stat().st_size
+        return {"files": files}, b""
+
+    def op_df(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        root = self.roots.get(str(req.get("area")))
+        if root is None:
+            raise TransportError(f"unknown area {req.get('area')!r}")
+        probe = root
+        while not probe.exists():
+            probe = probe.parent
+        usage = shutil.disk_usage(probe)
+        return {"free": usage.free, "total": usage.total}, b""
+
+
+def run_agent(media_root: Path, metadata_root: Path) -> int:
+    for label, root in (("media", media_root), ("metadata", metadata_root)):
+        if not root.is_absolute():
+            print(f"drsync agent: --{label}-root must be absolute: {root}", file=sys.stderr)
+            return 2
+    r = open(sys.stdin.fileno(), "rb", buffering=CHUNK, closefd=False)  # noqa: SIM115
+    w = open(sys.stdout.fileno(), "wb", buffering=CHUNK, closefd=False)  # noqa: SIM115
+    try:
+        Agent(media_root, metadata_root).serve(r, w)
+    except (EOFError, BrokenPipeError):
+        return 0  # the primary went away: nothing half-renamed, .part files stay for resume
+    except TransportError as e:
+        print(f"drsync agent: {e.message}", file=sys.stderr)
+        return 1
+    return 0

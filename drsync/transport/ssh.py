@@ -1,0 +1,327 @@
+"""`transport=ssh`: paramiko to a `drsync agent` on the standby.
+
+Security: key authentication only (no password, no agent, no key search), host keys checked
+strictly against `known-hosts-file` (unknown or changed = refused, naming host and
+fingerprint), the remote command built from quoted words only.
+
+Throughput: up to `parrallel-process` links, each its own TCP connection and agent (paramiko
+encrypts in one thread per connection, so parallel connections are what scales), kept open
+for the whole round. A shared token bucket applies `bandwidth-limit` across all of them.
+Transient failures (connection reset, EOF, timeouts) reconnect and resume from the bytes the
+agent already holds, up to `check-balance-retry-times` times.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import queue
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import paramiko
+
+from drsync import __version__
+from drsync.config import Settings
+from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, TransportError
+from drsync.fsutil import CHUNK
+from drsync.paths import safe_relpath
+from drsync.transport.base import Area, SendProgress, Transport
+from drsync.transport.protocol import read_header, read_payload, write_frame
+
+log = logging.getLogger("drsync.ssh")
+WINDOW = 16 << 20  # SSH channel window: keeps a fast link busy while the agent fsyncs
+TRANSIENT = (EOFError, OSError, paramiko.SSHException, socket.timeout)
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyError(
+            f"ssh: host {hostname} is not in {self.known_hosts}: it offered {key.get_name()} key "
+            f"{fingerprint(key)}; refused",
+            hint=f"check that fingerprint with the host's administrator, then add the key to "
+                 f"{self.known_hosts} (e.g. ssh-keyscan -p PORT HOST >> {self.known_hosts})",
+        )
+
+
+class RateLimiter:
+    """A token bucket shared by every stream: `bandwidth-limit` bytes per second in total."""
+
+    def __init__(self, rate: int | None) -> None:
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._tokens = float(rate or 0)
+        self._last = time.monotonic()
+
+    def take(self, n: int) -> None:
+        if not self.rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.rate), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+class Link:
+    """One SSH connection running one agent; requests on it are strictly sequential."""
+
+    def __init__(self, settings: Settings, command: str, host: str) -> None:
+        self.where = f"{settings.username}@{host}:{settings.ssh_port}"
+        known = settings.known_hosts_file
+        key = settings.ssh_key_file
+        if known is None or key is None:
+            raise ConfigError("transport=ssh needs known-hosts-file and ssh-key-file")
+        self.client = paramiko.SSHClient()
+        try:
+            self.client.load_host_keys(str(known))
+        except OSError as e:
+            raise ConfigError(f"known-hosts-file {known}: {e.strerror or e}") from None
+        self.client.set_missing_host_key_policy(_RefuseUnknownHost(known))
+        try:
+            self.client.connect(
+                host, port=settings.ssh_port, username=settings.username, key_filename=str(key),
+                allow_agent=False, look_for_keys=False, timeout=20, banner_timeout=20, auth_timeout=20,
+            )
+        except paramiko.BadHostKeyException as e:
+            raise HostKeyError(
+                f"ssh: host key of {host} CHANGED: it offered {fingerprint(e.key)}, {known} expects "
+                f"{fingerprint(e.expected_key)}; refused (possible man-in-the-middle)",
+                hint=f"if the host was legitimately re-installed, replace its line in {known}",
+            ) from None
+        except paramiko.AuthenticationException:
+            raise AuthError(
+                f"ssh: {self.where} refused the key {key}",
+                hint=f"add the public key ({key}.pub) to ~{settings.username}/.ssh/authorized_keys "
+                     "on the other host (drsync prepare prints the line)",
+            ) from None
+        except (OSError, paramiko.SSHException) as e:
+            raise TransportError(f"ssh: cannot connect to {self.where}: {e}") from None
+        transport = self.client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(15)
+        self.channel = transport.open_session(window_size=WINDOW)
+        self.channel.exec_command(command)
+        self.r: Any = self.channel.makefile("rb", CHUNK)
+        self.w: Any = self.channel.makefile_stdin("wb", CHUNK)
+        self.command = command
+        hello = self.request({"op": "hello"})
+        if hello.get("version") != __version__:
+            raise TransportError(
+                f"ssh: {self.where} runs drsync {hello.get('version')}, this host {__version__}",
+                hint="install the same drsync version on both sites",
+            )
+        self.remote_time = float(hello.get("time", 0.0))
+
+    def request(self, header: dict[str, Any], payload: bytes = b"") -> dict[str, Any]:
+        write_frame(self.w, header, payload)
+        return self.reply()
+
+    def reply(self) -> dict[str, Any]:
+        try:
+            header = read_header(self.r)
+        except EOFError:
+            header = None
+        if header is None:
+            err = self._stderr()
+            raise TransportError(f"ssh: the agent on {self.where} stopped"
+                                 + (f": {err}" if err else ""),
+                                 hint="check remote-drsync-command: drsync must be installed there")
+        self.last_payload = read_payload(self.r, header)
+        if not header.get("ok"):
+            code, msg = header.get("code", ""), header.get("error", "unknown error")
+            if code == "ENOSPC":
+                raise TransportError(f"standby disk full: {msg}", hint="free space on the standby")
+            raise TransportError(f"agent on {self.where}: {msg}")
+        return header
+
+    def _stderr(self) -> str:
+        with contextlib.suppress(Exception):
+            if self.channel.recv_stderr_ready():
+                return self.channel.recv_stderr(4096).decode(errors="replace").strip()[-500:]
+        return ""
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self.channel.closed:
+                write_frame(self.w, {"op": "bye"})
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+Peer = Literal["standby", "primary"]
+
+
+def agent_command(settings: Settings, peer: Peer = "standby") -> str:
+    """The exact remote command line; every word quoted, nothing taken from data."""
+    words = [*settings.remote_drsync_command, "agent",
+             "--media-root", str(settings.media_dir(peer)),
+             "--metadata-root", str(settings.metadata_dir(peer))]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+class SshTransport(Transport):
+    """Talks to the agent of `peer`: the standby (shipping sets) or, from the standby, the
+    primary (reading its state for show-progress, the mutual trust the DWS tool requires)."""
+
+    def __init__(self, settings: Settings, peer: Peer = "standby") -> None:
+        self.settings = settings
+        self.host = (settings.restore_host_ip if peer == "standby" else settings.primary_host_ip) or ""
+        self.command = agent_command(settings, peer)
+        self.limiter = RateLimiter(settings.bandwidth_limit)
+        self.retries = settings.check_balance_retry_times
+        self._idle: queue.Queue[Link] = queue.Queue()
+        self._count = 0
+        self._lock = threading.Lock()
+        self._max = settings.parallel_process
+        self._idle.put(self._connect())  # fail fast: bad key or host before any work
+        self._count = 1
+
+    def _connect(self) -> Link:
+        return Link(self.settings, self.command, self.host)
+
+    @contextlib.contextmanager
+    def _link(self) -> Iterator[Link]:
+        try:
+            link = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                grow = self._count < self._max
+                if grow:
+                    self._count += 1
+            link = self._connect() if grow else self._idle.get()
+        try:
+            yield link
+        except BaseException:
+            link.close()
+            with self._lock:
+                self._count -= 1
+            raise
+        self._idle.put(link)
+
+    def _with_retry(self, what: str, fn: Any) -> Any:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                with self._link() as link:
+                    return fn(link)
+            except (HostKeyError, AuthError, IntegrityError, ConfigError):
+                raise
+            except TransportError as e:
+                if "disk full" in e.message or attempt == self.retries:
+                    raise
+                log.warning("%s: %s; retrying (%d of %d)", what, e.message, attempt + 1, self.retries)
+            except TRANSIENT as e:
+                if attempt == self.retries:
+                    raise TransportError(f"ssh: {what} failed after {self.retries + 1} attempts: {e}",
+                                         hint="check the network and the standby host") from None
+                log.warning("%s: connection lost (%s); reconnecting (%d of %d)",
+                            what, e, attempt + 1, self.retries)
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+        raise AssertionError("unreachable")
+
+    def send_file(
+        self, local: Path, area: Area, rel: str, *, size: int, blake2b: str,
+        progress: SendProgress | None = None,
+    ) -> int:
+        safe_relpath(rel, table="(transport)", where=f"{area} path")
+        sent_total = [0]
+        corrupt = [0]
+
+        def attempt(link: Link) -> int:
+            while True:
+                st = link.request({"op": "stat", "area": area, "rel": rel, "hash": True})
+                if st.get("size") == size and st.get("blake2b") == blake2b:
+                    return sent_total[0]
+                part = st.get("part") or 0
+                offset = part if part <= size else 0
+                reply = self._put(link, local, area, rel, offset, size, blake2b, progress, sent_total)
+                if reply.get("complete"):
+                    return sent_total[0]
+                if reply.get("corrupt"):
+                    corrupt[0] += 1
+                    log.warning("%s arrived corrupted on the standby; sending it again", rel)
+                    if corrupt[0] > 1:
+                        raise IntegrityError(f"{rel}: hash mismatch on the standby twice in a row")
+
+        result: int = self._with_retry(f"sending {rel}", attempt)
+        return result
+
+    def _put(self, link: Link, local: Path, area: Area, rel: str, offset: int, size: int,
+             blake2b: str, progress: SendProgress | None, sent_total: list[int]) -> dict[str, Any]:
+        length = size - offset
+        write_frame(link.w, {"op": "put", "area": area, "rel": rel, "offset": offset,
+                             "length": length, "size": size, "blake2b": blake2b})
+        with open(local, "rb") as f:
+            f.seek(offset)
+            remaining = length
+            while remaining:
+                chunk = f.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise IntegrityError(f"{local} shrank while being sent")
+                self.limiter.take(len(chunk))
+                link.w.write(chunk)
+                remaining -= len(chunk)
+                sent_total[0] += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        link.w.flush()
+        return link.reply()
+
+    def write_bytes(self, area: Area, rel: str, data: bytes) -> None:
+        safe_relpath(rel, table="(transport)", where=f"{area} path")
+        self._with_retry(f"writing {rel}", lambda link: link.request(
+            {"op": "write", "area": area, "rel": rel}, data))
+
+    def read_bytes(self, area: Area, rel: str) -> bytes | None:
+        def go(link: Link) -> bytes | None:
+            reply = link.request({"op": "read", "area": area, "rel": rel})
+            return link.last_payload if reply.get("found") else None
+
+        result: bytes | None = self._with_retry(f"reading {rel}", go)
+        return result
+
+    def list_dir(self, area: Area, rel: str) -> dict[str, int]:
+        def go(link: Link) -> dict[str, int]:
+            files = link.request({"op": "list", "area": area, "rel": rel}).get("files", {})
+            return {str(k): int(v) for k, v in files.items()}
+
+        result: dict[str, int] = self._with_retry(f"listing {rel}", go)
+        return result
+
+    def hello(self) -> dict[str, Any]:
+        """Version and clock of the other side (for prepare/check)."""
+        with self._link() as link:
+            reply = link.request({"op": "hello"})
+            reply["rtt_start"] = time.time()
+            return reply
+
+    def disk_free(self, area: Area) -> dict[str, Any]:
+        with self._link() as link:
+            return link.request({"op": "df", "area": area})
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
