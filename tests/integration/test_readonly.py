@@ -49,15 +49,15 @@ def open_sites() -> Iterator[Sites]:
 
 # The interpreter may live where the test user cannot read (pyenv under /root), so the child
 # starts as root, imports what it needs, then drops to the user for good before doing anything.
-DROP = """
+DROP = f"""
 import os, pwd, sys
 import pyarrow, pyarrow.parquet, deltalake, drsync.cli, drsync.standby, drsync.config  # noqa
 import encodings.utf_8_sig, encodings.idna, encodings.ascii, encodings.latin_1  # noqa
 import drsync.bundle, drsync.verify, zstandard, tarfile, csv, uuid  # noqa
-pw = pwd.getpwnam(%r)
+pw = pwd.getpwnam({USER!r})
 os.setgroups([]); os.setgid(pw.pw_gid); os.setuid(pw.pw_uid)
 assert os.geteuid() == pw.pw_uid and os.getegid() == pw.pw_gid
-""" % USER
+"""
 
 
 def _as_user(code: str, *args: str) -> subprocess.CompletedProcess[str]:
