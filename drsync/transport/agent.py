@@ -10,6 +10,7 @@ landed, fsync them, and rename only a verified file into place.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -153,6 +154,70 @@ class Agent:
             probe = probe.parent
         usage = shutil.disk_usage(probe)
         return {"free": usage.free, "total": usage.total}, b""
+
+
+    def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Create both roots (mode 0750) and record the cluster pair; report space and access."""
+        pair = {k: req.get(k) for k in ("primary_cluster_id", "standby_cluster_id")}
+        if not all(v is None or isinstance(v, str) for v in pair.values()):
+            raise TransportError("prepare: cluster ids must be strings")
+        for root in self.roots.values():
+            ensure_dir(root, mode=0o750)
+        if not req.get("check_only"):
+            atomic_write_bytes(self.roots["metadata"] / PAIR_FILE,
+                               json.dumps(pair, indent=2).encode() + b"\n")
+        out: dict[str, Any] = {"pair": _read_json(self.roots["metadata"] / PAIR_FILE)}
+        for area, root in self.roots.items():
+            usage = shutil.disk_usage(root)
+            out[area] = {"free": usage.free, "total": usage.total, "writable": os.access(root, os.W_OK)}
+        return out, b""
+
+    def op_probe(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Connect from here back to the primary (strict host keys, key only) and run
+        `<command> version` there: proves the standby->primary direction of the pair."""
+        host, port, user = req.get("host"), req.get("port"), req.get("user")
+        key, known, command = req.get("key_file"), req.get("known_hosts"), req.get("command")
+        if not (isinstance(host, str) and isinstance(port, int) and isinstance(user, str)
+                and isinstance(command, list) and all(isinstance(w, str) for w in command)
+                and isinstance(key, str) and key.startswith("/")
+                and isinstance(known, str) and known.startswith("/")):
+            raise TransportError("probe: bad arguments")
+        return {"version": probe_version(host, port, user, Path(key), Path(known), command)}, b""
+
+
+PAIR_FILE = "pair.json"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def probe_version(host: str, port: int, user: str, key: Path, known: Path, command: list[str]) -> str:
+    """Log in to host strictly (key only, known host keys only) and return `drsync version`."""
+    import shlex
+
+    import paramiko
+
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(str(known))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(host, port=port, username=user, key_filename=str(key), allow_agent=False,
+                       look_for_keys=False, timeout=15, banner_timeout=15, auth_timeout=15)
+        _, stdout, stderr = client.exec_command(" ".join(shlex.quote(w) for w in [*command, "version"]),
+                                                timeout=60)
+        version = stdout.read().decode().strip()
+        if stdout.channel.recv_exit_status() != 0:
+            raise TransportError(f"{user}@{host}:{port} ran {command[0]} version and it failed: "
+                                 f"{stderr.read().decode(errors='replace').strip()[-300:]}")
+        return version
+    except (OSError, paramiko.SSHException) as e:
+        raise TransportError(f"from this host to {user}@{host}:{port}: {type(e).__name__}: {e}") from None
+    finally:
+        client.close()
 
 
 def run_agent(media_root: Path, metadata_root: Path) -> int:

@@ -308,16 +308,10 @@ class SshTransport(Transport):
         result: dict[str, int] = self._with_retry(f"listing {rel}", go)
         return result
 
-    def hello(self) -> dict[str, Any]:
-        """Version and clock of the other side (for prepare/check)."""
-        with self._link() as link:
-            reply = link.request({"op": "hello"})
-            reply["rtt_start"] = time.time()
-            return reply
-
-    def disk_free(self, area: Area) -> dict[str, Any]:
-        with self._link() as link:
-            return link.request({"op": "df", "area": area})
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        """One request of the agent's fixed command set (hello, df, prepare, probe, ...)."""
+        result: dict[str, Any] = self._with_retry(op, lambda link: link.request({"op": op, **args}))
+        return result
 
     def close(self) -> None:
         while True:
