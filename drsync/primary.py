@@ -107,6 +107,12 @@ def run_backup(settings: Settings, ui: UiHook | None = None) -> RoundResult:
         state.state = "waiting"
         state.success_time = local_time()
         tracker.finish()
+        if result.failed:
+            # A partial set: the round succeeded for the others; name the left-out tables.
+            tracker.side.errorMsg = (f"{len(result.failed)} table(s) left out of set {result.key}: "
+                                     + "; ".join(f"{f.name}: {f.error}" for f in result.failed))[:2000]
+            tracker.side.errorCode = result.failed[0].code
+            tracker.flush(force=True)
         return result
 
 
@@ -180,6 +186,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         "action": "backup", "status": manifest.status, "tables": len(changes),
         "files": sum(len(t.files) for t in manifest.tables), "bytes": nbytes,
         "startTime": tracker.side.actionStartTime, "endTime": local_time(),
+        "seconds": f"{time.monotonic() - tracker.started:.1f}",
         "detail": "; ".join(f.name for f in failed),
     })
     n_tables = len(set(versions) | {f.name for f in failed})

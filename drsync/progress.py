@@ -42,7 +42,7 @@ class ProgressTracker:
         self._save = save
         self._ui = ui
         self._lock = threading.Lock()
-        self._start = time.monotonic()
+        self.started = time.monotonic()
         self._last_flush = 0.0
         self.total = 0
         self.produced = 0
@@ -73,7 +73,7 @@ class ProgressTracker:
             return
         with self._lock:
             self._last_flush = now
-            elapsed = now - self._start
+            elapsed = now - self.started
             done = self.produced if self.measure == "produced" else self.consumed
             finished = self.side.currentStep == "FINISH"
             pct = 100.0 * done / self.total if self.total else (100.0 if finished else 0.0)

@@ -177,7 +177,7 @@ def _check_pair(settings: Settings, state: StandbyState, m: Manifest) -> None:
 def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: ProgressTracker) -> None:
     meta, media, warehouse = (settings.restore_metadata_destination,
                               settings.restore_media_destination, settings.standby_warehouse)
-    started = local_time()
+    started, t0 = local_time(), time.monotonic()
     tracker.side.key, tracker.side.priorKey = m.key, m.prior_key or "N/A"
     _check_pair(settings, state, m)
 
@@ -235,6 +235,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         "action": "restore", "status": m.status, "tables": len(m.tables),
         "files": sum(len(t.files) for t in m.tables), "bytes": tracker.total,
         "startTime": started, "endTime": local_time(),
+        "seconds": f"{time.monotonic() - t0:.1f}",
         "detail": "; ".join(f"{e['kind']} {t.name}@{e['version']}" for t in m.tables for e in t.ddl),
     })
     for t in m.tables:

@@ -202,17 +202,41 @@ def parse_commit_bytes(data: bytes, *, where: str) -> list[dict[str, Any]]:
             raise TableFormatError(f"{where}: line {n} is not valid JSON ({e})") from None
         if not isinstance(obj, dict):
             raise TableFormatError(f"{where}: line {n} is not a JSON object")
+        check_action(obj, where=f"{where}: line {n}")
         actions.append(obj)
     return actions
 
 
+# Actions whose value must be a JSON object, and those of them that must carry a path.
+_OBJECT_ACTIONS = ("add", "remove", "cdc", "sidecar", "metaData", "protocol", "commitInfo",
+                   "txn", "domainMetadata", "checkpointMetadata")
+_PATH_ACTIONS = ("add", "remove", "cdc", "sidecar")
+
+
+def check_action(obj: dict[str, Any], *, where: str) -> None:
+    """Refuse malformed actions up front (`{"add": null}`, an `add` without a path, a
+    non-object deletion vector): otherwise they surface later as KeyError/TypeError, which
+    are not DrsyncErrors and would abort the whole round instead of failing just this table."""
+    for key in _OBJECT_ACTIONS:
+        if key not in obj:
+            continue
+        value = obj[key]
+        if not isinstance(value, dict):
+            raise TableFormatError(f"{where}: '{key}' action is not a JSON object")
+        if key in _PATH_ACTIONS and (not isinstance(value.get("path"), str) or not value["path"]):
+            raise TableFormatError(f"{where}: '{key}' action has no valid 'path'")
+        dv = value.get("deletionVector")
+        if key in ("add", "remove") and dv is not None and not isinstance(dv, dict):
+            raise TableFormatError(f"{where}: '{key}' action has a malformed 'deletionVector'")
+
+
 def commit_timestamp_ms(actions: list[dict[str, Any]]) -> int | None:
     """In-commit timestamp (Delta ICT) if the commit carries one, else None."""
-    if actions and "commitInfo" in actions[0]:
-        ict = actions[0]["commitInfo"].get("inCommitTimestamp")
-        if isinstance(ict, int):
-            return ict
-    return None
+    # Called on a commit's unvalidated first line (the barrier reads only that): tolerate any
+    # shape here; a malformed commit is refused by name when it is parsed for collection.
+    info = actions[0].get("commitInfo") if actions and isinstance(actions[0], dict) else None
+    ict = info.get("inCommitTimestamp") if isinstance(info, dict) else None
+    return ict if isinstance(ict, int) and not isinstance(ict, bool) else None
 
 
 @dataclass
@@ -296,6 +320,7 @@ def _checkpoint_rows(path: Path) -> list[dict[str, Any]]:
         for value in tbl.column(col).to_pylist():
             if value is not None:
                 rows.append({col: value})
+                check_action(rows[-1], where=str(path))
     return rows
 
 
