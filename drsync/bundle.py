@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import zstandard
 
@@ -69,6 +69,7 @@ class BundleResult:
     raw_bytes: int
     packed: list[PackedFile]
     missing: list[str]  # members whose source vanished before packing (e.g. VACUUM)
+    compression: Literal["zstd", "none"] = "zstd"
 
 
 def plan_bundles(entries: list[BundleEntry], target: int = TARGET_BUNDLE_BYTES) -> list[list[BundleEntry]]:
@@ -126,7 +127,7 @@ class _HashingWriter(io.RawIOBase):
 def write_bundle(
     final: Path,
     entries: list[BundleEntry],
-    compression: str,
+    compression: Literal["zstd", "none"],
     level: int,
     progress: ProgressFn | None = None,
 ) -> BundleResult:
@@ -165,7 +166,8 @@ def write_bundle(
         os.fsync(out.fileno())
     os.replace(tmp, final)
     fsync_dir(final.parent)
-    return BundleResult(final, writer.count, writer.hash.hexdigest(), raw_total, packed, missing)
+    return BundleResult(final, writer.count, writer.hash.hexdigest(), raw_total, packed, missing,
+                        compression)
 
 
 @dataclass

@@ -215,20 +215,24 @@ def _write_bundles(
         )
         for table, change in changes for f in change.files
     ]
-    compression = _compression(settings)
-    groups = plan_bundles(entries)
+    # Parquet pages are compressed already: zstd over them costs CPU and saves ~nothing, so
+    # Parquet goes into stored bundles and only the rest (JSON commits, DVs, crc) is compressed.
+    # Measured in bench/RESULTS.md.
+    chosen = _compression(settings)
+    stored = [e for e in entries if e.member.endswith(".parquet")]
+    packed = [e for e in entries if not e.member.endswith(".parquet")]
+    groups = [(g, "none") for g in plan_bundles(stored)] + [(g, chosen) for g in plan_bundles(packed)]
     tracker.total = sum(e.size for e in entries)
     tracker.measure = "produced"
-    suffix = bundle_suffix(compression)
 
-    def one(i: int, group: list[BundleEntry]) -> BundleResult:
-        r = write_bundle(set_dir / f"{key}_{i:04d}{suffix}", group, compression,
+    def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none"]) -> BundleResult:
+        r = write_bundle(set_dir / f"{key}_{i:04d}{bundle_suffix(compression)}", group, compression,
                          settings.compression_level, lambda raw, out: tracker.add(raw, out))
         crash_point("backup.bundle_written")
         return r
 
     with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
-        return list(pool.map(lambda a: one(*a), enumerate(groups)))
+        return list(pool.map(lambda a: one(a[0], *a[1]), enumerate(groups)))
 
 
 def _make_manifest(
@@ -259,7 +263,6 @@ def _make_manifest(
             "from_version": change.from_version, "to_version": change.to_version, "files": files,
             "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
         }))
-    compression = _compression(settings)
     return Manifest(
         key=key, prior_key=state.last_key,
         primary_cluster_id=str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
@@ -267,7 +270,7 @@ def _make_manifest(
         role_epoch=state.role_epoch, barrier_utc=cut.isoformat(), barrier_ms=barrier_ms,
         created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
         tables=tables, versions=versions, failed_objects=failed,
-        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=compression,
+        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=r.compression,
                             files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
     )
 
