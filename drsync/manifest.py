@@ -8,6 +8,7 @@ path confined to its table, every file in a bundle the manifest lists.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -159,21 +160,43 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     bundles = {b.name for b in m.bundles}
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
-    for t in m.tables:
-        try:
+    try:
+        for t in m.tables:
             validate_table_name(t.name)
             for f in t.files:
                 safe_relpath(f.path, table=t.name, where=f"manifest {where}")
+                _check_kind(f, t.name, where)
                 if f.bundle not in bundles:
                     raise ManifestError(
                         f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
             for d in t.deletions:
                 safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
-        except UnsafePathError as e:
-            raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
-    for name in m.versions:
-        validate_table_name(name)
+        for name in m.versions:
+            validate_table_name(name)
+    except UnsafePathError as e:
+        raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
     return m
+
+
+_COMMIT_PATH = re.compile(r"^_delta_log/(\d{20})\.json$")
+
+
+def _check_kind(f: ManifestFile, table: str, where: str) -> None:
+    """A file's kind decides how it is installed (commits: create-if-absent, never replaced),
+    so a kind that does not match its path is refused rather than trusted."""
+    in_log = f.path.startswith("_delta_log/")
+    if f.kind == "commit":
+        m = _COMMIT_PATH.match(f.path)
+        ok = m is not None and int(m[1]) == f.version
+    elif f.kind in ("data", "dv", "cdc"):
+        ok = not in_log
+    elif f.kind == "last_checkpoint":
+        ok = f.path == "_delta_log/_last_checkpoint"
+    else:
+        ok = in_log
+    if not ok:
+        raise UnsafePathError(f"table {table}: file {f.path!r} cannot be of kind {f.kind!r} "
+                              f"(version {f.version})")
 
 
 def next_key(barrier: datetime, previous_key: str | None) -> str:

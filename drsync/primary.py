@@ -10,8 +10,10 @@ standby's inbox means the whole set is there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,6 +123,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     warehouse = settings.primary_warehouse
     if stop_requested(meta, "backup"):
         raise StoppedError("backup stopped by stop-backup before a new set was cut")
+    _remove_uncommitted(meta, media, state.last_key)
     tracker.step("BARRIER")
     cut = datetime.now(UTC)
     barrier_ms = int(cut.timestamp() * 1000)
@@ -145,8 +148,12 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
             if prev is not None:
                 versions[table.name] = prev.version
             continue
-        except OSError as e:
-            msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
+        except Exception as e:  # one bad table never stops the others
+            if isinstance(e, OSError):
+                msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
+            else:
+                msg = f"table {table.name}: cannot read its log ({type(e).__name__}: {e})"
+            log.error("table %s left out of set %s: %s", table.name, key, msg)
             failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
             if prev is not None:
                 versions[table.name] = prev.version
@@ -180,6 +187,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         path = _inventory_path(meta, table)
         ensure_dir(path.parent)
         atomic_write_json(path, change.inventory.to_json())
+        crash_point("backup.inventory_written")
     nbytes = manifest.data_bytes
     append_history(meta / settings.backuprestoreinfo_file, {
         "key": key, "priorKey": manifest.prior_key or "N/A", "barrierTime": manifest.barrier_utc,
@@ -194,6 +202,26 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     if failed:
         msg += f"; {len(failed)} table(s) failed: " + ", ".join(f.name for f in failed)
     return RoundResult(key, msg, len(changes), 0, failed)
+
+
+_SET_NAME = re.compile(r"^(\d{8}_\d{6})(\.manifest\.json)?$")
+
+
+def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
+    """Delete what rounds killed before their commit point built: a set directory in the media
+    and/or a manifest whose key is after the chain head `last_key`. Nothing refers to them
+    (sets are shipped from `unshipped`, all at or before `last_key`), and without this they
+    were never removed unless a later round happened to reuse the same key (same second)."""
+    for folder in (media, meta / MANIFEST_DIR):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in folder.iterdir():
+                m = _SET_NAME.match(entry.name)
+                if m and (last_key is None or m[1] > last_key):
+                    log.info("removing %s, left by a backup round that did not complete", entry)
+                    if entry.is_dir():
+                        rmtree_force(entry)
+                    else:
+                        entry.unlink()
 
 
 def _compression(settings: Settings) -> Literal["zstd", "none"]:
@@ -298,6 +326,7 @@ def _ship_set(
     state.unshipped.remove(key)
     state.shipped.append(key)
     save_state(meta, state)
+    crash_point("backup.ship_recorded")
     return sent
 
 

@@ -154,8 +154,9 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
     """The show-progress JSON document, with exactly the DWS tool's field names."""
     p_side = primary.progress.model_copy(deep=True)
     s_side = standby.progress.model_copy(deep=True)
-    pending = [k for k in primary.shipped + primary.unshipped
-               if standby.last_key is None or k > standby.last_key]
+    # The spec's unrestoreKeys: shipped but not restored (sets still waiting to be shipped
+    # are the primary's backlog, visible in its own state, not the standby's).
+    pending = [k for k in primary.shipped if standby.last_key is None or k > standby.last_key]
     unrestored = ",".join(pending) if pending else "N/A"
     p_side.unrestoreKeys = s_side.unrestoreKeys = unrestored
     rpo = standby_rpo_seconds(standby)
