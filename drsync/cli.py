@@ -22,7 +22,7 @@ from rich.table import Table
 
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
-from drsync.errors import DrsyncError
+from drsync.errors import ConfigError, DrsyncError
 
 app = typer.Typer(
     help="drsync: fine-grained disaster-recovery replication of Delta Lake tables.\n\n"
@@ -130,6 +130,59 @@ def restore(config: ConfigOpt) -> None:
             result = run_restore(settings, ui)
         out.print(result.message, highlight=False, soft_wrap=True)
         return result.exit_code
+
+    _run(go)
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="text, or json (for scripts and monitoring).")]
+
+
+def _text_or_json(fmt: str) -> str:
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"--format must be text or json, not {fmt!r}")
+    return fmt
+
+
+@app.command()
+def prepare(
+    config: ConfigOpt,
+    check: Annotated[bool, typer.Option("--check", help="Only report what prepare would do.")] = False,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Make the pair ready: SSH both ways, the same drsync on both, directories (0750) and the
+    cluster pair recorded on both sides. Prints the authorized_keys line that pins the agent."""
+
+    def go() -> int:
+        from drsync.prepare import run_prepare
+
+        chosen = _text_or_json(fmt)
+        report = run_prepare(_load(config), check_only=check)
+        if chosen == "json":
+            print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(report.text())
+        return 0 if report.ok else 1
+
+    _run(go)
+
+
+@app.command("check")
+def check_(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
+    """Small named checks of the pair (config, SSH, host key, versions, disk space, clock skew,
+    locks, pair), each with a hint when it fails. Exit 0 all OK, 1 a check failed, 2 bad config."""
+
+    def go() -> int:
+        from drsync.checks import config_failure, format_checks, run_checks
+
+        chosen = _text_or_json(fmt)
+        try:
+            settings = _load(config)
+        except ConfigError as e:
+            print(format_checks(config_failure(e), chosen))
+            return e.exit_code
+        results = run_checks(settings)
+        print(format_checks(results, chosen))
+        return 0 if all(r.ok for r in results) else 1
 
     _run(go)
 

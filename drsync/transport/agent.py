@@ -103,8 +103,8 @@ class Agent:
                     chunk = r.read(min(CHUNK, remaining))
                     if not chunk:
                         raise EOFError("stream ended inside a put")
+                    remaining -= len(chunk)  # consumed from the stream, whether or not it lands
                     f.write(chunk)
-                    remaining -= len(chunk)
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:
@@ -161,15 +161,20 @@ class Agent:
         pair = {k: req.get(k) for k in ("primary_cluster_id", "standby_cluster_id")}
         if not all(v is None or isinstance(v, str) for v in pair.values()):
             raise TransportError("prepare: cluster ids must be strings")
-        for root in self.roots.values():
-            ensure_dir(root, mode=0o750)
-        if not req.get("check_only"):
+        check_only = bool(req.get("check_only"))
+        if not check_only:  # --check changes nothing on this host either
+            for root in self.roots.values():
+                ensure_dir(root, mode=0o750)
             atomic_write_bytes(self.roots["metadata"] / PAIR_FILE,
                                json.dumps(pair, indent=2).encode() + b"\n")
         out: dict[str, Any] = {"pair": _read_json(self.roots["metadata"] / PAIR_FILE)}
         for area, root in self.roots.items():
-            usage = shutil.disk_usage(root)
-            out[area] = {"free": usage.free, "total": usage.total, "writable": os.access(root, os.W_OK)}
+            probe = root
+            while not probe.exists():
+                probe = probe.parent
+            usage = shutil.disk_usage(probe)
+            out[area] = {"free": usage.free, "total": usage.total, "exists": root.exists(),
+                         "writable": os.access(probe, os.W_OK)}
         return out, b""
 
     def op_probe(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
@@ -221,6 +226,12 @@ def probe_version(host: str, port: int, user: str, key: Path, known: Path, comma
 
 
 def run_agent(media_root: Path, metadata_root: Path) -> int:
+    # Pinned with command="drsync agent ..." in authorized_keys, sshd runs us whatever the
+    # client asked; a `drsync version` probe (prepare's reverse check) still gets its answer.
+    original = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
+    if original and original[-1] == "version":
+        print(__version__)
+        return 0
     for label, root in (("media", media_root), ("metadata", metadata_root)):
         if not root.is_absolute():
             print(f"drsync agent: --{label}-root must be absolute: {root}", file=sys.stderr)

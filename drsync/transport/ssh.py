@@ -17,7 +17,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import queue
 import shlex
 import socket
 import threading
@@ -102,19 +101,32 @@ class Link:
                 allow_agent=False, look_for_keys=False, timeout=20, banner_timeout=20, auth_timeout=20,
             )
         except paramiko.BadHostKeyException as e:
+            self.client.close()  # a failed login must not leave paramiko's thread running
             raise HostKeyError(
                 f"ssh: host key of {host} CHANGED: it offered {fingerprint(e.key)}, {known} expects "
                 f"{fingerprint(e.expected_key)}; refused (possible man-in-the-middle)",
                 hint=f"if the host was legitimately re-installed, replace its line in {known}",
             ) from None
         except paramiko.AuthenticationException:
+            self.client.close()
             raise AuthError(
                 f"ssh: {self.where} refused the key {key}",
                 hint=f"add the public key ({key}.pub) to ~{settings.username}/.ssh/authorized_keys "
                      "on the other host (drsync prepare prints the line)",
             ) from None
         except (OSError, paramiko.SSHException) as e:
+            self.client.close()
             raise TransportError(f"ssh: cannot connect to {self.where}: {e}") from None
+        except BaseException:
+            self.client.close()  # e.g. HostKeyError from the unknown-host policy
+            raise
+        try:
+            self._start_agent(command)
+        except BaseException:
+            self.client.close()
+            raise
+
+    def _start_agent(self, command: str) -> None:
         transport = self.client.get_transport()
         assert transport is not None
         transport.set_keepalive(15)
@@ -188,11 +200,13 @@ class SshTransport(Transport):
         self.command = agent_command(settings, peer)
         self.limiter = RateLimiter(settings.bandwidth_limit)
         self.retries = settings.check_balance_retry_times
-        self._idle: queue.Queue[Link] = queue.Queue()
+        # Idle links and how many exist; a thread waits on the condition for a link to come
+        # back *or* for a failed one to free its slot (else a dead link would block it forever).
+        self._idle: list[Link] = []
         self._count = 0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._max = settings.parallel_process
-        self._idle.put(self._connect())  # fail fast: bad key or host before any work
+        self._idle.append(self._connect())  # fail fast: bad key or host before any work
         self._count = 1
 
     def _connect(self) -> Link:
@@ -200,22 +214,33 @@ class SshTransport(Transport):
 
     @contextlib.contextmanager
     def _link(self) -> Iterator[Link]:
-        try:
-            link = self._idle.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                grow = self._count < self._max
-                if grow:
-                    self._count += 1
-            link = self._connect() if grow else self._idle.get()
+        with self._cond:
+            while not self._idle and self._count >= self._max:
+                self._cond.wait()
+            link = self._idle.pop() if self._idle else None
+            if link is None:
+                self._count += 1
+        if link is None:
+            try:
+                link = self._connect()
+            except BaseException:
+                self._release(None)
+                raise
         try:
             yield link
         except BaseException:
             link.close()
-            with self._lock:
-                self._count -= 1
+            self._release(None)
             raise
-        self._idle.put(link)
+        self._release(link)
+
+    def _release(self, link: Link | None) -> None:
+        with self._cond:
+            if link is None:
+                self._count -= 1
+            else:
+                self._idle.append(link)
+            self._cond.notify()
 
     def _with_retry(self, what: str, fn: Any) -> Any:
         delay = 0.5
@@ -314,8 +339,7 @@ class SshTransport(Transport):
         return result
 
     def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                break
+        with self._cond:
+            idle, self._idle = self._idle, []
+        for link in idle:
+            link.close()
