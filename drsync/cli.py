@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -137,10 +137,10 @@ def restore(config: ConfigOpt) -> None:
 FormatOpt = Annotated[str, typer.Option("--format", help="text, or json (for scripts and monitoring).")]
 
 
-def _text_or_json(fmt: str) -> str:
-    if fmt not in ("text", "json"):
-        raise ConfigError(f"--format must be text or json, not {fmt!r}")
-    return fmt
+def _text_or_json(fmt: str) -> Literal["text", "json"]:
+    if fmt == "text" or fmt == "json":
+        return fmt
+    raise ConfigError(f"--format must be text or json, not {fmt!r}")
 
 
 @app.command()

@@ -90,7 +90,8 @@ class Manifest(BaseModel):
         return sum(f.size for t in self.tables for f in t.files)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.model_dump(), indent=1, ensure_ascii=False).encode() + b"\n"
+        # Compact: it travels every round (pretty-print with `python -m json.tool`).
+        return json.dumps(self.model_dump(), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def apply_rank(kind: str, version: int | None, path: str, base: int | None) -> tuple[int, int, str]:

@@ -11,7 +11,6 @@ standby's inbox means the whole set is there.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import time
@@ -21,12 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from drsync.bundle import BundleEntry, BundleResult, bundle_suffix, plan_bundles, write_bundle
+from drsync.bundle import (
+    BundleEntry,
+    BundleResult,
+    bundle_suffix,
+    plan_bundles,
+    worth_compressing,
+    write_bundle,
+)
 from drsync.changes import TableChange, TableInventory, collect_changes
 from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError
 from drsync.faults import crash_point
-from drsync.fsutil import atomic_write_json, ensure_dir, read_json, rmtree_force
+from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, read_json, rmtree_force
 from drsync.locks import operation_lock
 from drsync.manifest import (
     BundleInfo,
@@ -175,7 +181,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     results = _write_bundles(settings, key, set_dir, changes, tracker)
     manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     crash_point("backup.bundled")
-    atomic_write_json(meta / MANIFEST_DIR / f"{key}.manifest.json", json.loads(manifest.to_bytes()))
+    atomic_write_bytes(meta / MANIFEST_DIR / f"{key}.manifest.json", manifest.to_bytes())
     crash_point("backup.manifest_written")
 
     # Commit point: from here the set is part of the chain.
@@ -243,12 +249,15 @@ def _write_bundles(
         )
         for table, change in changes for f in change.files
     ]
-    # Parquet pages are compressed already: zstd over them costs CPU and saves ~nothing, so
-    # Parquet goes into stored bundles and only the rest (JSON commits, DVs, crc) is compressed.
-    # Measured in bench/RESULTS.md.
+    # Compressing what does not shrink only burns the CPU that encryption needs (the link is
+    # CPU-bound on 2 cores). Log files always shrink; data files are sampled (bench/RESULTS.md).
     chosen = _compression(settings)
-    stored = [e for e in entries if e.member.endswith(".parquet")]
-    packed = [e for e in entries if not e.member.endswith(".parquet")]
+    stored: list[BundleEntry] = []
+    packed: list[BundleEntry] = []
+    for e in entries:
+        shrinks = chosen == "zstd" and (e.source is None or not e.member.endswith(".parquet")
+                                        or worth_compressing(e.source))
+        (packed if shrinks else stored).append(e)
     groups = [(g, "none") for g in plan_bundles(stored)] + [(g, chosen) for g in plan_bundles(packed)]
     tracker.total = sum(e.size for e in entries)
     tracker.measure = "produced"
