@@ -138,8 +138,10 @@ FormatOpt = Annotated[str, typer.Option("--format", help="text, or json (for scr
 
 
 def _text_or_json(fmt: str) -> Literal["text", "json"]:
-    if fmt == "text" or fmt == "json":
-        return fmt
+    if fmt == "text":
+        return "text"
+    if fmt == "json":
+        return "json"
     raise ConfigError(f"--format must be text or json, not {fmt!r}")
 
 
