@@ -84,8 +84,13 @@ def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
     return TableInventory.from_json(read_json(p)) if p.exists() else None
 
 
-def run_backup(settings: Settings, ui: UiHook | None = None) -> RoundResult:
-    """One backup round: ship what is pending, then cut, build and ship a new set."""
+def run_backup(
+    settings: Settings, ui: UiHook | None = None, transport: Transport | None = None
+) -> RoundResult:
+    """One backup round: ship what is pending, then cut, build and ship a new set.
+
+    A daemon passes its long-lived `transport` so SSH connections (and the remote agents)
+    stay open across rounds; without one, a transport is opened and closed for this round."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
         state: PrimaryState = load_state(meta, PrimaryState)
@@ -97,7 +102,9 @@ def run_backup(settings: Settings, ui: UiHook | None = None) -> RoundResult:
         tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
         started = time.monotonic()
         try:
-            with open_transport(settings) as transport:
+            with contextlib.ExitStack() as stack:
+                if transport is None:
+                    transport = stack.enter_context(open_transport(settings))
                 _requeue_lost(state, transport)
                 for key in list(state.unshipped):
                     _ship_set(settings, state, transport, key, tracker)
