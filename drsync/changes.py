@@ -129,13 +129,6 @@ def barrier_version(
     return None
 
 
-def _sidecars_of(table_dir: Path, ckpt: delta.Checkpoint, table: str) -> list[str]:
-    if ckpt.kind != "v2":
-        return []
-    _, sidecars, _ = delta.checkpoint_state(table_dir, ckpt, table)
-    return sidecars
-
-
 def collect_changes(
     table_dir: Path,
     name: str,
@@ -147,9 +140,15 @@ def collect_changes(
     floor_for_barrier = prev.version if prev else -1
     c = barrier_version(table_dir, listing, barrier_ms, floor_for_barrier)
     if c is None:
-        if prev is not None:
-            return None
-        raise TableFormatError(f"table {name}: no complete version at or before the barrier")
+        if prev is None:
+            raise TableFormatError(f"table {name}: no complete version at or before the barrier")
+        latest = listing.latest_version
+        if latest is None or latest < prev.version:
+            return None  # the log went backwards (table recreated?): leave the standby as it is
+        # No new version, but the files under the shipped ones may have changed: a VACUUM that
+        # writes no commit, a checkpoint or `_last_checkpoint` written late. Storage follows the
+        # primary (DESIGN §3/§5), so look for those too; the result is None if there are none.
+        c = prev.version
     inv = TableInventory.from_json(json.loads(json.dumps(prev.to_json()))) if prev else TableInventory()
     warnings: list[str] = []
     if prev is None:
@@ -191,6 +190,11 @@ def collect_changes(
                 "and no newer checkpoint exists"
             )
         snap = delta.snapshot(table_dir, start, listing, name) if ckpt else None
+        if snap is not None and mode == "resync":
+            # What the standby holds and version `start` no longer needs was removed by commits
+            # that were cleaned from the primary's log: no commit in the range names them, so
+            # without this they would stay on the standby forever (storage follows, DESIGN §3).
+            removed_in_range |= set(inv.files) - set(snap.data_files)
         if snap is not None:
             inv.table_id = snap.table_id
             for ref in snap.data_files.values():
@@ -236,8 +240,10 @@ def collect_changes(
         ship[lf.name] = FileToShip(lf.name, kind, lf.size, lf.mtime_ns, first)
         if kind == "checkpoint":
             ckpt_obj = listing.checkpoints.get(first)
-            if ckpt_obj and ckpt_obj.kind == "v2" and lf in ckpt_obj.files:
-                for rel in _sidecars_of(table_dir, ckpt_obj, name):
+            # Any checkpoint kind but multi-part may carry sidecars: a classic-named
+            # `<v>.checkpoint.parquet` may follow the V2 spec (see delta.checkpoint_sidecars).
+            if ckpt_obj and lf in ckpt_obj.files:
+                for rel in delta.checkpoint_sidecars(table_dir, ckpt_obj, name):
                     if rel not in inv.log_files and rel not in ship:
                         st = os.stat(table_dir / rel)
                         ship[rel] = FileToShip(rel, "sidecar", st.st_size, st.st_mtime_ns, first)

@@ -253,13 +253,14 @@ def verify(
             rows = f", {v.rows} rows" if v.rows is not None else ""
             status = "ok" if v.ok else "MISMATCH"
             out.print(f"{status:8} {v.name} @ version {v.version}: {v.files_checked} files{rows}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
             for p in v.problems:
                 out.print(f"         problem: {p}", highlight=False, soft_wrap=True)
             for n in v.notes:
                 out.print(f"         note: {n}", highlight=False, soft_wrap=True)
             bad += not v.ok
-        out.print(f"{len(verdicts) - bad} of {len(verdicts)} table(s) equal at the barrier", highlight=False)
+        out.print(f"{len(verdicts) - bad} of {len(verdicts)} table(s) equal at the barrier",
+                  highlight=False, soft_wrap=True)
         return 1 if bad else 0
 
     _run(go)

@@ -98,18 +98,29 @@ def _verify_one(settings: Settings, name: str, version: int, con: Any) -> TableV
     return v
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def _deep(con: Any, pdir: Path, sdir: Path, version: int, v: TableVerdict) -> None:
     from drsync.reader import table_checksum
 
     try:
-        s_rows = table_checksum(con, sdir, version)
+        p_rows: tuple[int, int] | None = table_checksum(con, pdir, version)
+        p_err = ""
     except Exception as e:  # DuckDB raises its own error types
-        v.problems.append(f"DuckDB cannot read the standby copy at version {version}: {e}")
-        return
+        p_rows, p_err = None, _first_line(e)
     try:
-        p_rows = table_checksum(con, pdir, version)
+        s_rows = table_checksum(con, sdir, version)
     except Exception as e:
-        v.notes.append(f"DuckDB cannot read the primary at version {version} any more ({e}); "
+        if p_rows is None:  # damaged on the primary too: mirrored as it is, not a replication fault
+            v.notes.append(f"neither side is readable by DuckDB at version {version} ({p_err})")
+        else:
+            v.problems.append(f"DuckDB cannot read the standby copy at version {version}: {_first_line(e)}")
+        return
+    if p_rows is None:
+        v.rows = s_rows[0]
+        v.notes.append(f"DuckDB cannot read the primary at version {version} any more ({p_err}); "
                        "rows not compared")
         return
     v.rows = s_rows[0]

@@ -105,8 +105,13 @@ def list_log(table_dir: Path) -> LogListing:
             slot = multi.setdefault(int(m[1]), {"parts": int(m[3]), "files": []})
             slot["files"].append(lf)
         elif m := _CKPT_V2.match(e.name):
-            # Several writers may race to write a V2 checkpoint of one version: any one will do.
-            listing.checkpoints.setdefault(int(m[1]), Checkpoint(int(m[1]), [lf], "v2"))
+            # Several writers may race to write a V2 checkpoint of one version: any one will do,
+            # but always the same one (smallest name), or rounds would flip between them and
+            # delete on the standby the one it has.
+            v = int(m[1])
+            had = listing.checkpoints.get(v)
+            if had is None or (had.kind == "v2" and lf.name < had.files[0].name):
+                listing.checkpoints[v] = Checkpoint(v, [lf], "v2")
         elif m := _COMPACTED.match(e.name):
             listing.compactions.append((int(m[1]), int(m[2]), lf))
         elif e.name == LAST_CHECKPOINT:
@@ -163,10 +168,16 @@ def deletion_vector_path(dv: dict[str, Any] | None, *, table: str, where: str) -
     """The file a deletion vector lives in, or None for inline DVs."""
     if not dv:
         return None
+    # The log is untrusted input: anything but the documented shapes is this table's error,
+    # never a Python TypeError/OverflowError that would abort the whole round.
+    if not isinstance(dv, dict):
+        raise TableFormatError(f"table {table}: {where}: malformed deletion vector {dv!r}")
     storage = dv.get("storageType")
     value = dv.get("pathOrInlineDv") or ""
     if storage == "i":
         return None
+    if not isinstance(value, str):
+        raise TableFormatError(f"table {table}: {where}: malformed deletion vector {dv!r}")
     if storage == "p":
         safe_relpath(value, table=table, where=where)  # always absolute: raises with the name
         return value
@@ -175,7 +186,7 @@ def deletion_vector_path(dv: dict[str, Any] | None, *, table: str, where: str) -
     prefix, encoded = value[:-20], value[-20:]
     try:
         raw = _z85_decode(encoded)
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, OverflowError):  # Overflow: a 5-char group above 2**32
         raise TableFormatError(f"table {table}: {where}: bad deletion vector id {value!r}") from None
     h = raw.hex()
     uuid = f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
@@ -304,14 +315,17 @@ def table_id(actions: list[dict[str, Any]]) -> str | None:
 # --- checkpoints --------------------------------------------------------------------------
 
 
-def _checkpoint_rows(path: Path) -> list[dict[str, Any]]:
-    """add / sidecar / metaData actions of one checkpoint file (JSON or Parquet)."""
+def _checkpoint_rows(
+    path: Path, wanted: tuple[str, ...] = ("add", "sidecar", "metaData")
+) -> list[dict[str, Any]]:
+    """add / sidecar / metaData actions (or only `wanted`) of one checkpoint file (JSON or Parquet)."""
     if path.suffix == ".json":
         return parse_commit_bytes(path.read_bytes(), where=str(path))
-    wanted = ["add", "sidecar", "metaData"]
     try:
         schema = pq.read_schema(path)
         cols = [c for c in wanted if c in schema.names]
+        if not cols:
+            return []  # e.g. a V1 checkpoint asked for sidecars: the footer was enough
         tbl = pq.read_table(path, columns=cols)
     except Exception as e:  # pyarrow raises many types for a broken file
         raise TableFormatError(f"{path}: unreadable checkpoint ({e})") from None
@@ -367,8 +381,7 @@ def checkpoint_state(
         rows = _checkpoint_rows(path)
         for r in rows:
             if "sidecar" in r:
-                name = safe_relpath(unquote(r["sidecar"]["path"]), table=table, where=str(path))
-                rel = f"{LOG_DIR}/{SIDECAR_DIR}/{name}"
+                rel = _sidecar_relpath(r, table=table, where=str(path))
                 sidecars.append(rel)
                 pending.append(table_dir / rel)
             elif "metaData" in r:
@@ -376,6 +389,30 @@ def checkpoint_state(
         # Checkpoints hold only live adds (and tombstones we skip): apply adds only.
         live.apply([r for r in rows if "add" in r], table=table, where=str(path))
     return live, sidecars, tid
+
+
+def _sidecar_relpath(row: dict[str, Any], *, table: str, where: str) -> str:
+    name = safe_relpath(unquote(row["sidecar"]["path"]), table=table, where=where)
+    return f"{LOG_DIR}/{SIDECAR_DIR}/{name}"
+
+
+def checkpoint_sidecars(table_dir: Path, ckpt: Checkpoint, table: str) -> list[str]:
+    """Sidecar files (table-relative) a checkpoint references, reading only what that needs.
+
+    Not only UUID-named checkpoints: the Delta protocol lets a *classic-named*
+    `<v>.checkpoint.parquet` follow the V2 spec too, sidecars included, so the file name does
+    not tell. Multi-part checkpoints are always V1 spec (no sidecars). A Parquet checkpoint
+    without a `sidecar` column costs one footer read.
+    """
+    if ckpt.kind == "multipart":
+        return []
+    out: list[str] = []
+    for f in ckpt.files:
+        path = table_dir / f.name
+        for r in _checkpoint_rows(path, wanted=("sidecar",)):
+            if "sidecar" in r:
+                out.append(_sidecar_relpath(r, table=table, where=str(path)))
+    return out
 
 
 @dataclass
