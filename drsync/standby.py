@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,12 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
     meta = settings.restore_metadata_destination
     with operation_lock(meta / LOCK_DIR, "restore"):
         state: StandbyState = load_state(meta, StandbyState)
+        # A run killed after its state commit but before removing its staging directory left
+        # it behind, and no later run applies that set again to remove it. Under the lock,
+        # every staging directory is such a leftover (apply_set re-extracts what it needs).
+        with contextlib.suppress(FileNotFoundError):
+            for leftover in (settings.standby_warehouse / DRSYNC_DIR / "staging").iterdir():
+                rmtree_force(leftover)
         if stop_requested(meta, "restore"):
             state.state = "stopped"
             save_state(meta, state)
@@ -198,6 +205,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             if not path.exists():
                 raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
             extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n))
+            crash_point("restore.bundle_extracted")
     except IntegrityError as e:
         rmtree_force(staging)
         reject_manifest(meta, m.key, e.message)
@@ -230,6 +238,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     save_state(meta, state)
     crash_point("restore.committed")
     rmtree_force(staging)
+    crash_point("restore.staging_removed")
     append_history(meta / settings.backuprestoreinfo_file, {
         "key": m.key, "priorKey": m.prior_key or "N/A", "barrierTime": m.barrier_utc,
         "action": "restore", "status": m.status, "tables": len(m.tables),
@@ -256,6 +265,11 @@ def _check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> 
             )
         return
     if not (tdir / LOG_DIR).is_dir():
+        # A first apply killed before its first log file left the directory with some of this
+        # set's data files and no _delta_log; refusing that made every later run fail, so the
+        # restore never converged. Such a leftover holds only files of this set, as they are.
+        if known is None and _holds_only_files_of(tdir, t):
+            return
         raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
                                    "Delta table; drsync will not overwrite it")
     ours = {f.version: f.blake2b for f in t.files if f.kind == "commit"}
@@ -268,6 +282,19 @@ def _check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> 
                 "was changed locally); refusing to overwrite it",
                 hint="move the local change aside, then reseed the table from the primary",
             )
+
+
+def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
+    """True if every file under `tdir` is one the set carries for `t`, same size and hash."""
+    carried = {f.path: f for f in t.files}
+    for dirpath, _, names in os.walk(tdir):
+        for name in names:
+            p = Path(dirpath, name)
+            f = carried.get(p.relative_to(tdir).as_posix())
+            st = p.lstat()
+            if f is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size or file_hash(p) != f.blake2b:
+                return False
+    return True
 
 
 def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
@@ -300,6 +327,7 @@ def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: Prog
         crash_point("apply.file")
     for d in touched:
         os.chmod(d, RO_DIR)
+    crash_point("apply.table")
 
 
 def _open_dirs(tdir: Path, parent: Path, touched: set[Path]) -> None:
@@ -326,6 +354,7 @@ def _delete_files(tdir: Path, paths: list[str]) -> None:
         touched.add(p.parent)
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+        crash_point("delete.file")
     for d in touched:
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(d)
