@@ -74,6 +74,10 @@ class TableChange:
     ddl: list[dict[str, Any]]
     warnings: list[str]
     inventory: TableInventory  # the inventory after this set is applied
+    # Some version in the range cannot be read even on the primary (its files were vacuumed
+    # before this collect): the standby must make the new commits visible all at once, or
+    # that version would be the table's latest for a moment (or until a re-run, after a kill).
+    expose_at_once: bool = False
 
 
 def log_version(name: str) -> tuple[int, int] | None:
@@ -250,9 +254,11 @@ def collect_changes(
     _collect_last_checkpoint(table_dir, listing, c, inv, ship)
 
     # Missing files: mirrored as missing; warn when the barrier version needs them.
+    expose_at_once = False
     for path, f in list(ship.items()):
         if f.size < 0:
             del ship[path]
+            expose_at_once = True
             if path not in removed_in_range:
                 warnings.append(
                     f"table {name}: file {path} needed by version {c} is missing on the primary; "
@@ -274,7 +280,8 @@ def collect_changes(
         return None
     base = inv.log_floor if mode != "incremental" else None
     files = sorted(ship.values(), key=lambda f: apply_rank(f.kind, f.version, f.path, base))
-    return TableChange(name, inv.table_id, mode, from_version, c, files, deletions, ddl, warnings, inv)
+    return TableChange(name, inv.table_id, mode, from_version, c, files, deletions, ddl, warnings, inv,
+                       expose_at_once)
 
 
 def _collect_last_checkpoint(

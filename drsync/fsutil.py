@@ -10,6 +10,7 @@ name itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -141,6 +142,38 @@ def remove_stale_temps(directory: Path) -> int:
     return n
 
 
+# --- atomic directory exchange -----------------------------------------------------------
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_paths(a: Path, b: Path) -> None:
+    """Swap two directory entries atomically (Linux renameat2 RENAME_EXCHANGE).
+
+    Raises OSError (EINVAL, ENOSYS, EOPNOTSUPP...) where the kernel or filesystem cannot; the
+    caller falls back to a non-atomic way."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available in this C library", str(a))
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(a))
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    """Recreate `src` at `dest` with hard links to its files (no data copied)."""
+    dest.mkdir(mode=RW_DIR)
+    for entry in os.scandir(src):
+        if entry.is_dir(follow_symlinks=False):
+            link_tree(Path(entry.path), dest / entry.name)
+        elif entry.is_file(follow_symlinks=False):
+            os.link(entry.path, dest / entry.name)
+
+
 # --- read-only marking -------------------------------------------------------------------
 # Mode bits are the fence for ordinary (non-root) writers; root ignores them, which the docs
 # say plainly. Directories get r-x so no writer can create a commit or a data file in them.
@@ -171,8 +204,17 @@ def make_writable_dir(path: Path) -> None:
 
 
 def rmtree_force(path: Path) -> None:
-    """Remove a tree even when drsync made it read-only."""
+    """Remove a tree even when drsync made it read-only.
+
+    Only directories are opened up: unlinking needs write permission on the directory, not on
+    the file, and a file here may be a hard link shared with a live table (a swapped-out log)
+    whose read-only mode must not change."""
     if not path.exists():
         return
-    set_tree_mode(path, RW_DIR, RW_FILE)
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in dirnames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, RW_DIR)
+    os.chmod(path, RW_DIR)
     shutil.rmtree(path)

@@ -46,6 +46,7 @@ class ManifestTable(BaseModel):
     deletions: list[str] = []
     ddl: list[dict[str, Any]] = []
     warnings: list[str] = []
+    expose_at_once: bool = False  # swap the whole new log in at once (see changes.TableChange)
 
     @property
     def path(self) -> str:

@@ -295,6 +295,7 @@ def _make_manifest(
             if member in missing:
                 # Vanished between collect and packing (VACUUM): mirror the primary as it is.
                 change.inventory.files.pop(f.path, None)
+                change.expose_at_once = True
                 warnings.append(f"table {table.name}: {f.path} vanished on the primary before it "
                                 "was packed; mirrored as it is")
                 continue
@@ -306,6 +307,7 @@ def _make_manifest(
             "name": table.name, "table_id": change.table_id, "mode": change.mode,
             "from_version": change.from_version, "to_version": change.to_version, "files": files,
             "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
+            "expose_at_once": change.expose_at_once,
         }))
     return Manifest(
         key=key, prior_key=state.last_key,

@@ -29,7 +29,9 @@ from drsync.fsutil import (
     RW_DIR,
     atomic_write_json,
     ensure_dir,
+    exchange_paths,
     fsync_dir,
+    link_tree,
     make_writable_dir,
     rmtree_force,
 )
@@ -49,6 +51,8 @@ from drsync.state import (
 )
 from drsync.tableformat.delta import LOG_DIR, list_log
 from drsync.warehouse import DRSYNC_DIR
+
+LOG_NEW = ".drsync-log-new"  # where a new log is built before it is made visible at once
 
 log = logging.getLogger("drsync.standby")
 _MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
@@ -290,7 +294,10 @@ def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
     for dirpath, _, names in os.walk(tdir):
         for name in names:
             p = Path(dirpath, name)
-            f = carried.get(p.relative_to(tdir).as_posix())
+            rel = p.relative_to(tdir).as_posix()
+            if rel.startswith(f"{LOG_NEW}/"):  # a first copy's log, still being built
+                rel = LOG_DIR + rel[len(LOG_NEW):]
+            f = carried.get(rel)
             st = p.lstat()
             if f is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size or file_hash(p) != f.blake2b:
                 return False
@@ -298,6 +305,13 @@ def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
 
 
 def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
+    """Install one table's files in apply order.
+
+    Log files normally go straight into `_delta_log`, one by one, each version readable as it
+    appears. Two cases build the new log aside in `.drsync-log-new` and make it visible in one
+    step instead: a table's first copy (renamed in: the table appears at its barrier version)
+    and a set flagged `expose_at_once` (some version in the range is unreadable even on the
+    primary; the new log is swapped with the old one by `renameat2(RENAME_EXCHANGE)`)."""
     tdir = warehouse / t.path
     ensure_dir(tdir.parent)
     if not tdir.exists():
@@ -305,8 +319,21 @@ def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: Prog
         fsync_dir(tdir.parent)
     touched: set[Path] = {tdir}
     make_writable_dir(tdir)
+    log_dir, shadow = tdir / LOG_DIR, tdir / LOG_NEW
+    if shadow.exists():
+        rmtree_force(shadow)  # left by a kill, before or after a swap: never the live log
+    has_log_files = any(f.path.startswith(f"{LOG_DIR}/") for f in t.files)
+    mode = "direct"
+    if has_log_files and not log_dir.exists():
+        mode = "rename"
+        shadow.mkdir(mode=RW_DIR)
+    elif has_log_files and t.expose_at_once:
+        mode = "exchange"
+        link_tree(log_dir, shadow)
     for f in apply_order(t):
         final = tdir / f.path
+        if mode != "direct" and f.path.startswith(f"{LOG_DIR}/"):
+            final = shadow / f.path[len(LOG_DIR) + 1:]
         _open_dirs(tdir, final.parent, touched)
         src = staging / t.path / f.path
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
@@ -325,9 +352,50 @@ def _apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: Prog
         fsync_dir(final.parent)
         tracker.add(consumed=f.size)
         crash_point("apply.file")
+    if mode != "direct":
+        _expose_log(tdir, shadow, log_dir, mode, touched)
     for d in touched:
         os.chmod(d, RO_DIR)
     crash_point("apply.table")
+
+
+def _expose_log(tdir: Path, shadow: Path, log_dir: Path, mode: str, touched: set[Path]) -> None:
+    """Make the log built in `shadow` the table's `_delta_log` in one atomic step."""
+    for d in [p for p in touched if p == shadow or shadow in p.parents]:
+        os.chmod(d, RO_DIR)
+        touched.discard(d)
+    os.chmod(shadow, RO_DIR)
+    crash_point("apply.log_built")
+    if mode == "rename":
+        os.rename(shadow, log_dir)
+        fsync_dir(tdir)
+        return
+    try:
+        exchange_paths(shadow, log_dir)
+    except OSError as e:
+        # No RENAME_EXCHANGE here (e.g. NFS): link the new files in one by one, in order, as
+        # for any other set. Versions stay readable except those the primary lost as well.
+        log.warning("%s: cannot swap the log atomically (%s); installing it file by file", tdir, e)
+        _link_missing(shadow, log_dir)
+        rmtree_force(shadow)
+        return
+    fsync_dir(tdir)
+    crash_point("apply.log_swapped")
+    rmtree_force(shadow)  # the old log, now under the shadow name
+
+
+def _link_missing(src: Path, dest: Path) -> None:
+    make_writable_dir(dest)
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        target = dest / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not target.exists():
+                target.mkdir(mode=RW_DIR)
+            _link_missing(Path(entry.path), target)
+        elif not target.exists():
+            os.link(entry.path, target)
+    fsync_dir(dest)
+    os.chmod(dest, RO_DIR)
 
 
 def _open_dirs(tdir: Path, parent: Path, touched: set[Path]) -> None:
