@@ -141,6 +141,8 @@ def collect_changes(
     prev: TableInventory | None,
 ) -> TableChange | None:
     """The change to ship for one table, or None when nothing changed since `prev`."""
+    if prev is not None:
+        _refuse_recreated(name, listing, prev)
     floor_for_barrier = prev.version if prev else -1
     c = barrier_version(table_dir, listing, barrier_ms, floor_for_barrier)
     if c is None:
@@ -148,7 +150,11 @@ def collect_changes(
             raise TableFormatError(f"table {name}: no complete version at or before the barrier")
         latest = listing.latest_version
         if latest is None or latest < prev.version:
-            return None  # the log went backwards (table recreated?): leave the standby as it is
+            raise TableFormatError(
+                f"table {name}: its log went back from version {prev.version} to {latest}: the table "
+                "was dropped and re-created on the primary; drsync leaves the standby copy as it is",
+                hint="reseed the table once publications support it, or cancel its replication",
+            )
         # No new version, but the files under the shipped ones may have changed: a VACUUM that
         # writes no commit, a checkpoint or `_last_checkpoint` written late. Storage follows the
         # primary (DESIGN §3/§5), so look for those too; the result is None if there are none.
@@ -282,6 +288,21 @@ def collect_changes(
     files = sorted(ship.values(), key=lambda f: apply_rank(f.kind, f.version, f.path, base))
     return TableChange(name, inv.table_id, mode, from_version, c, files, deletions, ddl, warnings, inv,
                        expose_at_once)
+
+
+def _refuse_recreated(name: str, listing: LogListing, prev: TableInventory) -> None:
+    """A table dropped and re-created with the same name may reuse every version number: the
+    commit file of the version last shipped then differs from the one the standby has. Mixing
+    the two tables' files would be silent corruption, so the table is refused by name."""
+    if len(prev.commit_sig) != 2:
+        return
+    lf = listing.commits.get(prev.version)
+    if lf is not None and [lf.size, lf.mtime_ns] != prev.commit_sig:
+        raise TableFormatError(
+            f"table {name}: commit {prev.version} on the primary is not the one shipped (size or "
+            "time differs): the table was dropped and re-created; drsync leaves the standby copy as it is",
+            hint="reseed the table once publications support it, or cancel its replication",
+        )
 
 
 def _collect_last_checkpoint(

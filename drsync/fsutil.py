@@ -78,7 +78,9 @@ def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None) ->
 
 
 def atomic_write_json(final: Path, obj: Any) -> None:
-    data = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+    # Compact: state files are written often and read by programs (show-progress reads them
+    # for people); indent=... would take Python's slow pure-Python encoder.
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
     atomic_write_bytes(final, data)
 
 

@@ -39,6 +39,7 @@ from drsync.locks import operation_lock
 from drsync.manifest import Manifest, ManifestTable, apply_order, load_manifest
 from drsync.progress import ProgressTracker, UiHook
 from drsync.state import (
+    LAST_RESTORED,
     LOCK_DIR,
     MANIFEST_DIR,
     StandbyState,
@@ -201,7 +202,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     for t in m.tables:
         for f in t.files:
             dest = staging / t.path / f.path
-            ensure_dir(dest.parent)
+            os.makedirs(dest.parent, exist_ok=True)  # staging is rebuilt by any re-run: no fsync
             by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
     try:
         for b in m.bundles:
@@ -240,6 +241,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         _delete_files(warehouse / t.path, t.deletions)
     state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
     save_state(meta, state)
+    atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
     crash_point("restore.committed")
     rmtree_force(staging)
     crash_point("restore.staging_removed")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 
 MANIFEST_DIR = "manifests"
+LAST_RESTORED = "last-restored.json"  # standby: {"key", "barrier_ms"} of the newest restored set
 LOCK_DIR = "locks"
 
 
