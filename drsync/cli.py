@@ -13,12 +13,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
@@ -195,6 +194,9 @@ def show_progress(
     fmt: Annotated[
         str | None, typer.Option("--format", help="json or table (default: table on a terminal)")
     ] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Redraw the table every --interval seconds until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
 ) -> None:
     """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
 
@@ -202,6 +204,10 @@ def show_progress(
         from drsync.progress import build_document, is_abnormal, read_states
 
         settings = _load(config)
+        if watch:
+            from drsync.watch import watch_progress
+
+            return watch_progress(settings, interval, console=out)
         doc = build_document(*read_states(settings))
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
@@ -209,30 +215,12 @@ def show_progress(
         if chosen == "json":
             print(json.dumps(doc, indent=2, ensure_ascii=False))
         else:
-            _print_progress_table(doc)
+            from drsync.watch import progress_table
+
+            out.print(progress_table(doc))
         return 1 if is_abnormal(doc) else 0
 
     _run(go)
-
-
-def _print_progress_table(doc: dict[str, Any]) -> None:
-    t = Table(title="drsync progress")
-    t.add_column("")
-    t.add_column("primary")
-    t.add_column("standby")
-    p, s = doc["primary cluster"], doc["standby cluster"]
-    t.add_row("state", doc["apply"]["backupState"], doc["apply"]["restoreState"])
-    for field in ("key", "priorKey", "currentStep", "progress", "failedStep", "errorMsg",
-                  "actionStartTime", "actionEndTime", "updateTime"):
-        t.add_row(field, str(p[field]), str(s[field]))
-    t.add_row("rate (consumer)", p["backupRate"]["consumerRate"], s["backupRate"]["consumerRate"])
-    t.add_row("last success", doc["apply"]["backupSuccessTime"], doc["apply"]["restoreSuccessTime"])
-    out.print(t)
-    out.print(f"unrestored keys: {p['unrestoreKeys']}")
-    out.print(f"latest barrier: {doc['latestBarrierTime'] or '-'}   "
-              f"RPO: {doc['recovery point objective'] or '-'} s")
-    if doc["failover recovery point time"]:
-        out.print(f"failover recovery point: {doc['failover recovery point time']}")
 
 
 @app.command()
@@ -333,7 +321,53 @@ def config_swap(config: ConfigOpt) -> None:
     _run(go)
 
 
-@app.command(hidden=False)
+@app.command()
+def daemon(
+    config: ConfigOpt,
+    role: Annotated[str | None, typer.Option(
+        help="primary or standby. Only asserts the role this host's DR state says it holds; "
+             "required with transport=local, where both sites are this host.")] = None,
+    tick: Annotated[float | None, typer.Option(
+        hidden=True, help="For tests: run every job every TICK seconds.")] = None,
+) -> None:
+    """Run this host's schedule (backup rounds or restore passes, retention) and HTTP API until SIGTERM.
+
+    SIGHUP reloads the configuration (a bad file is logged and the old one kept); SIGTERM lets
+    the running step finish, then exits 0."""
+
+    def go() -> int:
+        from drsync.daemon import start
+
+        return start(config, role, tick)
+
+    _run(go)
+
+
+@app.command()
+def retention(
+    config: ConfigOpt,
+    role: Annotated[str | None, typer.Option(
+        help="primary or standby (asserts this host's role; required with transport=local).")] = None,
+) -> None:
+    """Delete bundles and manifests of restored sets older than life-cycle, on this host's side.
+
+    Never a set the standby has not restored, never the newest set (the daemon does this hourly)."""
+
+    def go() -> int:
+        from drsync.daemon import detect_role
+        from drsync.retention import run_retention
+
+        settings = load_settings(config)
+        side = detect_role(settings, role)
+        _setup_logging(settings.primary_cluster_logging_level if side == "primary"
+                       else settings.standby_cluster_logging_level)
+        out.print(run_retention(settings, side).message, highlight=False, soft_wrap=True)
+        return 0
+
+    _run(go)
+
+
+@app.command()
 def agent(
     media_root: Annotated[Path, typer.Option(help="restore-media-destination on this host.")],
     metadata_root: Annotated[Path, typer.Option(help="restore-metadata-destination on this host.")],

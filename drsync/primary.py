@@ -72,6 +72,7 @@ class RoundResult:
     tables_changed: int = 0
     bytes_shipped: int = 0
     failed: list[FailedObject] = field(default_factory=list)
+    sets_shipped: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -88,12 +89,13 @@ def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
 
 
 def run_backup(
-    settings: Settings, ui: UiHook | None = None, transport: Transport | None = None
+    settings: Settings, ui: UiHook | None = None, transport: Transport | None = None, cut: bool = True
 ) -> RoundResult:
     """One backup round: ship what is pending, then cut, build and ship a new set.
 
     A daemon passes its long-lived `transport` so SSH connections (and the remote agents)
-    stay open across rounds; without one, a transport is opened and closed for this round."""
+    stay open across rounds; without one, a transport is opened and closed for this round.
+    `cut=False` only ships the sets already built: how backpressure drains."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
         state: PrimaryState = load_state(meta, PrimaryState)
@@ -109,17 +111,23 @@ def run_backup(
                 if transport is None:
                     transport = stack.enter_context(open_transport(settings))
                 _requeue_lost(state, transport)
-                for key in list(state.unshipped):
+                waiting = list(state.unshipped)
+                for key in waiting:
                     _ship_set(settings, state, transport, key, tracker)
-                result = _build_set(settings, state, tracker)
+                if cut:
+                    result = _build_set(settings, state, tracker)
+                else:
+                    result = RoundResult(None, f"shipped {len(waiting)} waiting set(s); no new set cut")
+                result.sets_shipped = len(waiting)
                 if result.key is not None:
                     result.bytes_shipped = _ship_set(settings, state, transport, result.key, tracker)
+                    result.sets_shipped += 1
                     result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
                                        f"{time.monotonic() - started:.1f} s")
                 _forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)
-            state.state = "abnormal"
+            state.state = "stopped" if isinstance(e, StoppedError) else "abnormal"
             save_state(meta, state)
             raise
         state.state = "waiting"

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from drsync.bundle import Expected, extract_bundle, file_hash
 from drsync.config import Settings
-from drsync.errors import ChainError, DrsyncError, IntegrityError, ManifestError, StandbyConflictError
+from drsync.errors import (
+    ChainError,
+    DrsyncError,
+    IntegrityError,
+    ManifestError,
+    StandbyConflictError,
+    StoppedError,
+)
 from drsync.faults import crash_point
 from drsync.fsutil import (
     RO_DIR,
@@ -156,7 +163,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
                 raise gap
         except DrsyncError as e:
             tracker.fail(e)
-            state.state = "abnormal"
+            state.state = "stopped" if isinstance(e, StoppedError) else "abnormal"
             save_state(meta, state)
             raise
         state.state = "waiting"
