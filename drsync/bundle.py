@@ -199,6 +199,7 @@ def extract_bundle(
     compression: str,
     expected: dict[str, Expected],
     progress: Callable[[int], None] | None = None,
+    fsync: bool = True,
 ) -> None:
     """Stream a bundle, writing each member to its `dest` only if size and hash match.
 
@@ -231,7 +232,8 @@ def extract_bundle(
                             out.write(chunk)
                             tick(len(chunk))
                         out.flush()
-                        os.fsync(out.fileno())
+                        if fsync:  # else the caller flushes the filesystem once for all
+                            os.fsync(out.fileno())
                     if h.hexdigest() != exp.blake2b:
                         tmp.unlink()
                         raise IntegrityError(
