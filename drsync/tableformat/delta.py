@@ -20,7 +20,8 @@ from urllib.parse import unquote
 
 import pyarrow.parquet as pq
 
-from drsync.errors import TableFormatError, UnsafePathError
+from drsync.errors import TableFormatError
+from drsync.paths import safe_relpath
 
 LOG_DIR = "_delta_log"
 SIDECAR_DIR = "_sidecars"
@@ -141,20 +142,6 @@ def _z85_decode(text: str) -> bytes:
             value = value * 85 + _Z85_INDEX[ch]
         out += value.to_bytes(4, "big")
     return bytes(out)
-
-
-def safe_relpath(raw: str, *, table: str, where: str) -> str:
-    """Check a table-relative path: no scheme, not absolute, no `..`, no empty parts."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", raw) or raw.startswith("/"):
-        raise UnsafePathError(
-            f"table {table}: {where} uses an absolute path {raw!r}; drsync can only replicate "
-            "files inside the table directory",
-            hint="rewrite the table (e.g. CREATE TABLE AS) so all its files are relative",
-        )
-    parts = raw.split("/")
-    if any(p in ("", ".", "..") for p in parts) or "\\" in raw or "\x00" in raw:
-        raise UnsafePathError(f"table {table}: {where} has a path leaving the table: {raw!r}")
-    return raw
 
 
 def data_path(uri_path: str, *, table: str, where: str) -> str:
