@@ -10,6 +10,7 @@ name itself survives a crash.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -155,8 +156,6 @@ def exchange_paths(a: Path, b: Path) -> None:
 
     Raises OSError (EINVAL, ENOSYS, EOPNOTSUPP...) where the kernel or filesystem cannot; the
     caller falls back to a non-atomic way."""
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     fn = getattr(libc, "renameat2", None)
     if fn is None:
@@ -169,8 +168,6 @@ def exchange_paths(a: Path, b: Path) -> None:
 def sync_filesystem(path: Path) -> None:
     """Flush every dirty page and inode of the filesystem holding `path` (Linux syncfs): one
     call instead of an fsync per file when many small files were written."""
-    import ctypes
-
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
