@@ -371,6 +371,8 @@ def retention(
 def agent(
     media_root: Annotated[Path, typer.Option(help="restore-media-destination on this host.")],
     metadata_root: Annotated[Path, typer.Option(help="restore-metadata-destination on this host.")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="backupRestore.ini on this host: enables restore passes on request.")] = None,
 ) -> None:
     """The standby's end of transport=ssh: speaks drsync's protocol on stdin/stdout.
 
@@ -378,7 +380,7 @@ def agent(
     command="drsync agent --media-root ... --metadata-root ..."); not for interactive use."""
     from drsync.transport.agent import run_agent
 
-    raise typer.Exit(run_agent(media_root, metadata_root))
+    raise typer.Exit(run_agent(media_root, metadata_root, config))
 
 
 @app.command()

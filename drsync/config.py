@@ -86,6 +86,7 @@ class Settings(BaseModel):
     rpo_target: timedelta | None = None
     barrier_grace: timedelta = timedelta(seconds=1)
     remote_drsync_command: tuple[str, ...] = ("drsync",)
+    remote_config_file: Path | None = None
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""
@@ -355,6 +356,7 @@ _KEYS = (
     _Key("barrier-grace", _duration("s", timedelta(0), timedelta(seconds=60)),
          "duration 0s-60s (bare number = seconds, default 1s)"),
     _Key("remote-drsync-command", _command, "a command line, e.g. /opt/drsync/bin/drsync (default drsync)"),
+    _Key("remote-config-file", _absolute_path, f"{_ABS} of backupRestore.ini on the standby, or N/A"),
 )
 _KEY_BY_NAME = {key.name: key for key in _KEYS}
 KNOWN_KEYS = tuple(_KEY_BY_NAME)

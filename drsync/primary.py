@@ -124,6 +124,8 @@ def run_backup(
                     result.sets_shipped += 1
                     result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
                                        f"{time.monotonic() - started:.1f} s")
+                if result.sets_shipped and settings.remote_config_file is not None:
+                    _trigger_restore(transport)
                 _forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)
@@ -400,6 +402,19 @@ def _ship_set(
     save_state(meta, state)
     crash_point("backup.ship_recorded")
     return sent
+
+
+def _trigger_restore(transport: Transport) -> None:
+    """Ask the standby's agent to restore now (remote-config-file set). Best effort: a busy or
+    failing restore is the standby's to report; its own schedule runs anyway."""
+    call = getattr(transport, "call_once", None)
+    if call is None:
+        return  # transport=local: the standby's restore runs on its own schedule
+    try:
+        reply = call("restore")
+        log.info("standby restore on request: %s", reply.get("message", ""))
+    except DrsyncError as e:
+        log.warning("standby restore on request did not run: %s", e.message)
 
 
 def _requeue_lost(state: PrimaryState, transport: Transport) -> None:

@@ -30,8 +30,9 @@ PART_SUFFIX = ".part"
 
 
 class Agent:
-    def __init__(self, media_root: Path, metadata_root: Path) -> None:
+    def __init__(self, media_root: Path, metadata_root: Path, config: Path | None = None) -> None:
         self.roots = {"media": media_root, "metadata": metadata_root}
+        self.config = config
 
     def path(self, req: dict[str, Any], key: str = "rel") -> Path:
         area = req.get("area")
@@ -156,6 +157,16 @@ class Agent:
         return {"free": usage.free, "total": usage.total}, b""
 
 
+    def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Run one restore pass now (the primary asks right after shipping a set)."""
+        if self.config is None:
+            raise TransportError("this agent was started without --config: it cannot restore")
+        from drsync.config import load_settings
+        from drsync.standby import run_restore
+
+        result = run_restore(load_settings(self.config))
+        return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
+
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""
         pair = {k: req.get(k) for k in ("primary_cluster_id", "standby_cluster_id")}
@@ -225,7 +236,7 @@ def probe_version(host: str, port: int, user: str, key: Path, known: Path, comma
         client.close()
 
 
-def run_agent(media_root: Path, metadata_root: Path) -> int:
+def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None) -> int:
     # Pinned with command="drsync agent ..." in authorized_keys, sshd runs us whatever the
     # client asked; a `drsync version` probe (prepare's reverse check) still gets its answer.
     original = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
@@ -239,7 +250,7 @@ def run_agent(media_root: Path, metadata_root: Path) -> int:
     r = open(sys.stdin.fileno(), "rb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     w = open(sys.stdout.fileno(), "wb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     try:
-        Agent(media_root, metadata_root).serve(r, w)
+        Agent(media_root, metadata_root, config).serve(r, w)
     except (EOFError, BrokenPipeError):
         return 0  # the primary went away: nothing half-renamed, .part files stay for resume
     except TransportError as e:

@@ -187,6 +187,8 @@ def agent_command(settings: Settings, peer: Peer = "standby") -> str:
     words = [*settings.remote_drsync_command, "agent",
              "--media-root", str(settings.media_dir(peer)),
              "--metadata-root", str(settings.metadata_dir(peer))]
+    if peer == "standby" and settings.remote_config_file is not None:
+        words += ["--config", str(settings.remote_config_file)]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -337,6 +339,11 @@ class SshTransport(Transport):
         """One request of the agent's fixed command set (hello, df, prepare, probe, ...)."""
         result: dict[str, Any] = self._with_retry(op, lambda link: link.request({"op": op, **args}))
         return result
+
+    def call_once(self, op: str, **args: Any) -> dict[str, Any]:
+        """The same without retry, for requests whose failure is an answer, not a glitch."""
+        with self._link() as link:
+            return link.request({"op": op, **args})
 
     def close(self) -> None:
         with self._cond:

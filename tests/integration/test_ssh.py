@@ -211,3 +211,16 @@ def test_bandwidth_limit_throttles_the_link(server: SshServer, tmp_path: Path) -
     drsync("restore", "-c", str(sites.config), check=True)
     t = sites.primary / "big" / "raw" / "blobs"
     assert rows(duck(), sites.standby / "big" / "raw" / "blobs") == rows(duck(), t)
+
+
+def test_primary_triggers_a_restore_pass_when_remote_config_is_set(server: SshServer, tmp_path: Path) -> None:
+    sites = ssh_sites(tmp_path / "s", server)
+    # This host is both sites: the standby's backupRestore.ini is the same file.
+    sites.config.write_text(sites.config.read_text() + f"remote-config-file={sites.config}\n")
+    create_sample_warehouse(sites.primary, rows=20)
+    drsync("backup", "-c", str(sites.config), check=True)  # no `drsync restore` at all
+    con = duck()
+    for name in TABLES:
+        assert rows(con, table_dir(sites.standby, name)) == rows(con, table_dir(sites.primary, name)), name
+    r = drsync("restore", "-c", str(sites.config), check=True)
+    assert "nothing to restore" in r.stdout

@@ -160,6 +160,7 @@ BAD_VALUES = [
     ("rpo-target", "15"), ("rpo-target", "0s"),
     ("barrier-grace", "61s"), ("barrier-grace", "2m"),
     ("remote-drsync-command", "'unclosed quote"),
+    ("remote-config-file", "relative/backupRestore.ini"),
 ]
 
 
