@@ -107,21 +107,28 @@ class Link:
                 f"{fingerprint(e.expected_key)}; refused (possible man-in-the-middle)",
                 hint=f"if the host was legitimately re-installed, replace its line in {known}",
             ) from None
-        except paramiko.AuthenticationException:
+        except paramiko.AuthenticationException as e:
+            alive = (t := self.client.get_transport()) is not None and t.is_active()
             self.client.close()
+            if not alive:  # the connection died during authentication: a glitch, not a refusal
+                raise TransportError(f"ssh: connection to {self.where} lost during login ({e})") from None
             raise AuthError(
                 f"ssh: {self.where} refused the key {key}",
                 hint=f"add the public key ({key}.pub) to ~{settings.username}/.ssh/authorized_keys "
                      "on the other host (drsync prepare prints the line)",
             ) from None
-        except (OSError, paramiko.SSHException) as e:
+        except (EOFError, OSError, paramiko.SSHException) as e:
             self.client.close()
-            raise TransportError(f"ssh: cannot connect to {self.where}: {e}") from None
+            raise TransportError(f"ssh: cannot connect to {self.where}: {type(e).__name__} {e}") from None
         except BaseException:
             self.client.close()  # e.g. HostKeyError from the unknown-host policy
             raise
         try:
             self._start_agent(command)
+        except (EOFError, OSError, paramiko.SSHException) as e:
+            self.client.close()
+            raise TransportError(f"ssh: connection to {self.where} lost while starting the agent "
+                                 f"({type(e).__name__} {e})") from None
         except BaseException:
             self.client.close()
             raise
@@ -172,9 +179,15 @@ class Link:
         return ""
 
     def close(self) -> None:
+        transport = self.client.get_transport()
         with contextlib.suppress(Exception):
-            if not self.channel.closed:
+            if transport is not None and transport.is_active() and not self.channel.closed:
                 write_frame(self.w, {"op": "bye"})
+        # Close the buffered files here: left to the garbage collector on a dead connection,
+        # their flush prints "Exception ignored in BufferedFile.__del__" into the log.
+        for f in (self.w, self.r):
+            with contextlib.suppress(Exception):
+                f.close()
         with contextlib.suppress(Exception):
             self.client.close()
 
@@ -208,11 +221,26 @@ class SshTransport(Transport):
         self._count = 0
         self._cond = threading.Condition()
         self._max = settings.parallel_process
-        self._idle.append(self._connect())  # fail fast: bad key or host before any work
+        self._idle.append(self._connect_retrying())  # fail fast on a bad key or host key
         self._count = 1
 
     def _connect(self) -> Link:
         return Link(self.settings, self.command, self.host)
+
+    def _connect_retrying(self) -> Link:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                return self._connect()
+            except (HostKeyError, AuthError, ConfigError):
+                raise
+            except TransportError as e:
+                if attempt == self.retries:
+                    raise
+                log.warning("%s; retrying (%d of %d)", e.message, attempt + 1, self.retries)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _link(self) -> Iterator[Link]:

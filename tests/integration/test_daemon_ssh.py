@@ -23,6 +23,8 @@ import httpx
 import pytest
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
+from drsync.manifest import load_manifest
+from drsync.state import MANIFEST_DIR, local_time
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_ssh import ssh_sites
 from tests.sshd import SshServer
@@ -101,16 +103,22 @@ class Pair:
             time.sleep(every)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}{self.logs()}")
 
-    def keys(self) -> tuple[str, str, str]:
-        """The primary's key, the standby's key and latestBarrierTime, each as its own daemon sees it."""
-        p_doc, s_doc = self.primary.get("/progress"), self.standby.get("/progress")
-        return p_doc["primary cluster"]["key"], s_doc["standby cluster"]["key"], s_doc["latestBarrierTime"]
+    def barrier_of(self, key: str) -> str:
+        """The barrier of the primary's set `key` as show-progress prints it ('' if not written yet)."""
+        path = self.sites.primary_meta / MANIFEST_DIR / f"{key}.manifest.json"
+        return local_time(load_manifest(path).barrier_ms / 1000) if path.exists() else ""
 
     def caught_up(self, after: str = "") -> str:
-        """The primary's newest key once it is past `after` and the standby restored it, else ''."""
-        p_key, s_key, s_barrier = self.keys()
-        p_barrier = self.primary.get("/progress")["latestBarrierTime"]
-        ok = bool(p_key) and p_key > after and s_key == p_key and s_barrier == p_barrier
+        """The primary's newest key once it is past `after` and the standby restored it, else ''.
+
+        The standby's `key` names the set being restored (set when its apply starts), so the
+        set counts as restored only once its barrier is the standby's latestBarrierTime and
+        the standby's pass is over."""
+        p_key = self.primary.get("/progress")["primary cluster"]["key"]
+        s_doc = self.standby.get("/progress")
+        ok = (bool(p_key) and p_key > after and s_doc["standby cluster"]["key"] == p_key
+              and s_doc["apply"]["restoreState"] == "waiting"
+              and s_doc["latestBarrierTime"] == self.barrier_of(p_key) != "")
         return p_key if ok else ""
 
     def assert_tables_equal(self) -> None:
