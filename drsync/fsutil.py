@@ -111,26 +111,10 @@ def create_if_absent(final: Path, data: bytes, mtime_ns: int | None = None) -> b
     return created
 
 
-def install_file(src: Path, final: Path, mtime_ns: int | None = None) -> None:
-    """Move a verified, fsynced file `src` to `final` (same filesystem), durably."""
-    if mtime_ns is not None:
-        os.utime(src, ns=(mtime_ns, mtime_ns))
-    os.replace(src, final)
-    fsync_dir(final.parent)
 
 
-def copy_stream_fsync(src: BinaryIO, dst_path: Path, size: int) -> None:
-    """Copy exactly `size` bytes from a stream into a new file and fsync it."""
-    with open(dst_path, "xb") as out:
-        remaining = size
-        while remaining:
-            chunk = src.read(min(CHUNK, remaining))
-            if not chunk:
-                raise EOFError(f"stream ended {remaining} bytes early while writing {dst_path}")
-            out.write(chunk)
-            remaining -= len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+
+
 
 
 def remove_stale_temps(directory: Path) -> int:

@@ -177,7 +177,3 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
 
 def is_abnormal(doc: dict[str, Any]) -> bool:
     return "abnormal" in (doc["apply"]["backupState"], doc["apply"]["restoreState"])
-
-
-def metadata_paths(settings: Settings) -> tuple[Path, Path]:
-    return settings.primary_metadata_destination, settings.restore_metadata_destination

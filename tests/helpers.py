@@ -6,9 +6,12 @@ drsync.reader either, so a bug there cannot hide a bug in replication).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,40 @@ def rows(con: Any, table: Path, version: int | None = None) -> list[tuple[Any, .
     opt = f", version={int(version)}" if version is not None else ""
     p = str(table).replace("'", "''")
     return sorted(con.execute(f"SELECT * FROM delta_scan('{p}'{opt})").fetchall(), key=repr)
+
+
+def tree(base: Path) -> dict[str, tuple[int, int]]:
+    """Every path under base with its mode and size: any change shows."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[os.path.relpath(os.path.join(dirpath, name), base)] = (st.st_mode, st.st_size)
+    return out
+
+
+@contextlib.contextmanager
+def as_owner_of(base: Path) -> Iterator[None]:
+    """Act as an unprivileged owner of `base`: mode bits do not stop root.
+
+    As root, hand the tree to `nobody` and switch the effective uid/gid for the block (the
+    real uid stays 0, so we can switch back). As any other user, do nothing.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    nobody = pwd.getpwnam("nobody")
+    for dirpath, dirnames, filenames in os.walk(base):
+        for n in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, n), nobody.pw_uid, nobody.pw_gid)
+    os.lchown(base, nobody.pw_uid, nobody.pw_gid)
+    os.setegid(nobody.pw_gid)
+    os.seteuid(nobody.pw_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
 
 
 def latest_version(table: Path) -> int:

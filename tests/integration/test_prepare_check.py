@@ -7,7 +7,6 @@ agent logging in back to the primary) go to the same sshd, as the same user with
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 import uuid
@@ -19,6 +18,7 @@ from drsync.demo import write_config
 from drsync.prepare import PrepareReport, run_prepare
 from drsync.transport.agent import PAIR_FILE
 from drsync.transport.ssh import agent_command
+from tests.helpers import tree
 from tests.sshd import SshServer
 
 
@@ -36,13 +36,7 @@ remote-drsync-command={sys.executable} -m drsync
     return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra))
 
 
-def tree(base: Path) -> dict[str, tuple[int, int]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.relpath(os.path.join(dirpath, name), base)] = (st.st_mode, st.st_size)
-    return out
+
 
 
 def failed_step(report: PrepareReport) -> tuple[str, str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -13,7 +12,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from drsync.errors import ConfigError, DrsyncError
 from drsync.prepare import run_prepare
 from drsync.state import LOCK_DIR
 from drsync.transport.agent import PAIR_FILE
-from tests.helpers import REPO, Sites, make_sites
+from tests.helpers import REPO, Sites, as_owner_of, make_sites, tree
 
 SSH_CHECKS = ("ssh_reachable", "host_key", "ssh_login", "remote_version", "standby_to_primary", "clock_skew")
 GIB = 1 << 30
@@ -36,14 +34,7 @@ def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
     return {r.name: r for r in results}
 
 
-def tree(base: Path) -> dict[str, tuple[int, int]]:
-    """Every path under base with its mode and size: any change shows."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.relpath(os.path.join(dirpath, name), base)] = (st.st_mode, st.st_size)
-    return out
+
 
 
 @pytest.fixture
@@ -158,23 +149,7 @@ def test_held_lock_reports_live_pid_and_a_left_file_is_not_stale(sites: Sites, p
     assert f"left by pid {p.pid}" in left.detail and "not stale" in left.detail
 
 
-@contextmanager
-def as_nobody(base: Path) -> Iterator[None]:
-    """Mode bits stop nobody when we are root: act as 'nobody' (owning `base`) for a while."""
-    if os.geteuid() != 0:
-        yield
-        return
-    nobody = pwd.getpwnam("nobody")
-    for dirpath, dirnames, filenames in os.walk(base):
-        for name in [".", *dirnames, *filenames]:
-            os.lchown(os.path.join(dirpath, name), nobody.pw_uid, nobody.pw_gid)
-    os.setegid(nobody.pw_gid)
-    os.seteuid(nobody.pw_uid)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
+
 
 
 @pytest.fixture
@@ -193,7 +168,7 @@ def test_unwritable_directory_fails_with_a_hint(open_base: Path) -> None:
     settings = load_settings(sites.config)
     assert run_prepare(settings, check_only=False).ok
     os.chmod(sites.standby_media, 0o550)
-    with as_nobody(open_base):
+    with as_owner_of(open_base):
         results = by_name(run_checks(settings))
         report = run_prepare(settings, check_only=False)
     bad = results["directories_writable"]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pwd
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from drsync.fsutil import (
     rmtree_force,
     set_tree_mode,
 )
+from tests.helpers import as_owner_of
 
 
 def mode_of(p: Path) -> int:
@@ -223,28 +221,7 @@ def test_rmtree_force_removes_read_only_tree(tmp_path: Path) -> None:
     rmtree_force(root)  # absent: no error
 
 
-@contextlib.contextmanager
-def as_owner_of(base: Path) -> Iterator[None]:
-    """Act as an unprivileged owner of `base`: mode bits do not stop root.
 
-    As root, hand the tree to `nobody` and switch the effective uid/gid for the block (the
-    real uid stays 0, so we can switch back). As any other user, do nothing.
-    """
-    if os.geteuid() != 0:
-        yield
-        return
-    nobody = pwd.getpwnam("nobody")
-    for dirpath, dirnames, filenames in os.walk(base):
-        for n in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, n), nobody.pw_uid, nobody.pw_gid)
-    os.lchown(base, nobody.pw_uid, nobody.pw_gid)
-    os.setegid(nobody.pw_gid)
-    os.seteuid(nobody.pw_uid)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 def test_rmtree_force_as_unprivileged_owner(tmp_path: Path) -> None:
