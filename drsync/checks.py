@@ -6,16 +6,13 @@ runs on the primary and changes nothing on either host. With transport=local the
 are skipped, not failed. A check that depends on an earlier one that failed (no SSH login:
 no remote disk space) is skipped and says which one.
 
-The SSH hints and the cluster-pair helpers here are shared with `drsync prepare`.
+The SSH hints and the cluster-pair helpers are in pairing.py, shared with `drsync prepare`.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import pwd
-import shlex
 import shutil
 import socket
 import time
@@ -24,16 +21,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from drsync import __version__
 from drsync.config import Role, Settings
-from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError
+from drsync.errors import ConfigError, DrsyncError
 from drsync.locks import lock_holder, read_lock_pid
+from drsync.pairing import (
+    gib,
+    host_of,
+    keyscan_hint,
+    me,
+    nearest_existing,
+    pair_mismatch,
+    parse_pair,
+    probe_primary,
+    read_local_pair,
+    space_threshold,
+    ssh_failure,
+    user_of,
+    wanted_pair,
+)
 from drsync.state import LOCK_DIR
 from drsync.transport.agent import PAIR_FILE
-from drsync.transport.ssh import Peer, SshTransport, agent_command
+from drsync.transport.ssh import SshTransport
 
 Status = Literal["OK", "FAILED", "SKIPPED"]
-GIB = 1 << 30
 MAX_SKEW = 5.0  # seconds
 SSH_STAGES = ("ssh_reachable", "host_key", "ssh_login", "remote_version")
 
@@ -55,153 +65,6 @@ class CheckResult:
 
 class Skip(Exception):
     """The check does not apply here, or an earlier check it needs failed."""
-
-
-def user_of(settings: Settings) -> str:
-    return settings.username or getpass.getuser()
-
-
-def me() -> str:
-    """The user this process acts as (its effective uid)."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return f"uid {os.geteuid()}"
-
-
-def host_of(settings: Settings, peer: Peer) -> str:
-    return (settings.restore_host_ip if peer == "standby" else settings.primary_host_ip) or "?"
-
-
-def authorized_keys_line(settings: Settings, peer: Peer = "standby") -> str | None:
-    """`command="<agent>",restrict <public key>` for ~user/.ssh/authorized_keys on `peer`."""
-    if settings.ssh_key_file is None:
-        return None
-    try:
-        public = Path(f"{settings.ssh_key_file}.pub").read_text().strip()
-    except OSError:
-        return None
-    command = agent_command(settings, peer).replace("\\", "\\\\").replace('"', '\\"')
-    return f'command="{command}",restrict {public}'
-
-
-def keyscan_hint(settings: Settings, host: str) -> str:
-    known = shlex.quote(str(settings.known_hosts_file))
-    return (f"ssh-keyscan -p {settings.ssh_port} {host} >> {known}  (then check that `ssh-keygen -lf "
-            f"{known}` shows the fingerprint the host's administrator reads there with ssh-keygen -lf "
-            "/etc/ssh/ssh_host_ed25519_key.pub)")
-
-
-def ssh_failure(settings: Settings, e: DrsyncError) -> tuple[str, str, str]:
-    """(stage, message, hint) of a failure to open an SshTransport to the standby. Stages:
-    ssh_reachable, host_key, ssh_login, remote_version."""
-    host, port, known = host_of(settings, "standby"), settings.ssh_port, settings.known_hosts_file
-    if isinstance(e, HostKeyError):
-        if "CHANGED" in e.message:
-            name = host if port == 22 else f"[{host}]:{port}"
-            return "host_key", e.message, (
-                f"only if {host} was legitimately re-installed: ssh-keygen -R '{name}' -f {known} && "
-                + keyscan_hint(settings, host))
-        return "host_key", e.message, keyscan_hint(settings, host)
-    if isinstance(e, AuthError):
-        line = authorized_keys_line(settings)
-        if line is None:
-            return "ssh_login", e.message, (f"ssh-keygen -y -f {settings.ssh_key_file} > "
-                                            f"{settings.ssh_key_file}.pub, then run drsync prepare for "
-                                            "the authorized_keys line")
-        return "ssh_login", e.message, (f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on "
-                                        f"{host}: {line}")
-    if isinstance(e, ConfigError):
-        return "config", e.message, e.hint
-    if "cannot connect" in e.message:
-        return "ssh_reachable", e.message, (f"check that sshd listens on {host}:{port} and the firewall "
-                                            f"allows it: ssh -i {settings.ssh_key_file} -p {port} "
-                                            f"{user_of(settings)}@{host} true")
-    command = " ".join(shlex.quote(w) for w in settings.remote_drsync_command)
-    return "remote_version", e.message, (
-        f"install drsync {__version__} on {host} and check remote-drsync-command: ssh -i "
-        f"{settings.ssh_key_file} -p {port} {user_of(settings)}@{host} {command} version "
-        f"must print {__version__}")
-
-
-def probe_primary(settings: Settings, remote: SshTransport) -> str:
-    """Make the standby's agent log in to the primary; raises DrsyncError with a hint."""
-    primary = host_of(settings, "primary")
-    try:
-        version = str(remote.call(
-            "probe", host=primary, port=settings.ssh_port, user=user_of(settings),
-            key_file=str(settings.ssh_key_file), known_hosts=str(settings.known_hosts_file),
-            command=list(settings.remote_drsync_command)).get("version"))
-    except DrsyncError as e:
-        standby = host_of(settings, "standby")
-        if "known_hosts" in e.message or "BadHostKey" in e.message:
-            hint = f"on the standby ({standby}): {keyscan_hint(settings, primary)}"
-        elif "Timeout" in e.message:
-            hint = (f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port}; if the "
-                    f"primary's authorized_keys pins a command= for this key, `drsync version` cannot run "
-                    "there")
-        elif "Authentication" in e.message:
-            pub = Path(f"{settings.ssh_key_file}.pub")
-            key = pub.read_text().strip() if pub.exists() else f"<contents of {pub} on {standby}>"
-            hint = f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on {primary}: restrict {key}"
-        else:
-            hint = f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port} over SSH"
-        raise DrsyncError(f"standby->primary: {e.message}", hint=hint) from None
-    if version != __version__:
-        raise DrsyncError(f"the primary {primary} runs drsync {version!r} for the standby's login, "
-                          f"this process is {__version__}", hint=f"install drsync {__version__} there")
-    return version
-
-
-def wanted_pair(settings: Settings) -> dict[str, str | None]:
-    return {"primary_cluster_id": str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
-            "standby_cluster_id": str(settings.standby_cluster_id) if settings.standby_cluster_id else None}
-
-
-def parse_pair(raw: bytes | None) -> dict[str, Any] | None:
-    """pair.json's content; None if absent; {"unreadable": ...} if it is not a JSON object."""
-    if raw is None:
-        return None
-    try:
-        pair = json.loads(raw)
-    except ValueError as e:
-        return {"unreadable": str(e)}
-    return pair if isinstance(pair, dict) else {"unreadable": "not a JSON object"}
-
-
-def read_local_pair(metadata_dir: Path) -> dict[str, Any] | None:
-    try:
-        return parse_pair((metadata_dir / PAIR_FILE).read_bytes())
-    except FileNotFoundError:
-        return None
-
-
-def pair_mismatch(settings: Settings, where: str, pair: dict[str, Any]) -> DrsyncError:
-    want = wanted_pair(settings)
-    if "unreadable" in pair:
-        return DrsyncError(f"{where} is unreadable ({pair['unreadable']})",
-                           hint=f"remove it and run drsync prepare -c {settings.source_file}")
-    return DrsyncError(
-        f"{where} records primary {pair.get('primary_cluster_id')} / standby "
-        f"{pair.get('standby_cluster_id')}, {settings.source_file} says {want['primary_cluster_id']} "
-        f"/ {want['standby_cluster_id']}: that site belongs to another pair",
-        hint=f"if the cluster ids in {settings.source_file} are wrong, fix them; if that site was "
-             f"deliberately re-paired, remove {where} and run drsync prepare -c {settings.source_file}")
-
-
-def space_threshold(total: int) -> int:
-    """Free space below this fails: 1 GiB, or 5 % of a filesystem smaller than 20 GiB."""
-    return min(GIB, total // 20)
-
-
-def _gib(n: int) -> str:
-    return f"{n / GIB:.1f} GiB"
-
-
-def nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 # ---------------------------------------------------------------- the checks
@@ -355,9 +218,9 @@ def _space(where: str, usage: list[tuple[Path, int, int, object]]) -> str:
         names = " and ".join(str(e[0]) for e in entries)
         free, total = entries[0][1], entries[0][2]
         limit = space_threshold(total)
-        parts.append(f"{names}: {_gib(free)} free of {_gib(total)}")
+        parts.append(f"{names}: {gib(free)} free of {gib(total)}")
         if free < limit:
-            low.append(f"{names} (needs {_gib(limit)})")
+            low.append(f"{names} (needs {gib(limit)})")
     detail = f"{'; '.join(parts)} (fails below 1 GiB or 5 % of the filesystem, whichever is smaller)"
     if low:
         raise DrsyncError(f"low disk space on {where}: {detail}",

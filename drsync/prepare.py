@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drsync.checks import (
+from drsync.config import Role, Settings
+from drsync.errors import DrsyncError
+from drsync.fsutil import atomic_write_bytes, ensure_dir
+from drsync.pairing import (
     GIB,
     authorized_keys_line,
     host_of,
@@ -33,9 +36,6 @@ from drsync.checks import (
     user_of,
     wanted_pair,
 )
-from drsync.config import Role, Settings
-from drsync.errors import DrsyncError
-from drsync.fsutil import atomic_write_bytes, ensure_dir
 from drsync.transport.agent import PAIR_FILE
 from drsync.transport.ssh import SshTransport
 

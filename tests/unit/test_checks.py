@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from drsync import checks
-from drsync.checks import CheckResult, config_failure, format_checks, run_checks, space_threshold
+from drsync.checks import CheckResult, config_failure, format_checks, run_checks
 from drsync.config import Settings, load_settings
 from drsync.errors import ConfigError, DrsyncError
+from drsync.pairing import space_threshold
 from drsync.prepare import run_prepare
 from drsync.state import LOCK_DIR
 from drsync.transport.agent import PAIR_FILE
