@@ -15,12 +15,10 @@ in a thread with its own signal handling switched off (drsync.api.ApiServer).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -41,6 +39,9 @@ from drsync.metrics import DrsyncMetrics
 from drsync.passes import Decision, Passes, one_line
 from drsync.progress import read_states
 from drsync.state import PrimaryState, StandbyState, local_time
+
+if TYPE_CHECKING:
+    from drsync.api import ApiServer
 
 log = logging.getLogger("drsync.daemon")
 RETENTION_EVERY = timedelta(hours=1)
@@ -102,6 +103,8 @@ class Daemon:
                              stopping=self.stopping, metrics=self.metrics, **passes_options)
         self.jobs = {name: JobStatus() for name in every}
         self._signals: list[int] = []
+        self.api: ApiServer | None = None  # set by serve(); moved by a reload that changes its address
+        self.serving = False
         self._cache: tuple[float, PrimaryState, StandbyState] | None = None
         self._cache_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
@@ -200,11 +203,34 @@ class Daemon:
         for name, every in self.intervals().items():
             if every != old_every[name] and self.scheduler.running:
                 self.scheduler.reschedule_job(name, trigger=IntervalTrigger(seconds=every.total_seconds()))
-        port = "backup_port" if self.role == "primary" else "restore_port"
-        later = [k for k in ("api_listen", port) if getattr(old, k) != getattr(new, k)]
-        note = f" ({', '.join(later)}: effective at restart)" if later else ""
-        self.reload_note = f"{local_time()}: reloaded"
+        note = self._rebind_api(old, new)
+        self.reload_note = f"{local_time()}: reloaded{note}"
         log.info("SIGHUP: configuration %s reloaded: %s%s", path, self.schedule_text(), note)
+
+    def api_address(self, settings: Settings) -> tuple[str, int] | None:
+        port = settings.backup_port if self.role == "primary" else settings.restore_port
+        return (settings.api_listen, port) if port else None
+
+    def _rebind_api(self, old: Settings, new: Settings) -> str:
+        """Move the HTTP API to a changed address: bind the new socket first, so a busy port
+        keeps the API where it was (and says so) instead of leaving the daemon unreachable."""
+        before, after = self.api_address(old), self.api_address(new)
+        if before == after or not self.serving:
+            return ""
+        from drsync.api import ApiServer
+
+        moved = None
+        if after is not None:
+            try:
+                moved = ApiServer(self, *after)
+            except DrsyncError as e:
+                log.error("SIGHUP: %s; the API stays on its previous address", one_line(e.message))
+                return f" (API not moved: {one_line(e.message)})"
+            moved.start()
+        if self.api is not None:
+            self.api.stop()
+        self.api = moved
+        return f" (HTTP API now on {moved.url})" if moved else " (HTTP API off)"
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)  # acted on by the main loop, never inside the handler
@@ -214,8 +240,9 @@ class Daemon:
         from drsync.api import ApiServer
 
         s = self.settings
-        port = s.backup_port if self.role == "primary" else s.restore_port
-        api = ApiServer(self, s.api_listen, port) if port else None  # fails here if the port is busy
+        address = self.api_address(s)
+        api = self.api = ApiServer(self, *address) if address else None  # fails here if the port is busy
+        self.serving = True
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self.start_scheduler()
@@ -237,8 +264,8 @@ class Daemon:
                 self.stopping.set()
                 self.scheduler.shutdown(wait=True)  # the API keeps answering meanwhile (/healthz: 503)
                 self.passes.close_transport()
-                if api is not None:
-                    api.stop()
+                if self.api is not None:
+                    self.api.stop()
                 log.info("daemon stopped")
                 return 0
 
@@ -251,29 +278,3 @@ def start(config: Path, role: str | None = None, tick: float | None = None) -> i
         raise ConfigError(f"--tick {tick}: must be > 0 seconds")
     setup_logging(settings, chosen)
     return Daemon(settings, chosen, tick=tick, log_to_file=True).serve()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="drsync daemon", description="Run the schedule of this host's "
-                                 "role (backup rounds or restore passes, retention) and the HTTP API.")
-    ap.add_argument("-c", "--config", type=Path, required=True, help="backupRestore.ini of this site")
-    ap.add_argument("--role", choices=["primary", "standby"], help="assert the role this host holds "
-                    "(required with transport=local, where both sites are this host)")
-    ap.add_argument("--tick", type=float, help="for tests: run every job every TICK seconds")
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m drsync.daemon -c FILE [--role R] [--tick S]` until cli.py has `drsync daemon`."""
-    args = build_parser().parse_args(argv)
-    try:
-        return start(args.config, args.role, args.tick)
-    except DrsyncError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """`drsync daemon` as real processes on both sides (transport=local), driven over HTTP.
 
-Each daemon runs `python -m drsync.daemon ... --tick 1` (every job every second instead of the
+Each daemon runs `python -m drsync daemon ... --tick 1` (every job every second instead of the
 configured >= 10 s) on a free port of 127.0.0.1.
 """
 
@@ -65,7 +65,7 @@ class DaemonProcess:
         self.err = self.workdir / f"{self.role}-{time.monotonic_ns()}.stderr"
         with open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "drsync.daemon", "-c", str(self.config), "--role", self.role,
+                [sys.executable, "-m", "drsync", "daemon", "-c", str(self.config), "--role", self.role,
                  "--tick", "1"], stdout=subprocess.DEVNULL, stderr=err,
                 env={k: v for k, v in os.environ.items() if k != "DRSYNC_DEBUG"})
         wait_for(f"{self.role} API", lambda: self.http.get("/status").status_code == 200)

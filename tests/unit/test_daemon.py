@@ -7,15 +7,18 @@ on two local sites where it is about what ends up on disk.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
-from drsync.api import DaemonStatus
+from drsync.api import ApiServer, DaemonStatus
 from drsync.config import Settings, load_settings
 from drsync.daemon import Daemon, detect_role
 from drsync.demo import create_sample_warehouse
@@ -239,6 +242,60 @@ def test_sighup_reload_keeps_the_old_config_when_the_new_one_is_bad(sites: Sites
     assert daemon.settings.backup_exec_time_interval.total_seconds() == 30
     assert daemon.status()["jobs"]["backup"]["every_seconds"] == 30 and daemon.passes.every_s == 30
     assert "reloaded: backup every 30s" in caplog.text
+
+
+def test_sighup_moves_the_api_to_a_new_port_unless_that_port_is_busy(sites: Sites) -> None:
+    def free_socket() -> socket.socket:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        return sock
+
+    def answers(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/status", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    first, busy, second = free_socket(), free_socket(), free_socket()
+    ports = [int(s.getsockname()[1]) for s in (first, busy, second)]
+    first.close()
+    second.close()
+    busy.listen()  # held by someone else for the whole test
+    good = sites.config.read_text()
+    sites.config.write_text(good + f"backup-port={ports[0]}\n")
+    daemon = Daemon(_settings(sites), "primary")
+    daemon.api = ApiServer(daemon, "127.0.0.1", ports[0])
+    daemon.api.start()
+    daemon.serving = True
+    try:
+        assert _wait(lambda: answers(ports[0]))
+        sites.config.write_text(good + f"backup-port={ports[1]}\n")
+        daemon.reload()
+        assert "API not moved" in daemon.reload_note and f":{ports[1]}" in daemon.reload_note
+        assert answers(ports[0]), "a busy new port must leave the API where it was"
+
+        sites.config.write_text(good + f"backup-port={ports[2]}\n")
+        daemon.reload()
+        assert f"HTTP API now on http://127.0.0.1:{ports[2]}" in daemon.reload_note
+        assert _wait(lambda: answers(ports[2])) and not answers(ports[0])
+
+        sites.config.write_text(good)  # no port: the API is switched off
+        daemon.reload()
+        assert "HTTP API off" in daemon.reload_note and daemon.api is None
+        assert not answers(ports[2])
+    finally:
+        busy.close()
+        if daemon.api is not None:
+            daemon.api.stop()
+
+
+def _wait(check: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 # ---------------------------------------------------------------- logging, watch
