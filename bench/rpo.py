@@ -229,6 +229,8 @@ def main() -> int:
     ap.add_argument("--period", type=float, default=5.0, help="seconds between commits to one table")
     ap.add_argument("--tick", type=float, action="append", default=None,
                     help="TEST-ONLY daemon --tick values to try as well (default: 2)")
+    ap.add_argument("--only", choices=["default", "minimum", "tick"], action="append", default=None,
+                    help="run only these settings (repeatable; default: all)")
     args = ap.parse_args()
     minutes = 1.0 if args.quick else args.minutes
     ticks = args.tick if args.tick is not None else [2.0]
@@ -240,6 +242,10 @@ def main() -> int:
         *[Setting(f"--tick {t:g} (TEST-ONLY knob): every job every {t:g}s", t,
                   "backup-exec-time-interval=10s\nrestore-interval=5s", tick=t) for t in ticks],
     ]
+
+    kinds = ["default", "minimum", *["tick"] * len(ticks)]
+    settings = [st for st, kind in zip(settings, kinds, strict=True)
+                if args.only is None or kind in args.only]
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -244,6 +244,26 @@ def test_sighup_reload_keeps_the_old_config_when_the_new_one_is_bad(sites: Sites
     assert "reloaded: backup every 30s" in caplog.text
 
 
+def test_standby_restores_a_delivered_set_without_waiting_for_restore_interval(sites: Sites) -> None:
+    """restore-interval is 1 minute; a set shipped after the first pass is restored within a
+    few seconds because the daemon watches its inbox (the RPO fix measured by bench/rpo.py)."""
+    create_sample_warehouse(sites.primary, rows=5)
+    s = _settings(sites)
+    assert s.restore_interval.total_seconds() == 60
+    daemon = Daemon(s, "standby")
+    daemon.start_scheduler()
+    try:
+        assert _wait(lambda: daemon.jobs["restore"].last_decision != "")  # the pass at start
+        assert load_state(sites.standby_meta, StandbyState).last_key is None
+        key = run_backup(s).key
+        assert key is not None
+        assert _wait(lambda: load_state(sites.standby_meta, StandbyState).last_key == key, timeout=15)
+        assert all(v.ok for v in verify_tables(s, None, False))
+    finally:
+        daemon.stopping.set()
+        daemon.scheduler.shutdown(wait=True)
+
+
 def test_sighup_moves_the_api_to_a_new_port_unless_that_port_is_busy(sites: Sites) -> None:
     def free_socket() -> socket.socket:
         sock = socket.socket()
