@@ -229,7 +229,10 @@ def verify(
     table: Annotated[str | None, typer.Option(help="Only this table (db.schema.table).")] = None,
     deep: Annotated[bool, typer.Option(help="Also compare rows, read by DuckDB on both sides.")] = False,
 ) -> None:
-    """Check that the standby equals the primary at the last restored barrier."""
+    """Check that the standby equals the primary at the last restored barrier.
+
+    Each side hashes its own files (with transport=ssh the other host's agent does), so it runs
+    on either host and no table data crosses the link."""
 
     def go() -> int:
         from drsync.verify import verify_tables
@@ -373,6 +376,8 @@ def agent(
     metadata_root: Annotated[Path, typer.Option(help="restore-metadata-destination on this host.")],
     config: Annotated[Path | None, typer.Option(
         "--config", help="backupRestore.ini on this host: enables restore passes on request.")] = None,
+    warehouse_root: Annotated[Path | None, typer.Option(
+        help="This host's warehouse, read only: enables `drsync verify` from the other host.")] = None,
 ) -> None:
     """The standby's end of transport=ssh: speaks drsync's protocol on stdin/stdout.
 
@@ -380,7 +385,7 @@ def agent(
     command="drsync agent --media-root ... --metadata-root ..."); not for interactive use."""
     from drsync.transport.agent import run_agent
 
-    raise typer.Exit(run_agent(media_root, metadata_root, config))
+    raise typer.Exit(run_agent(media_root, metadata_root, config, warehouse_root))
 
 
 @app.command()

@@ -30,9 +30,11 @@ PART_SUFFIX = ".part"
 
 
 class Agent:
-    def __init__(self, media_root: Path, metadata_root: Path, config: Path | None = None) -> None:
+    def __init__(self, media_root: Path, metadata_root: Path, config: Path | None = None,
+                 warehouse_root: Path | None = None) -> None:
         self.roots = {"media": media_root, "metadata": metadata_root}
         self.config = config
+        self.warehouse = warehouse_root  # read only: tables are fingerprinted, never written here
 
     def path(self, req: dict[str, Any], key: str = "rel") -> Path:
         area = req.get("area")
@@ -167,6 +169,21 @@ class Agent:
         result = run_restore(load_settings(self.config))
         return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
 
+    def op_fingerprint(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """This side's fingerprint of one table at one version, for `drsync verify`."""
+        from drsync.verify import fingerprint
+
+        if self.warehouse is None:
+            raise TransportError("this agent was started without --warehouse-root: it cannot verify tables")
+        name, version, also = req.get("table"), req.get("version"), req.get("also_hash", [])
+        if not (isinstance(name, str) and name.count(".") == 2 and isinstance(version, int)
+                and isinstance(also, list) and all(isinstance(a, str) for a in also)):
+            raise TransportError("fingerprint: bad arguments")
+        table_dir = self.warehouse / safe_relpath(name.replace(".", "/"), table=name, where="table name")
+        also = [safe_relpath(a, table=name, where="file path") for a in also]
+        fp = fingerprint(table_dir, name, version, bool(req.get("deep")), also)
+        return {"fingerprint": fp.model_dump(mode="json")}, b""
+
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""
         pair = {k: req.get(k) for k in ("primary_cluster_id", "standby_cluster_id")}
@@ -236,21 +253,22 @@ def probe_version(host: str, port: int, user: str, key: Path, known: Path, comma
         client.close()
 
 
-def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None) -> int:
+def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None,
+              warehouse_root: Path | None = None) -> int:
     # Pinned with command="drsync agent ..." in authorized_keys, sshd runs us whatever the
     # client asked; a `drsync version` probe (prepare's reverse check) still gets its answer.
     original = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()
     if original and original[-1] == "version":
         print(__version__)
         return 0
-    for label, root in (("media", media_root), ("metadata", metadata_root)):
-        if not root.is_absolute():
+    for label, root in (("media", media_root), ("metadata", metadata_root), ("warehouse", warehouse_root)):
+        if root is not None and not root.is_absolute():
             print(f"drsync agent: --{label}-root must be absolute: {root}", file=sys.stderr)
             return 2
     r = open(sys.stdin.fileno(), "rb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     w = open(sys.stdout.fileno(), "wb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     try:
-        Agent(media_root, metadata_root, config).serve(r, w)
+        Agent(media_root, metadata_root, config, warehouse_root).serve(r, w)
     except (EOFError, BrokenPipeError):
         return 0  # the primary went away: nothing half-renamed, .part files stay for resume
     except TransportError as e:

@@ -212,7 +212,8 @@ def agent_command(settings: Settings, peer: Peer = "standby") -> str:
     """The exact remote command line; every word quoted, nothing taken from data."""
     words = [*settings.remote_drsync_command, "agent",
              "--media-root", str(settings.media_dir(peer)),
-             "--metadata-root", str(settings.metadata_dir(peer))]
+             "--metadata-root", str(settings.metadata_dir(peer)),
+             "--warehouse-root", str(settings.warehouse(peer))]
     if peer == "standby" and settings.remote_config_file is not None:
         words += ["--config", str(settings.remote_config_file)]
     return " ".join(shlex.quote(w) for w in words)

@@ -198,6 +198,62 @@ def test_agent_refuses_paths_outside_its_roots(tmp_path: Path) -> None:
     assert not (tmp_path / "escape").exists()
 
 
+def test_verify_over_ssh_hashes_each_side_where_it_lives(server: SshServer, tmp_path: Path) -> None:
+    """verify on the standby asks the primary's agent for its fingerprints (the wrapper proves
+    the agent ran with the primary's warehouse); a flipped byte on the standby is found."""
+    calls = tmp_path / "agent-calls.txt"
+    wrapper = tmp_path / "drsync-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} -m drsync "$@"\n')
+    wrapper.chmod(0o755)
+    sites = ssh_sites(tmp_path / "s", server)
+    sites.config.write_text(sites.config.read_text().replace(
+        f"remote-drsync-command={sys.executable} -m drsync", f"remote-drsync-command={wrapper}"))
+    create_sample_warehouse(sites.primary, rows=30)
+    drsync("backup", "-c", str(sites.config), check=True)
+    drsync("restore", "-c", str(sites.config), check=True)
+    calls.unlink()
+
+    ok = drsync("verify", "-c", str(sites.config), "--deep", check=True)
+    assert f"{len(TABLES)} of {len(TABLES)} table(s) equal" in ok.stdout
+    assert f"--warehouse-root {sites.primary}" in calls.read_text()
+
+    victim = sorted(table_dir(sites.standby, TABLES[0]).rglob("*.parquet"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.chmod(0o644)
+    victim.write_bytes(bytes(data))
+    bad = drsync("verify", "-c", str(sites.config), "--table", TABLES[0])
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"{victim.name} differs between primary and standby" in bad.stdout.replace("\n", "")
+
+
+def test_agent_fingerprint_refuses_names_and_paths_leaving_the_warehouse(tmp_path: Path) -> None:
+    from drsync.transport.protocol import read_header, write_frame
+
+    wh = tmp_path / "wh"
+    create_sample_warehouse(wh, rows=5)
+    proc = subprocess.Popen([sys.executable, "-m", "drsync", "agent", "--media-root", str(tmp_path / "m"),
+                             "--metadata-root", str(tmp_path / "d"), "--warehouse-root", str(wh)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=os.environ.copy())
+    assert proc.stdin and proc.stdout
+
+    def ask(**req: object) -> dict[str, object]:
+        write_frame(proc.stdin, {"op": "fingerprint", **req})  # type: ignore[arg-type]
+        reply = read_header(proc.stdout)  # type: ignore[arg-type]
+        assert reply is not None
+        return reply
+
+    good = ask(table=TABLES[0], version=0)
+    assert good["ok"] is True and good["fingerprint"]["needs"]  # type: ignore[index]
+    for bad in ({"table": "..x.y", "version": 0}, {"table": "a./etc.b", "version": 0},
+                {"table": TABLES[0], "version": 0, "also_hash": ["../../../../etc/passwd"]},
+                {"table": TABLES[0], "version": "0"}):
+        reply = ask(**bad)
+        assert reply["ok"] is False, bad
+    write_frame(proc.stdin, {"op": "bye"})  # type: ignore[arg-type]
+    proc.wait(timeout=10)
+
+
 def test_bandwidth_limit_throttles_the_link(server: SshServer, tmp_path: Path) -> None:
     sites = ssh_sites(tmp_path / "s", server, more="bandwidth-limit=2MB/s\ncompression-level=0\n")
     sites.config.write_text(sites.config.read_text().replace("compression-level=1\n", ""))

@@ -44,7 +44,7 @@ def test_no_limit_costs_nothing() -> None:
 def test_agent_command_quotes_every_word(tmp_path: Path) -> None:
     text = f"""transport=local
 primary-warehouse={tmp_path}/p/w
-standby-warehouse={tmp_path}/s/w
+standby-warehouse={tmp_path}/s/w`id`
 primary-media-destination={tmp_path}/p/media
 primary-metadata-destination={tmp_path}/p/meta
 restore-media-destination={tmp_path}/s/media dir; rm -rf ~
@@ -56,8 +56,9 @@ remote-drsync-command="/opt/dr sync/bin/drsync" --flag
     words = shlex.split(cmd)  # what the remote shell will see, word for word
     assert words == ["/opt/dr sync/bin/drsync", "--flag", "agent",
                      "--media-root", f"{tmp_path}/s/media dir; rm -rf ~",
-                     "--metadata-root", f"{tmp_path}/s/$(touch pwned)"]
-    assert agent_command(settings, "primary").endswith(shlex.quote(f"{tmp_path}/p/meta"))
+                     "--metadata-root", f"{tmp_path}/s/$(touch pwned)",
+                     "--warehouse-root", f"{tmp_path}/s/w`id`"]
+    assert agent_command(settings, "primary").endswith(shlex.quote(f"{tmp_path}/p/w"))
 
 
 def test_fingerprint_matches_openssh_format() -> None:
