@@ -22,6 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
 from drsync.errors import ConfigError, DrsyncError
+from drsync.roles.cli import register as register_role_commands
 
 app = typer.Typer(
     help="drsync: fine-grained disaster-recovery replication of Delta Lake tables.\n\n"
@@ -387,6 +388,13 @@ def agent(
 def version() -> None:
     """Print drsync's version."""
     print(__version__)
+
+
+def _say(line: str) -> None:
+    out.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+register_role_commands(app, _run, _load, _say)
 
 
 def main() -> None:
