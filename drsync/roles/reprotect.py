@@ -113,7 +113,8 @@ def run_reprotect(settings: Settings, config: Path, *, say: Say = print) -> int:
     files = sum(len(r.files) for r in aside)
     say(f"reprotect done at role epoch {peer.epoch}: {pair.pw} is the standby of {pair.sw} from set {key}; "
         f"{files} file(s) ({rows} row(s)) set aside in {quarantine}")
-    say(f"replication continues incrementally: run drsync backup -c {swapped_name(config.name)} on the new primary")
+    say("replication continues incrementally: run drsync backup -c "
+        f"{swapped_name(config.name)} on the new primary")
     audit.record([pair.pm, pair.sm], "reprotect", config, f"done: {files} file(s), {rows} row(s) set aside",
                  peer.epoch, "; ".join(r.describe() for r in aside))
     return 0
