@@ -26,6 +26,7 @@ from typing import Any
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError, LockBusyError, RoleError
+from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, read_json
 from drsync.manifest import load_manifest
 from drsync.primary import run_backup
@@ -218,6 +219,7 @@ def _finish(pair: Pair, journal: dict[str, Any], say: Say) -> int:
     current = load_state(pair.sm, PrimaryState) if (pair.sm / PrimaryState.FILE).exists() else None
     if current is None or current.role_epoch != epoch:
         save_state(pair.sm, PrimaryState(last_key=key, last_barrier_ms=barrier_ms, role_epoch=epoch))
+    crash_point("switchover.promoted")
     archive(pair.sm, [StandbyState.FILE, LAST_RESTORED], "switchover-was-standby")
     # The new standby (the old primary's metadata).
     write_role(pair.pm, "standby", epoch)
@@ -228,6 +230,7 @@ def _finish(pair: Pair, journal: dict[str, Any], say: Say) -> int:
         save_state(pair.pm, StandbyState(last_key=key, last_barrier_ms=barrier_ms, tables=tables,
                                          role_epoch=epoch))
     write_last_restored(pair.pm, key, barrier_ms)
+    crash_point("switchover.demoted")
     archive(pair.pm, [PrimaryState.FILE, "tables"], "switchover-was-primary")
     for name in versions:
         ref = TableRef.parse(name)
