@@ -24,6 +24,7 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
+from drsync.roles.remote import hello_check
 from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
@@ -33,6 +34,7 @@ class Agent:
     def __init__(self, media_root: Path, metadata_root: Path, config: Path | None = None) -> None:
         self.roots = {"media": media_root, "metadata": metadata_root}
         self.config = config
+        self.caller_epoch: int | None = None  # from hello
 
     def path(self, req: dict[str, Any], key: str = "rel") -> Path:
         area = req.get("area")
@@ -53,6 +55,8 @@ class Agent:
                     write_frame(w, {"ok": True})
                     return
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isalpha() else None
+                if handler is not None and op != "hello":
+                    hello_check(self.roots["metadata"], self.caller_epoch)
                 if handler is None:
                     read_payload(r, req)
                     raise TransportError(f"unknown operation {op!r}")
@@ -66,6 +70,9 @@ class Agent:
                                 "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
 
     def op_hello(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        # The caller's role epoch: an old primary (failed over) is refused here, for good.
+        self.caller_epoch = req.get("role_epoch") if isinstance(req.get("role_epoch"), int) else None
+        hello_check(self.roots["metadata"], self.caller_epoch)
         return {"version": __version__, "format": FORMAT_VERSION, "protocol": PROTOCOL_VERSION,
                 "time": time.time(), "pid": os.getpid()}, b""
 
