@@ -203,6 +203,7 @@ def show_progress(
 
     def go() -> int:
         from drsync.progress import build_document, is_abnormal, read_states
+        from drsync.roles.status import role_fields
 
         settings = _load(config)
         if watch:
@@ -210,6 +211,7 @@ def show_progress(
 
             return watch_progress(settings, interval, console=out)
         doc = build_document(*read_states(settings))
+        doc.update(role_fields(settings, doc))
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
             raise DrsyncError(f"--format must be json or table, not {chosen!r}")

@@ -33,6 +33,7 @@ from drsync.roles.sites import (
     archive,
     require_local,
     stamp,
+    swapped_config,
     swapped_name,
     when,
     write_inventories,
@@ -46,6 +47,7 @@ from drsync.state import (
     PrimaryState,
     StandbyState,
     StandbyTable,
+    clear_stop,
     load_state,
     request_stop,
     save_state,
@@ -71,6 +73,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         raise RoleError(f"failover: the primary is reachable and replicating (backup round running, "
                         f"pid {holder})", hint="use switchover for a planned change, or --force")
     new_epoch = max(rec.epoch, read_role(pair.pm).epoch) + 1
+    swapped_config(config, write=True)  # the promoted site runs with the swapped config
     request_stop(pair.sm, "restore")
     with operation_lock(pair.sm / LOCK_DIR, "restore"):
         state: StandbyState = load_state(pair.sm, StandbyState)
@@ -112,6 +115,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
                                          state="stopped"))
         archive(pair.sm, [StandbyState.FILE, LAST_RESTORED], "failover-was-standby")
         write_role(pair.sm, "primary", new_epoch, failover_point=point, failover_key=key)
+        clear_stop(pair.sm, "restore")  # no longer a standby: a later demotion starts clean
     aside = [r for r in results if r.files]
     for r in aside:
         say(r.describe())
