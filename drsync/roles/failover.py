@@ -21,17 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drsync.config import Settings
-from drsync.errors import ManifestError, RoleError
+from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
 from drsync.locks import lock_holder, operation_lock
 from drsync.manifest import load_manifest
 from drsync.roles import audit
-from drsync.roles.epoch import read_role, write_role
+from drsync.roles.epoch import ROLE_FILE, parse_role, read_role, write_role
 from drsync.roles.fence import make_writable
 from drsync.roles.sites import (
     Pair,
     archive,
-    require_local,
     stamp,
     swapped_config,
     swapped_name,
@@ -60,7 +59,6 @@ LOG_NEW = ".drsync-log-new"
 
 
 def run_failover(settings: Settings, config: Path, *, force: bool = False, say: Say = print) -> int:
-    require_local(settings, "failover")
     pair = Pair(settings, config)
     rec = read_role(pair.sm)
     if rec.role == "primary":
@@ -68,11 +66,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         return 0
     if not (pair.sm / StandbyState.FILE).exists():
         raise RoleError(f"failover: {pair.sm} holds no standby state: this is not a standby")
-    holder = lock_holder(pair.pm / LOCK_DIR, "backup")
-    if holder is not None and not force:
-        raise RoleError(f"failover: the primary is reachable and replicating (backup round running, "
-                        f"pid {holder})", hint="use switchover for a planned change, or --force")
-    new_epoch = max(rec.epoch, read_role(pair.pm).epoch) + 1
+    new_epoch = max(rec.epoch, _old_primary_epoch(pair, force)) + 1
     swapped_config(config, write=True)  # the promoted site runs with the swapped config
     request_stop(pair.sm, "restore")
     with operation_lock(pair.sm / LOCK_DIR, "restore"):
@@ -124,9 +118,34 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         f"{len(aside)} table(s) had commits of an unfinished set set aside")
     say(f"when the old primary is back, run `drsync reprotect -c {config}` there; this site then "
         f"replicates to it (use {swapped_name(config.name)} here)")
-    audit.record([pair.sm, pair.pm], "failover", config, f"done: recovery point {point}", new_epoch,
+    metas = [pair.sm, pair.pm] if settings.transport == "local" else [pair.sm]
+    audit.record(metas, "failover", config, f"done: recovery point {point}", new_epoch,
                  "; ".join(r.describe() for r in aside))
     return 0
+
+
+def _old_primary_epoch(pair: Pair, force: bool) -> int:
+    """Refuse while the primary is reachable and replicating (unless forced); its epoch if known.
+
+    With transport=local: its backup lock is held (a round is running now). Over SSH: its
+    agent answers at all (a primary that answers is not lost)."""
+    if pair.settings.transport == "local":
+        holder = lock_holder(pair.pm / LOCK_DIR, "backup")
+        if holder is not None and not force:
+            raise RoleError(f"failover: the primary is reachable and replicating (backup round "
+                            f"running, pid {holder})", hint="use switchover for a planned change, or --force")
+        return read_role(pair.pm).epoch
+    from drsync.transport.ssh import SshTransport
+
+    try:
+        with SshTransport(pair.settings, peer="primary") as link:
+            raw = link.read_bytes("metadata", ROLE_FILE)
+    except DrsyncError:
+        return 0  # unreachable: lost, as the operator says; its epoch is at most ours
+    if not force:
+        raise RoleError(f"failover: the primary {pair.settings.primary_host_ip} is reachable (its agent "
+                        "answered over SSH)", hint="use switchover for a planned change, or --force")
+    return parse_role(raw).epoch
 
 
 def _newest_barrier(warehouse: Path, last_key: str | None) -> str | None:

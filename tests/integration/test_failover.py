@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -80,3 +81,37 @@ def test_failover_after_a_killed_restore_lands_on_the_previous_barrier(sites: Si
     # Running it twice is harmless.
     r = drsync("failover", "-c", str(sites.config), "--yes")
     assert r.returncode == 0 and "nothing to do" in r.stdout
+
+
+def test_failover_over_ssh_refuses_while_the_primary_answers(sshd: object, tmp_path: Path) -> None:
+    from tests.integration.test_ssh import ssh_sites
+    from tests.sshd import SshServer
+
+    assert isinstance(sshd, SshServer)
+    sites = ssh_sites(tmp_path / "s", sshd)
+    create_sample_warehouse(sites.primary, rows=10)
+    drsync("backup", "-c", str(sites.config), check=True)
+    drsync("restore", "-c", str(sites.config), check=True)
+    r = drsync("failover", "-c", str(sites.config), "--yes")
+    assert r.returncode == 1 and "is reachable (its agent answered over SSH)" in r.stderr, r.stderr
+    assert not (sites.standby_meta / "role.json").exists()
+    # The primary is lost: its SSH port no longer answers (this host's copy of the config).
+    lost = tmp_path / "standby-host" / "backupRestore.ini"
+    lost.parent.mkdir()
+    text = sites.config.read_text().replace(f"ssh-port={sshd.port}", f"ssh-port={_closed_port()}")
+    lost.write_text(text.replace("check-balance-retry-times=3", "check-balance-retry-times=0"))
+    r = drsync("failover", "-c", str(lost), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "failover done at role epoch 1" in r.stdout
+    con = duck()
+    for t in discover_tables(sites.primary):
+        assert rows(con, t.path(sites.standby)) == rows(con, t.path(sites.primary)), t.name
+    assert (lost.parent / "sw_backupRestore.ini").exists()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
