@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from drsync.fsutil import ensure_dir
+from drsync.config import Settings
+from drsync.errors import DrsyncError
+from drsync.roles.epoch import read_role
 from drsync.state import local_time
 
 AUDIT_FILE = "audit.log"
@@ -30,19 +32,28 @@ def who() -> str:
 
 def record(metas: list[Path], command: str, config: Path, outcome: str, epoch: int,
            detail: str = "") -> None:
-    """Append one entry to the audit log of each metadata directory this host can reach."""
+    """Append one entry to the audit log of each metadata directory this host can reach (one
+    that does not exist here is the other host's, over SSH: not created)."""
     entry = {"time": local_time(), "who": who(), "command": command, "config": str(config),
              "outcome": outcome, "epoch": epoch, "detail": detail[:2000]}
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
     for meta in dict.fromkeys(metas):  # same directory once
+        if not meta.is_dir():
+            continue
         with contextlib.suppress(OSError):  # an unreachable side must not hide the outcome
-            ensure_dir(meta)
             fd = os.open(meta / AUDIT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def failed(settings: Settings, command: str, config: Path, error: DrsyncError) -> None:
+    """A role command that failed is audited too, with its error."""
+    metas = [settings.primary_metadata_destination, settings.restore_metadata_destination]
+    epoch = max(read_role(m).epoch for m in metas)
+    record(metas, command, config, f"failed: {error.message}", epoch)
 
 
 def read_audit(meta: Path) -> list[dict[str, Any]]:

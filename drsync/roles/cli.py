@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from drsync.config import Settings
-from drsync.errors import ConfigError, RoleError
+from drsync.errors import ConfigError, DrsyncError, RoleError
+from drsync.roles import audit
 
 ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="backupRestore.ini of this site.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking (required when stdin "
@@ -26,6 +27,15 @@ def confirm(command: str, what: str, yes: bool) -> None:
         raise ConfigError(f"{command} {what}: pass --yes to confirm (stdin is not a terminal)")
     if not typer.confirm(f"{command} {what}. Continue?", default=False):
         raise RoleError(f"{command} cancelled: nothing changed")
+
+
+def audited(command: str, settings: Settings, config: Path, fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except DrsyncError as e:
+        if not e.message.startswith(f"{command} failed at step"):  # switchover audits its rollback
+            audit.failed(settings, command, config, e)
+        raise
 
 
 def register(app: typer.Typer, run: Callable[[Callable[[], int | None]], None],
@@ -45,8 +55,9 @@ def register(app: typer.Typer, run: Callable[[Callable[[], int | None]], None],
         def go() -> int:
             from drsync.roles.switchover import run_switchover
 
-            return run_switchover(load(config, "primary"), config, dry_run=dry_run, timeout=timeout,
-                                  say=say)
+            settings = load(config, "primary")
+            return audited("switchover", settings, config, lambda: run_switchover(
+                settings, config, dry_run=dry_run, timeout=timeout, say=say))
 
         run(go)
 
@@ -67,7 +78,8 @@ def register(app: typer.Typer, run: Callable[[Callable[[], int | None]], None],
 
             settings = load(config, "standby")
             confirm("failover", f"promotes the standby {settings.standby_warehouse}", yes)
-            return run_failover(settings, config, force=force, say=say)
+            return audited("failover", settings, config,
+                           lambda: run_failover(settings, config, force=force, say=say))
 
         run(go)
 
@@ -82,7 +94,7 @@ def register(app: typer.Typer, run: Callable[[Callable[[], int | None]], None],
             settings = load(config, "primary")
             confirm("reprotect", f"makes {settings.primary_warehouse} the standby of the new primary",
                     yes)
-            return run_reprotect(settings, config, say=say)
+            return audited("reprotect", settings, config, lambda: run_reprotect(settings, config, say=say))
 
         run(go)
 
@@ -96,6 +108,7 @@ def register(app: typer.Typer, run: Callable[[Callable[[], int | None]], None],
 
             settings = load(config, "primary")
             confirm("set-independent", "deletes the DR state of both sites", yes)
-            return run_set_independent(settings, config, say=say)
+            return audited("set-independent", settings, config,
+                           lambda: run_set_independent(settings, config, say=say))
 
         run(go)

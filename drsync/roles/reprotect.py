@@ -4,7 +4,10 @@ Per table, the newest version both sides share is the newest one with the same n
 byte-identical commit file: after a failover both may hold different commits under one number.
 What the old primary wrote after it (log files, and the data files only those commits add) is
 moved into `<old-primary-warehouse>/_drsync/reprotect-quarantine/<time>/` (never deleted; the
-rows and files are reported). A table the new primary does not have is set aside whole.
+rows and files are reported). The replicated tables are those the new primary holds
+inventories for; a replicated table with no commit in common is set aside whole (and copied in
+full), one the old primary lacks is copied in full, and the old primary's other tables are
+left as they are.
 
 The new primary's failover wrote inventories for exactly the versions of its recovery point,
 which is what the old primary now holds: its first set builds on the failover key, which the
@@ -48,7 +51,7 @@ from drsync.state import (
     save_state,
 )
 from drsync.tableformat.delta import LOG_DIR
-from drsync.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.warehouse import DRSYNC_DIR, TableRef
 
 Say = Callable[[str], None]
 
@@ -72,15 +75,18 @@ def run_reprotect(settings: Settings, config: Path, *, say: Say = print) -> int:
     with operation_lock(pair.pm / LOCK_DIR, "backup"):  # no round of the old primary meanwhile
         results: list[SetAside] = []
         tables: dict[str, StandbyTable] = {}
-        seen: set[str] = set()
-        for t in discover_tables(pair.pw):
+        # The replicated tables: those the new primary holds inventories for (written by the
+        # failover from its recovery point). Tables of the old primary's own stay as they are.
+        for t in _inventoried(pair.sm):
             mine, theirs = t.path(pair.pw), t.path(pair.sw)
             where = quarantine / t.db / t.schema / t.table
-            seen.add(t.name)
+            if not (mine / LOG_DIR).is_dir():
+                _drop_inventory(pair, t)  # the old primary lacks it: the new one copies it in full
+                continue
             shared = shared_version(mine, theirs) if (theirs / LOG_DIR).is_dir() else None
             if shared is None:
                 results.append(set_aside_table(mine, t.name, where))
-                _drop_inventory(pair, t)  # the new primary copies it in full, if it has it
+                _drop_inventory(pair, t)  # nothing in common: copied in full
                 continue
             results.append(set_aside_above(mine, t.name, shared, where))
             inv = load_inventory(pair.sm, t)
@@ -91,9 +97,6 @@ def run_reprotect(settings: Settings, config: Path, *, say: Say = print) -> int:
             tables[t.name] = StandbyTable(version=shared, table_id=inv.table_id, barrier_ms=barrier_ms)
             make_readonly(mine)
         remove(pair.sm / "tables" / "index.json")  # the unchanged-table index must look again
-        for ref in _inventoried(pair.sm):  # tables only the new primary has: copied in full
-            if ref.name not in seen:
-                _drop_inventory(pair, ref)
         # The old primary's own sets would sit in its new inbox: out of the way, kept.
         old = pair.pm / "role-history" / f"{stamp()}-reprotect-old-sets"
         if (pair.pm / MANIFEST_DIR).exists():
@@ -126,5 +129,5 @@ def _drop_inventory(pair: Pair, t: TableRef) -> None:
 
 def _inventoried(meta: Path) -> list[TableRef]:
     root = meta / "tables"
-    return [TableRef(p.parent.parent.name, p.parent.name, p.stem)
-            for p in root.glob("*/*/*.json")] if root.exists() else []
+    found = [TableRef(p.parent.parent.name, p.parent.name, p.stem) for p in root.glob("*/*/*.json")]
+    return sorted(found, key=lambda t: t.name)

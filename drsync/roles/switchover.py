@@ -89,10 +89,14 @@ def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, t
         if stop_requested(meta, op):
             raise RoleError(f"switchover: {op} is stopped (stop-{op}); the final round needs it",
                             hint=f"run `drsync start-{op} -c {config}` first")
-    if load_state(pair.pm, PrimaryState).last_key is None:
+    last_key = load_state(pair.pm, PrimaryState).last_key
+    if last_key is None:
         raise RoleError("switchover: the primary has not built a set yet; nothing to switch from",
                         hint="run a backup and a restore first")
-    tables = discover_tables(pair.pw)
+    # The replicated tables are those of the newest set (publications decide which); a table
+    # of the primary's own is neither fenced nor made read-only by the swap.
+    replicated = load_manifest(pair.pm / MANIFEST_DIR / f"{last_key}.manifest.json").versions
+    tables = [t for t in discover_tables(pair.pw) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
     new_epoch = max(read_role(pair.pm).epoch, read_role(pair.sm).epoch) + 1
     plan = [

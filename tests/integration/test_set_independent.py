@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -56,6 +57,11 @@ def test_set_independent_refuses_while_running_then_cleans_both_sides(sites: Sit
     for media in (sites.primary_media, sites.standby_media):
         assert not media.exists() or not any(media.iterdir())
     assert not (sites.standby / "_drsync" / "barriers").exists()
+
+    # Every attempt is audited on both sides, the refusals with their reason.
+    audit = [json.loads(line) for line in (sites.standby_meta / "audit.log").read_text().splitlines()]
+    assert [e["outcome"].split(":")[0] for e in audit] == ["failed"] * 3 + ["done"]
+    assert "backup is not stopped" in audit[0]["outcome"] and audit[0]["config"] == cfg
 
     # Twice is harmless.
     r = drsync("set-independent", "-c", cfg, "--yes")

@@ -10,9 +10,12 @@ from drsync.roles.audit import last_entry, read_audit, record, who
 
 
 def test_audit_lines_on_both_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
+    a, b, remote = tmp_path / "a", tmp_path / "b", tmp_path / "other-host"
+    a.mkdir()
+    b.mkdir()
     monkeypatch.setenv("SUDO_USER", "alice")
-    record([a, b, a], "switchover", Path("/etc/drsync/backupRestore.ini"), "done", 1, "final set x")
+    record([a, b, a, remote], "switchover", Path("/etc/drsync/backupRestore.ini"), "done", 1, "final set x")
+    assert not remote.exists()  # the other host's directory (SSH) is not created here
     record([a], "failover", Path("/c.ini"), "done", 2)
     assert [e["command"] for e in read_audit(a)] == ["switchover", "failover"]
     first = read_audit(b)[0]
