@@ -1,16 +1,23 @@
-"""The role epoch on the SSH link: the caller says its epoch at `hello`, the agent refuses a
-caller older than its own site, on `hello` and on every later request of the connection.
+"""Role changes across SSH: the epoch on the link, the standby as the switchover sees it, and
+the agent's side of a promotion.
 
-(Role *changes* over SSH — role-status/promote/demote ops — are not implemented yet: the
-role commands refuse transport=ssh with a clear message; see roles/sites.require_local.)
+The caller says its epoch at `hello`; the agent refuses a caller older than its own site, on
+`hello` and on every later request of the connection. A switchover over SSH drives the
+standby through its agent: `restore` (a pass now), `read` of its state and role record, and
+`promote` (roles/swap.py run on the standby host with its own config, `--config`).
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from drsync.config import Settings
-from drsync.roles.epoch import read_role, refuse_older
+from drsync.config import Settings, load_settings
+from drsync.errors import DrsyncError, LockBusyError, TransportError
+from drsync.roles.epoch import ROLE_FILE, RoleRecord, parse_role, read_role, refuse_older
+from drsync.state import StandbyState, load_state
 
 
 def hello_check(agent_metadata: Path, caller_epoch: int | None) -> None:
@@ -23,3 +30,103 @@ def caller_epoch(settings: Settings, peer: str) -> int:
     meta = (settings.primary_metadata_destination if peer == "standby"
             else settings.restore_metadata_destination)
     return read_role(meta).epoch
+
+
+def agent_settings(config: Path | None, metadata_root: Path) -> Settings:
+    """The agent's config for acting as the standby of `metadata_root`: its --config, or, after
+    a switchover, the swapped file next to it (whose standby side is this host now)."""
+    if config is None:
+        raise TransportError("this agent was started without --config: it cannot restore or change "
+                             "roles (set remote-config-file on the primary)")
+    from drsync.roles.sites import swapped_name
+
+    candidates = [config, config.with_name(swapped_name(config.name))]
+    for path in candidates:
+        if path.exists():
+            settings = load_settings(path)
+            if settings.restore_metadata_destination.resolve() == metadata_root.resolve():
+                return settings
+    return load_settings(config)
+
+
+def agent_promote(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
+    from drsync.roles.sites import swapped_config
+    from drsync.roles.swap import SwapPoint, promote
+
+    settings = agent_settings(config, metadata_root)
+    try:
+        point = SwapPoint(int(req["epoch"]), str(req["key"]), int(req["barrier_ms"]),
+                          {str(k): int(v) for k, v in dict(req["versions"]).items()},
+                          {str(k): v for k, v in dict(req.get("table_ids") or {}).items()})
+    except (KeyError, TypeError, ValueError) as e:
+        raise TransportError(f"promote: bad arguments ({e})") from None
+    for name in point.versions:
+        from drsync.manifest import validate_table_name
+
+        validate_table_name(name)
+    promote(settings, point)
+    if settings.source_file is not None:
+        swapped_config(Path(settings.source_file), write=True)
+    return {"promoted": point.epoch}
+
+
+class StandbyView:
+    """The standby as the switchover sees it: on this host, or through its agent."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.meta = settings.restore_metadata_destination
+        self.link: Any = None
+        self.last_error = ""
+        if settings.transport != "local":
+            if settings.remote_config_file is None:
+                raise TransportError(
+                    "switchover over SSH needs remote-config-file: the standby's agent restores "
+                    "and takes the primary role with its own config",
+                    hint="set remote-config-file to backupRestore.ini's path on the standby host")
+            from drsync.transport.ssh import SshTransport
+
+            self.link = SshTransport(settings)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+
+    def read(self, name: str) -> bytes | None:
+        if self.link is None:
+            with contextlib.suppress(FileNotFoundError):
+                return (self.meta / name).read_bytes()
+            return None
+        data: bytes | None = self.link.read_bytes("metadata", name)
+        return data
+
+    def role(self) -> RoleRecord:
+        if self.link is None:
+            return read_role(self.meta)
+        rec = parse_role(self.read(ROLE_FILE))
+        return rec if rec.role is not None else RoleRecord(None, max(rec.epoch, self.state().role_epoch))
+
+    def state(self) -> StandbyState:
+        if self.link is None:
+            state: StandbyState = load_state(self.meta, StandbyState)
+            return state
+        raw = self.read(StandbyState.FILE)
+        return StandbyState.model_validate_json(raw) if raw else StandbyState()
+
+    def restore(self) -> None:
+        """One restore pass there now; a busy one (its daemon) is waited for by the caller."""
+        try:
+            if self.link is None:
+                from drsync.standby import run_restore
+
+                run_restore(self.settings)
+            else:
+                self.link.call_once("restore")
+        except LockBusyError:
+            pass
+        except DrsyncError as e:
+            self.last_error = e.message
+
+    def promote(self, point: Any) -> None:
+        assert self.link is not None
+        self.link.call_once("promote", **asdict(point))

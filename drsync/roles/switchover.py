@@ -25,32 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from drsync.config import Settings
-from drsync.errors import DrsyncError, LockBusyError, RoleError
-from drsync.faults import crash_point
+from drsync.errors import DrsyncError, RoleError
 from drsync.fsutil import atomic_write_json, read_json
 from drsync.manifest import load_manifest
 from drsync.primary import run_backup
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, assert_site_role, changing_roles, read_role, write_role
-from drsync.roles.fence import dir_modes, fence_table, make_readonly, make_writable, unfence_table
-from drsync.roles.sites import (
-    Pair,
-    archive,
-    require_local,
-    swapped_config,
-    write_inventories,
-    write_last_restored,
-)
-from drsync.roles.tablelog import inventory_at
-from drsync.standby import run_restore
+from drsync.roles.fence import dir_modes, fence_table, unfence_table
+from drsync.roles.remote import StandbyView
+from drsync.roles.sites import Pair, swapped_config
+from drsync.roles.swap import SwapPoint, demote, promote
 from drsync.state import (
-    LAST_RESTORED,
     MANIFEST_DIR,
     PrimaryState,
     StandbyState,
-    StandbyTable,
     load_state,
-    save_state,
     stop_requested,
 )
 from drsync.tableformat.delta import list_log
@@ -74,21 +63,32 @@ def _save_journal(meta: Path, journal: dict[str, Any]) -> None:
 
 def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, timeout: float = 300.0,
                    say: Say = print) -> int:
-    require_local(settings, "switchover")
     pair = Pair(settings, config)
+    standby = StandbyView(settings)  # over SSH: the standby's agent (needs remote-config-file)
+    try:
+        return _switchover(pair, standby, dry_run, timeout, say)
+    finally:
+        standby.close()
+
+
+def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float, say: Say) -> int:
+    config = pair.config
     journal = load_journal(pair.pm)
     if journal is not None and not dry_run:
         if journal.get("step") == "swapping":
             say("a previous switchover stopped while swapping roles: completing it")
-            return _finish(pair, journal, say)
+            return _finish(pair, standby, journal, say)
         _rollback(pair, journal)
         say(f"a previous switchover stopped at step {journal.get('step')!r}: rolled back (tables unfenced)")
     assert_site_role(pair.pm, "primary", "switchover")
-    assert_site_role(pair.sm, "standby", "switchover")
-    for meta, op in ((pair.pm, "backup"), (pair.sm, "restore")):
-        if stop_requested(meta, op):
-            raise RoleError(f"switchover: {op} is stopped (stop-{op}); the final round needs it",
-                            hint=f"run `drsync start-{op} -c {config}` first")
+    peer = standby.role()
+    if peer.role not in (None, "standby") or standby.read(StandbyState.FILE) is None:
+        raise RoleError(f"switchover: the other site ({pair.sm}) is not a standby "
+                        f"({peer.role or 'no standby state'}, role epoch {peer.epoch})")
+    if stop_requested(pair.pm, "backup") or standby.read("stop-restore.intent") is not None:
+        op = "backup" if stop_requested(pair.pm, "backup") else "restore"
+        raise RoleError(f"switchover: {op} is stopped (stop-{op}); the final round needs it",
+                        hint=f"run `drsync start-{op}` with this site's config first")
     last_key = load_state(pair.pm, PrimaryState).last_key
     if last_key is None:
         raise RoleError("switchover: the primary has not built a set yet; nothing to switch from",
@@ -98,7 +98,7 @@ def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, t
     replicated = load_manifest(pair.pm / MANIFEST_DIR / f"{last_key}.manifest.json").versions
     tables = [t for t in discover_tables(pair.pw) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
-    new_epoch = max(read_role(pair.pm).epoch, read_role(pair.sm).epoch) + 1
+    new_epoch = max(read_role(pair.pm).epoch, peer.epoch) + 1
     plan = [
         f"1. fence {len(tables)} table(s) in {pair.pw}: writers fail with 'Permission denied' "
         "(not a writer running as root: a commit it makes after the fence is detected and rolls back)",
@@ -121,7 +121,7 @@ def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, t
     _save_journal(pair.pm, journal)
     try:
         with changing_roles(pair.pm):
-            _fence_and_drain(pair, journal, tables, timeout, say)
+            _fence_and_drain(pair, standby, journal, tables, timeout, say)
     except (DrsyncError, OSError) as e:
         step = journal["step"]
         _rollback(pair, journal)
@@ -130,11 +130,11 @@ def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, t
                      new_epoch - 1)
         raise RoleError(f"switchover failed at step {step}: {msg}; rolled back: roles unchanged, "
                         "the primary's tables are unfenced", hint=getattr(e, "hint", "")) from None
-    return _finish(pair, journal, say)
+    return _finish(pair, standby, journal, say)
 
 
-def _fence_and_drain(pair: Pair, journal: dict[str, Any], tables: list[TableRef], timeout: float,
-                     say: Say) -> None:
+def _fence_and_drain(pair: Pair, standby: StandbyView, journal: dict[str, Any], tables: list[TableRef],
+                     timeout: float, say: Say) -> None:
     """Fence, final round, wait for the standby; then record the point of no return."""
     for t in tables:
         fence_table(t.path(pair.pw))
@@ -142,10 +142,9 @@ def _fence_and_drain(pair: Pair, journal: dict[str, Any], tables: list[TableRef]
     journal["step"] = "final-round"
     _save_journal(pair.pm, journal)
     key, barrier_ms, versions = _final_round(pair, tables, say)
-    _wait_restored(pair, key, versions, timeout, say)
+    state = _wait_restored(standby, key, versions, timeout, say)
     _check_unchanged(pair, versions)
-    standby: StandbyState = load_state(pair.sm, StandbyState)
-    ids = {n: standby.tables[n].table_id for n in versions}
+    ids = {n: state.tables[n].table_id for n in versions}
     journal.update(step="swapping", key=key, barrier_ms=barrier_ms, versions=versions, table_ids=ids)
     _save_journal(pair.pm, journal)
 
@@ -175,23 +174,25 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
     raise RoleError(f"after {ROUNDS} rounds the last set still misses commits made before the fence")
 
 
-def _wait_restored(pair: Pair, key: str, versions: dict[str, int], timeout: float, say: Say) -> None:
+def _wait_restored(standby: StandbyView, key: str, versions: dict[str, int], timeout: float,
+                   say: Say) -> StandbyState:
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(LockBusyError):  # the standby's daemon is restoring: wait for it
-            run_restore(pair.settings)
-        state: StandbyState = load_state(pair.sm, StandbyState)
+        standby.restore()  # a busy restore (the standby's daemon) is simply waited for
+        state = standby.state()
         if state.last_key is not None and state.last_key >= key:
             break
         if time.monotonic() > deadline:
+            why = f"; its last restore failed: {standby.last_error}" if standby.last_error else ""
             raise RoleError(f"the standby did not restore set {key} within {timeout:.0f} s "
-                            f"(it is at {state.last_key or 'no set'})")
+                            f"(it is at {state.last_key or 'no set'}){why}")
         time.sleep(0.5)
     behind = [f"{n} ({state.tables[n].version if n in state.tables else 'absent'} != {v})"
               for n, v in versions.items() if n not in state.tables or state.tables[n].version != v]
     if behind:
         raise RoleError("the standby differs from the fenced primary: " + ", ".join(behind))
     say(f"standby restored {key}: every table at the primary's version")
+    return state
 
 
 def _check_unchanged(pair: Pair, versions: dict[str, int]) -> None:
@@ -211,40 +212,25 @@ def _rollback(pair: Pair, journal: dict[str, Any]) -> None:
     (pair.pm / JOURNAL_FILE).unlink(missing_ok=True)
 
 
-def _finish(pair: Pair, journal: dict[str, Any], say: Say) -> int:
+def _finish(pair: Pair, standby: StandbyView, journal: dict[str, Any], say: Say) -> int:
     """The swap. Every step can be repeated: a crash here is completed by the next run."""
-    epoch, key, barrier_ms = int(journal["new_epoch"]), str(journal["key"]), int(journal["barrier_ms"])
-    versions: dict[str, int] = journal["versions"]
-    # The new primary (the old standby's metadata): its role first (from then on the old
-    # primary's rounds are refused by epoch), inventories, its state, then the old state aside.
-    write_role(pair.sm, "primary", epoch)
-    inventories = {n: inventory_at(TableRef.parse(n).path(pair.sw), n, v) for n, v in versions.items()}
-    write_inventories(pair.sm, inventories)
-    current = load_state(pair.sm, PrimaryState) if (pair.sm / PrimaryState.FILE).exists() else None
-    if current is None or current.role_epoch != epoch:
-        save_state(pair.sm, PrimaryState(last_key=key, last_barrier_ms=barrier_ms, role_epoch=epoch))
-    crash_point("switchover.promoted")
-    archive(pair.sm, [StandbyState.FILE, LAST_RESTORED], "switchover-was-standby")
-    # The new standby (the old primary's metadata).
-    write_role(pair.pm, "standby", epoch)
-    current_s = load_state(pair.pm, StandbyState) if (pair.pm / StandbyState.FILE).exists() else None
-    if current_s is None or current_s.role_epoch != epoch:
-        tables = {n: StandbyTable(version=v, table_id=journal.get("table_ids", {}).get(n),
-                                  barrier_ms=barrier_ms) for n, v in versions.items()}
-        save_state(pair.pm, StandbyState(last_key=key, last_barrier_ms=barrier_ms, tables=tables,
-                                         role_epoch=epoch))
-    write_last_restored(pair.pm, key, barrier_ms)
-    crash_point("switchover.demoted")
-    archive(pair.pm, [PrimaryState.FILE, "tables"], "switchover-was-primary")
-    for name in versions:
-        ref = TableRef.parse(name)
-        make_writable(ref.path(pair.sw))
-        make_readonly(ref.path(pair.pw))
+    point = SwapPoint(int(journal["new_epoch"]), str(journal["key"]), int(journal["barrier_ms"]),
+                      dict(journal["versions"]), dict(journal.get("table_ids", {})))
+    # This side's new role first: over SSH our agent calls then carry the new epoch, so a
+    # re-run after a crash is not refused by a standby that was already promoted.
+    write_role(pair.pm, "standby", point.epoch)
+    if pair.settings.transport == "local":
+        promote(pair.settings, point)
+    else:
+        standby.promote(point)
+    demote(pair.settings, point)
     (pair.pm / JOURNAL_FILE).unlink(missing_ok=True)
     sw = journal.get("sw_config", "sw_backupRestore.ini")
     audit.record([pair.pm, pair.sm], "switchover", Path(journal["config"]),
-                 f"done: {pair.sm} is the primary, {pair.pm} the standby", epoch, f"final set {key}")
-    say(f"switchover done at role epoch {epoch}: the primary is now {pair.settings.standby_warehouse}, "
-        f"the standby {pair.settings.primary_warehouse}; both at set {key}")
+                 f"done: {pair.sm} is the primary, {pair.pm} the standby", point.epoch,
+                 f"final set {point.key}")
+    say(f"switchover done at role epoch {point.epoch}: the primary is now "
+        f"{pair.settings.standby_warehouse}, the standby {pair.settings.primary_warehouse}; "
+        f"both at set {point.key}")
     say(f"from now on run drsync with -c {sw} (it names the new primary first)")
     return 0

@@ -24,7 +24,7 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
-from drsync.roles.remote import hello_check
+from drsync.roles.remote import agent_promote, agent_settings, hello_check
 from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
@@ -166,13 +166,14 @@ class Agent:
 
     def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Run one restore pass now (the primary asks right after shipping a set)."""
-        if self.config is None:
-            raise TransportError("this agent was started without --config: it cannot restore")
-        from drsync.config import load_settings
         from drsync.standby import run_restore
 
-        result = run_restore(load_settings(self.config))
+        result = run_restore(agent_settings(self.config, self.roots["metadata"]))
         return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
+
+    def op_promote(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Switchover over SSH: this standby becomes the primary (roles/swap.py)."""
+        return agent_promote(self.config, self.roots["metadata"], req), b""
 
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""
