@@ -201,3 +201,55 @@ def test_switchover_killed_midway_is_rolled_back_or_completed_by_a_rerun(sites: 
                     mode="append")
     _round(sw_config)
     _assert_equal(sites.primary, sites.standby)
+
+
+def test_switchover_over_ssh_and_reverse_replication(sshd: object, tmp_path: Path) -> None:
+    """Over a real sshd: the standby's agent restores the final set and takes the primary role;
+    the new primary then ships back over SSH with the swapped config."""
+    from tests.integration.test_ssh import ssh_sites
+    from tests.sshd import SshServer
+
+    assert isinstance(sshd, SshServer)
+    base = tmp_path / "s"
+    sites = ssh_sites(base, sshd, more=f"remote-config-file={base / 'backupRestore.ini'}")
+    create_sample_warehouse(sites.primary, rows=10)
+    drsync("backup", "-c", str(sites.config), check=True)  # restored on request by the agent
+    r = drsync("switchover", "-c", str(sites.config))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (sites.standby_meta / "primary-state.json").exists()
+    assert (sites.primary_meta / "standby-state.json").exists()
+    _assert_equal(sites.primary, sites.standby)
+    sw_config = sites.config.with_name("sw_backupRestore.ini")
+    write_deltalake(str(table_dir(sites.standby, "hr.people.employees")),
+                    pa.table({"id": pa.array([4242], pa.int64()), "amount": [1.0], "note": ["ssh"]}),
+                    mode="append")
+    back = drsync("backup", "-c", str(sw_config), check=True)  # the agent restores it there
+    assert "1 of 10 tables changed" in back.stdout, back.stdout
+    assert 4242 in _ids(table_dir(sites.primary, "hr.people.employees"))
+    _assert_equal(sites.primary, sites.standby)
+    refused = drsync("backup", "-c", str(sites.config))
+    assert refused.returncode == 1 and "belongs to the standby" in refused.stderr
+
+
+def test_a_failed_switchover_rolls_back_and_says_what_happened(sites: Sites) -> None:
+    from drsync.locks import operation_lock
+    from drsync.roles.fence import dir_modes
+
+    create_sample_warehouse(sites.primary, rows=5)
+    _round(sites.config)
+    modes = {t.name: dir_modes(t.path(sites.primary)) for t in discover_tables(sites.primary)}
+    # The standby never gets to restore the final set (its restore is busy all along).
+    with operation_lock(sites.standby_meta / "locks", "restore"):
+        r = drsync("switchover", "-c", str(sites.config), "--timeout", "2")
+    assert r.returncode == 1
+    assert "switchover failed at step final-round: the standby did not restore set" in r.stderr, r.stderr
+    assert "rolled back: roles unchanged, the primary's tables are unfenced" in r.stderr
+    assert {t.name: dir_modes(t.path(sites.primary)) for t in discover_tables(sites.primary)} == modes
+    assert not (sites.primary_meta / "role-change.json").exists()
+    assert not (sites.primary_meta / "role.json").exists() and not (sites.standby_meta / "role.json").exists()
+    write_deltalake(str(table_dir(sites.primary, "hr.people.employees")),
+                    pa.table({"id": pa.array([31], pa.int64()), "amount": [1.0], "note": ["after"]}),
+                    mode="append")
+    _round(sites.config)  # replication goes on in the old direction
+    _assert_equal(sites.primary, sites.standby)
+    assert "rolled back at final-round" in (sites.primary_meta / "audit.log").read_text()
