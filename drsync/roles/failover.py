@@ -93,6 +93,18 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
             results.append(set_aside_above(tdir, t.name, versions[t.name], where,
                                            unfinished.get(t.name, set())))
             make_writable(tdir)
+        seen = {t.name for t in discover_tables(pair.sw)}
+        for name in sorted(set(unfinished) - seen - set(versions)):
+            # A first apply killed before its first log file: a directory of data files only.
+            tdir = TableRef.parse(name).path(pair.sw)
+            if tdir.is_dir():
+                ref = TableRef.parse(name)
+                results.append(set_aside_table(tdir, name, quarantine / ref.db / ref.schema / ref.table))
+        present = {r.table for r in results if r.to_version >= 0}
+        missing = sorted(set(versions) - present)
+        if missing:  # removed on the standby behind drsync's back: nothing to promote for them
+            say("replicated table(s) missing on the standby, not promoted: " + ", ".join(missing))
+            versions = {n: v for n, v in versions.items() if n in present}
         inventories = {n: inventory_at(TableRef.parse(n).path(pair.sw), n, v) for n, v in versions.items()}
         _set_aside_manifests(pair, key)
         point = when(barrier_ms)

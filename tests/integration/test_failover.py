@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
@@ -115,3 +116,27 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("point", ["apply.file:1", "apply.table:1"])
+def test_a_table_only_an_unfinished_set_carries_is_set_aside_whole(sites: Sites, point: str) -> None:
+    create_sample_warehouse(sites.primary, rows=10)
+    drsync("backup", "-c", str(sites.config), check=True)
+    drsync("restore", "-c", str(sites.config), check=True)
+    barrier = {t.name: latest_version(t.path(sites.primary)) for t in discover_tables(sites.primary)}
+    new = table_dir(sites.primary, "aaa.new.first")  # sorts first: applied first
+    _append(new, 1)
+    _append(table_dir(sites.primary, "web.logs.events"), 2)
+    drsync("backup", "-c", str(sites.config), check=True)
+    killed = drsync("restore", "-c", str(sites.config), env={"DRSYNC_CRASH_AT": point})
+    assert killed.returncode == -9
+    assert table_dir(sites.standby, "aaa.new.first").exists()
+    r = drsync("failover", "-c", str(sites.config), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not table_dir(sites.standby, "aaa.new.first").exists()
+    q = sites.standby / "_drsync" / "failover-quarantine"
+    assert list(q.glob("*/aaa/new/first/*.parquet"))  # kept, not deleted
+    con = duck()
+    for t in discover_tables(sites.standby):
+        assert latest_version(t.path(sites.standby)) == barrier[t.name]
+        assert rows(con, t.path(sites.standby)) == rows(con, t.path(sites.primary), version=barrier[t.name])
