@@ -15,14 +15,28 @@ from pathlib import Path
 from typing import Any
 
 from drsync.config import Settings, load_settings
-from drsync.errors import DrsyncError, LockBusyError, TransportError
+from drsync.errors import DrsyncError, LockBusyError, RoleError, TransportError
 from drsync.roles.epoch import ROLE_FILE, RoleRecord, parse_role, read_role, refuse_older
 from drsync.state import StandbyState, load_state
 
+REPROTECT_OPS = {"reprotectinfo", "commits", "reprotected"}
 
-def hello_check(agent_metadata: Path, caller_epoch: int | None) -> None:
-    """Agent side. A caller that did not say its epoch (an older drsync) counts as epoch 0."""
+
+def hello_check(agent_metadata: Path, caller_epoch: int | None, purpose: str = "") -> None:
+    """Agent side. A caller that did not say its epoch (an older drsync) counts as epoch 0. An
+    old primary that comes to be reprotected may connect, for the reprotect ops only."""
+    if purpose == "reprotect":
+        return
     refuse_older(caller_epoch or 0, read_role(agent_metadata).epoch, "this agent call")
+
+
+def op_allowed(agent_metadata: Path, caller_epoch: int | None, purpose: str, op: str) -> None:
+    if purpose == "reprotect" or op in REPROTECT_OPS:
+        if purpose != "reprotect" or op not in REPROTECT_OPS:
+            raise RoleError(f"agent operation {op!r} is not allowed on a "
+                            f"{'reprotect' if purpose == 'reprotect' else 'replication'} connection")
+        return
+    hello_check(agent_metadata, caller_epoch)
 
 
 def caller_epoch(settings: Settings, peer: str) -> int:
@@ -130,3 +144,47 @@ class StandbyView:
     def promote(self, point: Any) -> None:
         assert self.link is not None
         self.link.call_once("promote", **asdict(point))
+
+
+# --- the new primary's side of a reprotect over SSH (the agent runs on the new primary) --------
+
+
+def reprotect_info(config: Path | None, metadata_root: Path) -> dict[str, Any]:
+    """Role record, chain head and inventoried tables of the new primary."""
+    from drsync.roles.reprotect import LocalPeer
+
+    peer = LocalPeer(agent_settings(config, metadata_root))
+    rec = peer.role()
+    key, barrier_ms = peer.head()
+    return {"role": rec.role, "epoch": rec.epoch, "key": key, "barrier_ms": barrier_ms,
+            "tables": {n: list(v) for n, v in peer.inventoried().items()}}
+
+
+def table_commits(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
+    from drsync.manifest import validate_table_name
+    from drsync.roles.reprotect import LocalPeer
+
+    name = req.get("table")
+    if not isinstance(name, str):
+        raise TransportError("commits: missing table")
+    validate_table_name(name)
+    commits = LocalPeer(agent_settings(config, metadata_root)).commits(name)
+    return {"commits": None if commits is None else {str(v): list(c) for v, c in commits.items()}}
+
+
+def reprotected(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
+    from drsync.changes import TableInventory
+    from drsync.manifest import validate_table_name
+    from drsync.roles.reprotect import LocalPeer
+
+    rebuilt, drop = req.get("inventories") or {}, req.get("drop") or []
+    if not isinstance(rebuilt, dict) or not isinstance(drop, list):
+        raise TransportError("reprotected: bad arguments")
+    for name in [*rebuilt, *drop]:
+        validate_table_name(str(name))
+    try:
+        invs = {str(n): TableInventory.from_json(dict(v)) for n, v in rebuilt.items()}
+    except (TypeError, ValueError) as e:
+        raise TransportError(f"reprotected: bad inventory ({e})") from None
+    LocalPeer(agent_settings(config, metadata_root)).finish(invs, [str(n) for n in drop])
+    return {}

@@ -117,15 +117,23 @@ def set_aside_table(tdir: Path, name: str, quarantine: Path) -> SetAside:
     return result
 
 
-def shared_version(mine: Path, theirs: Path) -> int | None:
+Commits = dict[int, tuple[int, str]]  # version -> (size, blake2b) of each commit file
+
+
+def commit_hashes(tdir: Path) -> Commits | None:
+    """Every commit of a table with its size and hash (None: not a Delta table)."""
+    if not (tdir / delta.LOG_DIR).is_dir():
+        return None
+    return {v: (lf.size, file_hash(tdir / lf.name)) for v, lf in list_log(tdir).commits.items()}
+
+
+def shared_version(mine: Commits, theirs: Commits) -> int | None:
     """The newest version both copies hold with the same number *and* byte-identical commit
     file (after a failover both sides may hold different commits under one number). Walks up
     from the oldest commit both logs still have: the shared part is a prefix."""
-    a, b = list_log(mine), list_log(theirs)
     last: int | None = None
-    for v in sorted(set(a.commits) & set(b.commits)):
-        fa, fb = a.commits[v], b.commits[v]
-        if fa.size != fb.size or file_hash(mine / fa.name) != file_hash(theirs / fb.name):
+    for v in sorted(set(mine) & set(theirs)):
+        if mine[v] != theirs[v]:
             break
         last = v
     return last

@@ -24,7 +24,15 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
-from drsync.roles.remote import agent_promote, agent_settings, hello_check
+from drsync.roles.remote import (
+    agent_promote,
+    agent_settings,
+    hello_check,
+    op_allowed,
+    reprotect_info,
+    reprotected,
+    table_commits,
+)
 from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
@@ -35,6 +43,7 @@ class Agent:
         self.roots = {"media": media_root, "metadata": metadata_root}
         self.config = config
         self.caller_epoch: int | None = None  # from hello
+        self.purpose = ""  # from hello: "reprotect" lets an old primary use the reprotect ops
 
     def path(self, req: dict[str, Any], key: str = "rel") -> Path:
         area = req.get("area")
@@ -56,7 +65,12 @@ class Agent:
                     return
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isalpha() else None
                 if handler is not None and op != "hello":
-                    hello_check(self.roots["metadata"], self.caller_epoch)
+                    try:
+                        op_allowed(self.roots["metadata"], self.caller_epoch, self.purpose, str(op))
+                    except DrsyncError:
+                        n = req.get("length", 0)
+                        self._drain(r, n if isinstance(n, int) and n > 0 else 0)  # stay in sync
+                        raise
                 if handler is None:
                     read_payload(r, req)
                     raise TransportError(f"unknown operation {op!r}")
@@ -72,7 +86,8 @@ class Agent:
     def op_hello(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         # The caller's role epoch: an old primary (failed over) is refused here, for good.
         self.caller_epoch = req.get("role_epoch") if isinstance(req.get("role_epoch"), int) else None
-        hello_check(self.roots["metadata"], self.caller_epoch)
+        self.purpose = str(req.get("purpose") or "")
+        hello_check(self.roots["metadata"], self.caller_epoch, self.purpose)
         return {"version": __version__, "format": FORMAT_VERSION, "protocol": PROTOCOL_VERSION,
                 "time": time.time(), "pid": os.getpid()}, b""
 
@@ -174,6 +189,15 @@ class Agent:
     def op_promote(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Switchover over SSH: this standby becomes the primary (roles/swap.py)."""
         return agent_promote(self.config, self.roots["metadata"], req), b""
+
+    def op_reprotectinfo(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return reprotect_info(self.config, self.roots["metadata"]), b""
+
+    def op_commits(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return table_commits(self.config, self.roots["metadata"], req), b""
+
+    def op_reprotected(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return reprotected(self.config, self.roots["metadata"], req), b""
 
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -73,3 +74,34 @@ def test_reprotect_sets_aside_the_old_primarys_writes_and_resumes_incrementally(
     assert not os.stat(big).st_mode & 0o200
     r = drsync("reprotect", "-c", str(sites.config), "--yes")
     assert r.returncode == 0 and "nothing to do" in r.stdout
+
+
+def test_reprotect_over_ssh(sshd: object, tmp_path: Path) -> None:
+    """The old primary reaches the new primary's agent with an older epoch: only the reprotect
+    operations are let in; afterwards the new primary ships to it over SSH."""
+    from tests.integration.test_ssh import ssh_sites
+    from tests.sshd import SshServer
+
+    assert isinstance(sshd, SshServer)
+    base = tmp_path / "s"
+    sites = ssh_sites(base, sshd, more=f"remote-config-file={base / 'backupRestore.ini'}")
+    create_sample_warehouse(sites.primary, rows=10)
+    big = table_dir(sites.primary, BIG)
+    write_deltalake(str(big), _batch(0, 20_000))
+    drsync("backup", "-c", str(sites.config), check=True)  # restored on request by the agent
+    shared = latest_version(big)
+    drsync("failover", "-c", str(sites.config), "--yes", "--force", check=True)
+    write_deltalake(str(big), _batch(9_000_000, 4), mode="append")  # the old primary writes on
+    r = drsync("backup", "-c", str(sites.config))
+    assert r.returncode == 1, r.stdout + r.stderr  # refused: an old epoch
+    r = drsync("reprotect", "-c", str(sites.config), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{BIG}: back to version {shared}; set aside 1 commit(s)" in r.stdout and "4 row(s)" in r.stdout
+    sw = sites.config.with_name("sw_backupRestore.ini")
+    new_big = table_dir(sites.standby, BIG)
+    write_deltalake(str(new_big), _batch(8_000_000, 3), mode="append")
+    out = drsync("backup", "-c", str(sw), check=True).stdout  # the agent restores it there
+    assert "1 of 11 tables changed" in out, out
+    con = duck()
+    for t in discover_tables(sites.standby):
+        assert rows(con, t.path(sites.primary)) == rows(con, t.path(sites.standby)), t.name

@@ -102,3 +102,41 @@ def test_standby_sets_aside_a_set_of_an_older_epoch(sites: Sites) -> None:
     # ... and the old primary cannot ship into it any more either.
     r = drsync("backup", "-c", str(sites.config))
     assert r.returncode == 1 and "no longer the primary" in r.stderr
+
+
+def test_agent_lets_an_old_primary_in_for_the_reprotect_ops_only(tmp_path: Path) -> None:
+    media, meta = tmp_path / "media", tmp_path / "meta"
+    media.mkdir()
+    meta.mkdir()
+    write_role(meta, "primary", 2)
+    replies = _exchange(Agent(media, meta),
+                        {"op": "hello", "role_epoch": 1, "purpose": "reprotect"},
+                        {"op": "write", "area": "metadata", "rel": "x"},  # not a reprotect op
+                        {"op": "reprotectinfo"})  # allowed, but this agent has no --config
+    assert replies[0]["ok"] is True
+    assert replies[1]["ok"] is False and "not allowed on a reprotect connection" in str(replies[1]["error"])
+    assert replies[2]["ok"] is False and "without --config" in str(replies[2]["error"])
+    assert not (meta / "x").exists()
+    # A current caller cannot use the reprotect ops outside a reprotect connection.
+    current = _exchange(Agent(media, meta), {"op": "hello", "role_epoch": 2}, {"op": "reprotected"})
+    assert current[1]["ok"] is False and "replication connection" in str(current[1]["error"])
+
+
+def test_a_refused_request_with_a_payload_keeps_the_stream_in_sync(tmp_path: Path) -> None:
+    media, meta = tmp_path / "media", tmp_path / "meta"
+    media.mkdir()
+    meta.mkdir()
+    write_role(meta, "standby", 2)
+    inp, out = io.BytesIO(), io.BytesIO()
+    write_frame(inp, {"op": "hello", "role_epoch": 1})
+    write_frame(inp, {"op": "write", "area": "metadata", "rel": "m"}, b"x" * 1000)
+    write_frame(inp, {"op": "list", "area": "metadata", "rel": "."})
+    inp.seek(0)
+    Agent(media, meta).serve(inp, out)
+    out.seek(0)
+    replies = []
+    while (h := read_header(out)) is not None:
+        replies.append(h)
+    assert len(replies) == 3 and all(r["ok"] is False for r in replies)
+    assert all(r["code"] == "DRS700" for r in replies)
+    assert not (meta / "m").exists()

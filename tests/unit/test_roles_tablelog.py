@@ -9,7 +9,14 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from drsync.changes import collect_changes
-from drsync.roles.tablelog import FAR_FUTURE_MS, inventory_at, set_aside_above, shared_version
+from drsync.roles.tablelog import (
+    FAR_FUTURE_MS,
+    Commits,
+    commit_hashes,
+    inventory_at,
+    set_aside_above,
+    shared_version,
+)
 from drsync.tableformat.delta import list_log
 from tests.helpers import duck, latest_version, rows
 
@@ -44,11 +51,18 @@ def test_shared_version_needs_byte_identical_commits(tmp_path: Path) -> None:
     _append(a, 0, 3, "overwrite")
     _append(a, 10, 2)
     shutil.copytree(a, b)
-    assert shared_version(a, b) == 1
+    assert shared_version(_c(a), _c(b)) == 1
     _append(a, 20, 1)  # version 2 on both, different commits
     _append(b, 30, 1)
-    assert shared_version(a, b) == 1
-    assert shared_version(a, tmp_path / "a") == 2
+    assert shared_version(_c(a), _c(b)) == 1
+    assert shared_version(_c(a), _c(tmp_path / "a")) == 2
+    assert commit_hashes(tmp_path / "nothing") is None
+
+
+def _c(t: Path) -> Commits:
+    c = commit_hashes(t)
+    assert c is not None
+    return c
 
 
 def test_inventory_at_is_the_inventory_a_full_copy_builds(tmp_path: Path) -> None:
