@@ -188,3 +188,29 @@ def reprotected(config: Path | None, metadata_root: Path, req: dict[str, Any]) -
         raise TransportError(f"reprotected: bad inventory ({e})") from None
     LocalPeer(agent_settings(config, metadata_root)).finish(invs, [str(n) for n in drop])
     return {}
+
+
+def agent_independent(config: Path | None, roots: dict[str, Path], req: dict[str, Any]) -> dict[str, Any]:
+    """set-independent over SSH, this agent's side: `check` (refuses like the local check) or
+    `clean` (returns the lines it would print)."""
+    from drsync.roles.independent import Side
+
+    meta, warehouse = roots["metadata"], None
+    if config is not None:
+        settings = agent_settings(config, meta)
+        warehouse = (settings.standby_warehouse if settings.restore_metadata_destination.resolve()
+                     == meta.resolve() else settings.primary_warehouse)
+        csv = settings.backuprestoreinfo_file
+    else:
+        csv = "backuprestoreinfo.csv"
+    side = Side(meta, roots["media"], warehouse, csv)
+    if req.get("phase") == "check":
+        has = side.has_state()
+        if has:
+            side.check_stopped()
+        return {"has_state": has}
+    if req.get("phase") == "clean":
+        side.check_stopped()
+        lines: list[str] = []
+        return {"actions": side.clean(lines.append), "lines": lines}
+    raise TransportError("independent: phase must be check or clean")

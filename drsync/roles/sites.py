@@ -1,8 +1,7 @@
 """Both sites of a config as a role change sees them, and the few file moves role changes share.
 
-Role changes with transport=local act on both sites directly (they are on this host). Over
-SSH they would drive the other site through its agent; until those agent operations exist the
-commands refuse with a clear message (the epoch check on every agent call is in place).
+With transport=local a role change acts on both sites directly (they are on this host); over
+SSH it drives the other site through its agent (roles/remote.py).
 """
 
 from __future__ import annotations
@@ -53,16 +52,6 @@ class Pair:
     @property
     def smedia(self) -> Path:
         return self.settings.restore_media_destination
-
-
-def require_local(settings: Settings, command: str) -> None:
-    if settings.transport != "local":
-        raise RoleError(
-            f"{command} is not supported over SSH yet (transport={settings.transport}): this drsync "
-            "version changes roles only when both sites are reachable as local paths",
-            hint="mount the other site (transport=local over NFS), or run the steps by hand: "
-                 "stop-backup, a last backup/restore, then set-independent and a new prepare",
-        )
 
 
 def swapped_name(name: str) -> str:

@@ -25,6 +25,7 @@ from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
 from drsync.roles.remote import (
+    agent_independent,
     agent_promote,
     agent_settings,
     hello_check,
@@ -198,6 +199,9 @@ class Agent:
 
     def op_reprotected(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         return reprotected(self.config, self.roots["metadata"], req), b""
+
+    def op_independent(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return agent_independent(self.config, self.roots, req), b""
 
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 from drsync.demo import create_sample_warehouse
 from drsync.locks import operation_lock
@@ -67,3 +68,31 @@ def test_set_independent_refuses_while_running_then_cleans_both_sides(sites: Sit
     r = drsync("set-independent", "-c", cfg, "--yes")
     assert r.returncode == 0 and "nothing to do" in r.stdout
     assert _content(sites) == content
+
+
+def test_set_independent_over_ssh(sshd: object, tmp_path: Path) -> None:
+    """Run on the primary's host; the standby's side is checked and cleaned by its agent."""
+    from tests.integration.test_ssh import ssh_sites
+    from tests.sshd import SshServer
+
+    assert isinstance(sshd, SshServer)
+    base = tmp_path / "s"
+    sites = ssh_sites(base, sshd, more=f"remote-config-file={base / 'backupRestore.ini'}")
+    create_sample_warehouse(sites.primary, rows=10)
+    drsync("backup", "-c", str(sites.config), check=True)  # restored on request by the agent
+    cfg = str(sites.config)
+    drsync("stop-backup", "-c", cfg, check=True)
+    r = drsync("set-independent", "-c", cfg, "--yes")
+    assert r.returncode == 1 and "restore is not stopped" in r.stderr, r.stderr  # said by the agent
+    drsync("stop-restore", "-c", cfg, check=True)
+    content = _content(sites)
+    r = drsync("set-independent", "-c", cfg, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "made 10 replicated table(s) writable" in r.stdout
+    assert _content(sites) == content
+    for meta in (sites.primary_meta, sites.standby_meta):
+        assert set(p.name for p in meta.iterdir()) <= {"locks", "audit.log"}, list(meta.iterdir())
+    for t in discover_tables(sites.standby):
+        assert stat.S_IMODE(os.stat(t.path(sites.standby)).st_mode) & stat.S_IWUSR
+    r = drsync("set-independent", "-c", cfg, "--yes")
+    assert r.returncode == 0 and "nothing to do" in r.stdout, r.stdout + r.stderr
