@@ -130,6 +130,10 @@ def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float,
                      new_epoch - 1)
         raise RoleError(f"switchover failed at step {step}: {msg}; rolled back: roles unchanged, "
                         "the primary's tables are unfenced", hint=getattr(e, "hint", "")) from None
+    except KeyboardInterrupt:  # Ctrl-C before the point of no return: leave nothing fenced
+        _rollback(pair, journal)
+        say("switchover interrupted before swapping roles: rolled back, the primary's tables are unfenced")
+        raise
     return _finish(pair, standby, journal, say)
 
 

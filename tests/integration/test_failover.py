@@ -75,6 +75,8 @@ def test_failover_after_a_killed_restore_lands_on_the_previous_barrier(sites: Si
     assert doc["failover recovery point time"] != ""
     assert doc["role epoch"] == 1
     assert doc["last role change"].startswith("failover")
+    table = drsync("show-progress", "-c", str(sw), "--format", "table").stdout
+    assert "role epoch: 1" in table and "failover recovery point:" in table
 
     # No split brain: the old primary cannot ship any more.
     r = drsync("backup", "-c", str(sites.config))
