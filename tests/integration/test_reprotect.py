@@ -105,3 +105,29 @@ def test_reprotect_over_ssh(sshd: object, tmp_path: Path) -> None:
     con = duck()
     for t in discover_tables(sites.standby):
         assert rows(con, t.path(sites.primary)) == rows(con, t.path(sites.standby)), t.name
+
+
+def test_reprotect_rebuilds_the_inventory_when_the_old_primary_lacks_a_shared_commit(sites: Sites) -> None:
+    create_sample_warehouse(sites.primary, rows=10)
+    t = table_dir(sites.primary, "hr.people.employees")
+    write_deltalake(str(t), _batch_like_employees(100), mode="append")
+    drsync("backup", "-c", str(sites.config), check=True)
+    drsync("restore", "-c", str(sites.config), check=True)
+    top = latest_version(t)
+    drsync("failover", "-c", str(sites.config), "--yes", check=True)
+    # The old primary lost its newest commit (say, a disk restored from an older snapshot).
+    (t / "_delta_log" / f"{top:020d}.json").unlink()
+    r = drsync("reprotect", "-c", str(sites.config), "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"hr.people.employees: the new primary's inventory rebuilt at version {top - 1}" in r.stdout
+    sw = sites.config.with_name("sw_backupRestore.ini")
+    drsync("backup", "-c", str(sw), check=True)
+    drsync("restore", "-c", str(sw), check=True)
+    con = duck()
+    assert latest_version(t) == top
+    for ref in discover_tables(sites.standby):
+        assert rows(con, ref.path(sites.primary)) == rows(con, ref.path(sites.standby)), ref.name
+
+
+def _batch_like_employees(i: int) -> pa.Table:
+    return pa.table({"id": pa.array([i], pa.int64()), "amount": [1.0], "note": ["x"]})
