@@ -188,8 +188,9 @@ class Link:
         if not header.get("ok"):
             code, msg = header.get("code", ""), header.get("error", "unknown error")
             if code == RoleError.code:  # not transient: never retried
+                older = "older than this site's" in str(msg)  # our epoch: we were failed over
                 raise RoleError(f"agent on {self.where}: {msg}",
-                                hint="this site was failed over: run `drsync reprotect` here")
+                                hint="run `drsync reprotect` on this site" if older else "")
             if code == "ENOSPC":
                 raise TransportError(f"standby disk full: {msg}", hint="free space on the standby")
             raise TransportError(f"agent on {self.where}: {msg}")

@@ -84,6 +84,7 @@ def test_set_independent_over_ssh(sshd: object, tmp_path: Path) -> None:
     drsync("stop-backup", "-c", cfg, check=True)
     r = drsync("set-independent", "-c", cfg, "--yes")
     assert r.returncode == 1 and "restore is not stopped" in r.stderr, r.stderr  # said by the agent
+    assert "reprotect" not in r.stderr
     drsync("stop-restore", "-c", cfg, check=True)
     content = _content(sites)
     r = drsync("set-independent", "-c", cfg, "--yes")
