@@ -22,6 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
 from drsync.errors import ConfigError, DrsyncError
+from drsync.roles.cli import register as register_role_commands
 
 app = typer.Typer(
     help="drsync: fine-grained disaster-recovery replication of Delta Lake tables.\n\n"
@@ -202,6 +203,7 @@ def show_progress(
 
     def go() -> int:
         from drsync.progress import build_document, is_abnormal, read_states
+        from drsync.roles.status import role_fields
 
         settings = _load(config)
         if watch:
@@ -209,6 +211,7 @@ def show_progress(
 
             return watch_progress(settings, interval, console=out)
         doc = build_document(*read_states(settings))
+        doc.update(role_fields(settings, doc))
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
             raise DrsyncError(f"--format must be json or table, not {chosen!r}")
@@ -392,6 +395,13 @@ def agent(
 def version() -> None:
     """Print drsync's version."""
     print(__version__)
+
+
+def _say(line: str) -> None:
+    out.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+register_role_commands(app, _run, _load, _say)
 
 
 def main() -> None:

@@ -96,3 +96,9 @@ class AuthError(TransportError):
     """The other host refused our key: refused, never retried."""
 
     code = "DRS411"
+
+
+class RoleError(DrsyncError):
+    """A role change cannot proceed, or a call comes from an older role epoch (split brain)."""
+
+    code = "DRS700"

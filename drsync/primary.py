@@ -47,6 +47,7 @@ from drsync.manifest import (
     next_key,
 )
 from drsync.progress import ProgressTracker, UiHook
+from drsync.roles.epoch import ROLE_FILE, assert_site_role, check_peer_epoch, read_role
 from drsync.state import (
     LAST_RESTORED,
     LOCK_DIR,
@@ -98,6 +99,7 @@ def run_backup(
     `cut=False` only ships the sets already built: how backpressure drains."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
+        assert_site_role(meta, "primary", "backup")
         state: PrimaryState = load_state(meta, PrimaryState)
         if stop_requested(meta, "backup"):
             state.state = "stopped"
@@ -110,6 +112,9 @@ def run_backup(
             with contextlib.ExitStack() as stack:
                 if transport is None:
                     transport = stack.enter_context(open_transport(settings))
+                # A peer of a newer role epoch: this site was failed over; ship nothing.
+                check_peer_epoch(transport.read_bytes("metadata", ROLE_FILE),
+                                 max(state.role_epoch, read_role(meta).epoch))
                 _requeue_lost(state, transport)
                 waiting = list(state.unshipped)
                 for key in waiting:

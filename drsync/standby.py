@@ -26,6 +26,7 @@ from drsync.errors import (
     DrsyncError,
     IntegrityError,
     ManifestError,
+    RoleError,
     StandbyConflictError,
     StoppedError,
 )
@@ -40,6 +41,7 @@ from drsync.fsutil import (
 from drsync.locks import operation_lock
 from drsync.manifest import Manifest, load_manifest
 from drsync.progress import ProgressTracker, UiHook
+from drsync.roles.epoch import assert_site_role, read_role
 from drsync.state import (
     LAST_RESTORED,
     LOCK_DIR,
@@ -124,6 +126,7 @@ def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], Cha
 def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
     meta = settings.restore_metadata_destination
     with operation_lock(meta / LOCK_DIR, "restore"):
+        assert_site_role(meta, "standby", "restore")
         state: StandbyState = load_state(meta, StandbyState)
         # A run killed after its state commit but before removing its staging directory left
         # it behind, and no later run applies that set again to remove it. Under the lock,
@@ -180,9 +183,12 @@ def _check_pair(settings: Settings, state: StandbyState, m: Manifest) -> None:
                 f"set {m.key} is for {label} {theirs}, this standby is {mine}: refused",
                 hint="check that the primary and standby configs name the same cluster pair",
             )
-    if m.role_epoch < state.role_epoch:
-        raise ManifestError(f"set {m.key} comes from role epoch {m.role_epoch}, older than this "
-                            f"site's {state.role_epoch}: refused (an old primary?)")
+    own = max(state.role_epoch, read_role(settings.restore_metadata_destination).epoch)
+    if m.role_epoch < own:
+        reason = (f"set {m.key} comes from role epoch {m.role_epoch}, older than this site's {own}: "
+                  "refused (an old primary that was failed over?)")
+        reject_manifest(settings.restore_metadata_destination, m.key, reason)
+        raise RoleError(reason, hint="run `drsync reprotect` on the old primary")
 
 
 def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: ProgressTracker) -> None:

@@ -18,6 +18,7 @@ from rich.text import Text
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.progress import build_document, read_states
+from drsync.roles.status import role_fields
 from drsync.state import local_time
 
 _SIDE_ROWS = ("key", "priorKey", "currentStep", "progress", "failedStep", "errorMsg",
@@ -44,13 +45,17 @@ def progress_table(doc: dict[str, Any]) -> RenderableType:
     ]
     if doc["failover recovery point time"]:
         lines.append(f"failover recovery point: {doc['failover recovery point time']}")
+    if "role epoch" in doc:  # added by show-progress (roles/status.py)
+        lines.append(f"role epoch: {doc['role epoch']}   last role change: {doc['last role change'] or '-'}")
     return Group(t, *(Text(line) for line in lines))
 
 
 def _frame(settings: Settings, interval_s: float) -> RenderableType:
     footer = Text(f"{local_time()}: every {interval_s:g} s, Ctrl-C to stop", style="dim")
     try:
-        return Group(progress_table(build_document(*read_states(settings))), footer)
+        doc = build_document(*read_states(settings))
+        doc.update(role_fields(settings, doc))
+        return Group(progress_table(doc), footer)
     except DrsyncError as e:
         return Group(Text(f"error: {e.message}", style="red"), footer)
 

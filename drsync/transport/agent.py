@@ -24,6 +24,16 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
+from drsync.roles.remote import (
+    agent_independent,
+    agent_promote,
+    agent_settings,
+    hello_check,
+    op_allowed,
+    reprotect_info,
+    reprotected,
+    table_commits,
+)
 from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
@@ -35,6 +45,8 @@ class Agent:
         self.roots = {"media": media_root, "metadata": metadata_root}
         self.config = config
         self.warehouse = warehouse_root  # read only: tables are fingerprinted, never written here
+        self.caller_epoch: int | None = None  # from hello
+        self.purpose = ""  # from hello: "reprotect" lets an old primary use the reprotect ops
 
     def path(self, req: dict[str, Any], key: str = "rel") -> Path:
         area = req.get("area")
@@ -55,6 +67,13 @@ class Agent:
                     write_frame(w, {"ok": True})
                     return
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isalpha() else None
+                if handler is not None and op != "hello":
+                    try:
+                        op_allowed(self.roots["metadata"], self.caller_epoch, self.purpose, str(op))
+                    except DrsyncError:
+                        n = req.get("length", 0)
+                        self._drain(r, n if isinstance(n, int) and n > 0 else 0)  # stay in sync
+                        raise
                 if handler is None:
                     read_payload(r, req)
                     raise TransportError(f"unknown operation {op!r}")
@@ -68,6 +87,10 @@ class Agent:
                                 "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
 
     def op_hello(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        # The caller's role epoch: an old primary (failed over) is refused here, for good.
+        self.caller_epoch = req.get("role_epoch") if isinstance(req.get("role_epoch"), int) else None
+        self.purpose = str(req.get("purpose") or "")
+        hello_check(self.roots["metadata"], self.caller_epoch, self.purpose)
         return {"version": __version__, "format": FORMAT_VERSION, "protocol": PROTOCOL_VERSION,
                 "time": time.time(), "pid": os.getpid()}, b""
 
@@ -161,12 +184,9 @@ class Agent:
 
     def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Run one restore pass now (the primary asks right after shipping a set)."""
-        if self.config is None:
-            raise TransportError("this agent was started without --config: it cannot restore")
-        from drsync.config import load_settings
         from drsync.standby import run_restore
 
-        result = run_restore(load_settings(self.config))
+        result = run_restore(agent_settings(self.config, self.roots["metadata"]))
         return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
 
     def op_fingerprint(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
@@ -183,6 +203,22 @@ class Agent:
         also = [safe_relpath(a, table=name, where="file path") for a in also]
         fp = fingerprint(table_dir, name, version, bool(req.get("deep")), also)
         return {"fingerprint": fp.model_dump(mode="json")}, b""
+
+    def op_promote(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """Switchover over SSH: this standby becomes the primary (roles/swap.py)."""
+        return agent_promote(self.config, self.roots["metadata"], req), b""
+
+    def op_reprotectinfo(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return reprotect_info(self.config, self.roots["metadata"]), b""
+
+    def op_commits(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return table_commits(self.config, self.roots["metadata"], req), b""
+
+    def op_reprotected(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return reprotected(self.config, self.roots["metadata"], req), b""
+
+    def op_independent(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        return agent_independent(self.config, self.roots, req), b""
 
     def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Create both roots (mode 0750) and record the cluster pair; report space and access."""

@@ -6,7 +6,9 @@
 Requests carry `op`; replies carry `ok` and, on failure, `code` and `error`. The command set
 is fixed and every argument is checked by the agent (`drsync/transport/agent.py`):
 
-    hello                          -> version, format, time (clock-skew check)
+    hello [role_epoch] [purpose]   -> version, format, time (clock-skew check); refused when the
+                                      caller's role epoch is older than the agent's site, unless
+                                      purpose=reprotect (then only the reprotect ops below)
     stat  area rel                 -> size of rel (or null), size of rel.part (or null)
     put   area rel offset length size blake2b + payload
                                    -> append payload to rel.part at offset; when it reaches
@@ -15,6 +17,12 @@ is fixed and every argument is checked by the agent (`drsync/transport/agent.py`
     read  area rel                 -> payload (or found=false)
     list  area rel                 -> {name: size} of the regular files in a directory
     df    area                     -> free bytes
+    restore                        -> run a restore pass now (needs the agent's --config)
+    promote epoch key barrier_ms versions table_ids
+                                   -> switchover: this standby becomes the primary
+    reprotectinfo / commits table / reprotected inventories drop
+                                   -> reprotect of an old primary (roles/remote.py)
+    independent phase=check|clean  -> set-independent, this side
     bye
 """
 

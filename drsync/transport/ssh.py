@@ -29,9 +29,10 @@ import paramiko
 
 from drsync import __version__
 from drsync.config import Settings
-from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, TransportError
+from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
 from drsync.fsutil import CHUNK
 from drsync.paths import safe_relpath
+from drsync.roles.remote import caller_epoch
 from drsync.transport.base import Area, SendProgress, Transport
 from drsync.transport.protocol import read_header, read_payload, write_frame
 
@@ -95,8 +96,11 @@ class RateLimiter:
 class Link:
     """One SSH connection running one agent; requests on it are strictly sequential."""
 
-    def __init__(self, settings: Settings, command: str, host: str) -> None:
+    def __init__(self, settings: Settings, command: str, host: str, role_epoch: int = 0,
+                 purpose: str = "") -> None:
         self.where = f"{settings.username}@{host}:{settings.ssh_port}"
+        self.role_epoch = role_epoch  # said at hello: an agent of a newer epoch refuses us
+        self.purpose = purpose  # "reprotect": an old primary asking for the reprotect ops only
         known = settings.known_hosts_file
         key = settings.ssh_key_file
         if known is None or key is None:
@@ -155,7 +159,10 @@ class Link:
         self.r: Any = self.channel.makefile("rb", CHUNK)
         self.w: Any = self.channel.makefile_stdin("wb", CHUNK)
         self.command = command
-        hello = self.request({"op": "hello"})
+        greeting: dict[str, Any] = {"op": "hello", "role_epoch": self.role_epoch}
+        if self.purpose:
+            greeting["purpose"] = self.purpose
+        hello = self.request(greeting)
         if hello.get("version") != __version__:
             raise TransportError(
                 f"ssh: {self.where} runs drsync {hello.get('version')}, this host {__version__}",
@@ -180,6 +187,10 @@ class Link:
         self.last_payload = read_payload(self.r, header)
         if not header.get("ok"):
             code, msg = header.get("code", ""), header.get("error", "unknown error")
+            if code == RoleError.code:  # not transient: never retried
+                older = "older than this site's" in str(msg)  # our epoch: we were failed over
+                raise RoleError(f"agent on {self.where}: {msg}",
+                                hint="run `drsync reprotect` on this site" if older else "")
             if code == "ENOSPC":
                 raise TransportError(f"standby disk full: {msg}", hint="free space on the standby")
             raise TransportError(f"agent on {self.where}: {msg}")
@@ -223,8 +234,10 @@ class SshTransport(Transport):
     """Talks to the agent of `peer`: the standby (shipping sets) or, from the standby, the
     primary (reading its state for show-progress, the mutual trust the DWS tool requires)."""
 
-    def __init__(self, settings: Settings, peer: Peer = "standby") -> None:
+    def __init__(self, settings: Settings, peer: Peer = "standby", purpose: str = "") -> None:
         self.settings = settings
+        self.peer = peer
+        self.purpose = purpose
         self.host = (settings.restore_host_ip if peer == "standby" else settings.primary_host_ip) or ""
         self.command = agent_command(settings, peer)
         self.limiter = RateLimiter(settings.bandwidth_limit)
@@ -239,7 +252,8 @@ class SshTransport(Transport):
         self._count = 1
 
     def _connect(self) -> Link:
-        return Link(self.settings, self.command, self.host)
+        return Link(self.settings, self.command, self.host, caller_epoch(self.settings, self.peer),
+                    self.purpose)
 
     def _connect_retrying(self) -> Link:
         delay = 0.5

@@ -1,0 +1,152 @@
+"""A table's log at a chosen version: set aside what lies above it, find the version two
+copies share, and the primary's inventory of a copy that holds exactly that version.
+
+Setting aside moves files (rename, same filesystem) under a quarantine directory, keeping
+their paths relative to the table: nothing is deleted, and an operator can look at or restore
+them. The highest commit goes first, so the log stays contiguous and the table readable at
+every step of the move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drsync.bundle import file_hash
+from drsync.changes import TableInventory, collect_changes, log_version
+from drsync.errors import RoleError
+from drsync.fsutil import ensure_dir, fsync_dir, make_writable_dir
+from drsync.tableformat import delta
+from drsync.tableformat.delta import list_log
+
+FAR_FUTURE_MS = 1 << 62  # a barrier after every commit: "the table as it is"
+
+
+@dataclass
+class SetAside:
+    table: str
+    to_version: int  # the version the table is at afterwards
+    commits: list[int] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every path moved, relative to the table
+    rows: int = 0  # rows the set-aside commits added (from their add statistics)
+    where: Path | None = None
+
+    def describe(self) -> str:
+        if not self.files:
+            return f"{self.table}: at version {self.to_version}, nothing set aside"
+        vs = f"{min(self.commits)}..{max(self.commits)}" if self.commits else "none"
+        return (f"{self.table}: back to version {self.to_version}; set aside {len(self.commits)} "
+                f"commit(s) ({vs}), {len(self.files)} file(s), {self.rows} row(s) added by them, "
+                f"in {self.where}")
+
+
+def _rows_added(actions: list[dict[str, object]]) -> int:
+    n = 0
+    for a in actions:
+        add = a.get("add")
+        if isinstance(add, dict) and isinstance(add.get("stats"), str):
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                n += int(json.loads(add["stats"]).get("numRecords", 0))
+    return n
+
+
+def _move(tdir: Path, rel: str, quarantine: Path, touched: set[Path]) -> bool:
+    src = tdir / rel
+    if not src.exists():
+        return False
+    dest = quarantine / rel
+    ensure_dir(dest.parent)
+    make_writable_dir(src.parent)
+    os.rename(src, dest)
+    touched.add(src.parent)
+    return True
+
+
+def set_aside_above(tdir: Path, name: str, version: int, quarantine: Path,
+                    extra: set[str] | None = None) -> SetAside:
+    """Move every log file above `version`, the data files only those commits add, and the
+    `extra` paths (files a half-applied set installed) into `quarantine`."""
+    listing = list_log(tdir)
+    result = SetAside(name, version, where=quarantine)
+    log_files: list[tuple[int, str]] = []
+    for lf in listing.all_files():
+        span = log_version(lf.name)
+        if span is None:  # _last_checkpoint: a hint; set aside if it points above `version`
+            try:
+                above = int(json.loads((tdir / lf.name).read_bytes())["version"]) > version
+            except (OSError, ValueError, KeyError, TypeError):
+                above = True
+            if above:
+                log_files.append((1 << 62, lf.name))
+        elif span[1] > version:
+            log_files.append((span[1], lf.name))
+    data: set[str] = set(extra or ())
+    for v in sorted(listing.commits):
+        if v <= version:
+            continue
+        lf = listing.commits[v]
+        where = str(tdir / lf.name)
+        actions = delta.parse_commit_bytes((tdir / lf.name).read_bytes(), where=where)
+        data |= {ref.path for ref in delta.files_added(actions, table=name, where=where)}
+        result.rows += _rows_added(actions)
+        result.commits.append(v)
+    touched: set[Path] = set()
+    for _, rel in sorted(log_files, reverse=True):  # newest first: the log stays contiguous
+        if _move(tdir, rel, quarantine, touched):
+            result.files.append(rel)
+    for rel in sorted(data):
+        if _move(tdir, rel, quarantine, touched):
+            result.files.append(rel)
+    for d in touched:
+        fsync_dir(d)
+    return result
+
+
+def set_aside_table(tdir: Path, name: str, quarantine: Path) -> SetAside:
+    """Move a whole table directory aside (a table that exists only in a half-applied set, or
+    only on an old primary)."""
+    result = SetAside(name, -1, where=quarantine)
+    result.files = [str(p.relative_to(tdir)) for p in tdir.rglob("*") if p.is_file()]
+    ensure_dir(quarantine.parent)
+    make_writable_dir(tdir.parent)
+    os.rename(tdir, quarantine)
+    fsync_dir(tdir.parent)
+    return result
+
+
+Commits = dict[int, tuple[int, str]]  # version -> (size, blake2b) of each commit file
+
+
+def commit_hashes(tdir: Path) -> Commits | None:
+    """Every commit of a table with its size and hash (None: not a Delta table)."""
+    if not (tdir / delta.LOG_DIR).is_dir():
+        return None
+    return {v: (lf.size, file_hash(tdir / lf.name)) for v, lf in list_log(tdir).commits.items()}
+
+
+def shared_version(mine: Commits, theirs: Commits) -> int | None:
+    """The newest version both copies hold with the same number *and* byte-identical commit
+    file (after a failover both sides may hold different commits under one number). Walks up
+    from the oldest commit both logs still have: the shared part is a prefix."""
+    last: int | None = None
+    for v in sorted(set(mine) & set(theirs)):
+        if mine[v] != theirs[v]:
+            break
+        last = v
+    return last
+
+
+def inventory_at(tdir: Path, name: str, version: int) -> TableInventory:
+    """The primary's inventory for a peer that holds this table exactly as `tdir` is, at
+    `version`: built by the same code path as after a full copy (collect_changes without a
+    previous inventory), so what the next round ships is computed exactly as usual."""
+    listing = list_log(tdir)
+    change = collect_changes(tdir, name, listing, FAR_FUTURE_MS, None)
+    if change is None or change.to_version != version:
+        got = change.to_version if change is not None else None
+        raise RoleError(f"table {name}: expected at version {version} in {tdir}, found {got}",
+                        hint="a writer changed the table during the role change; re-run the command")
+    return change.inventory
