@@ -72,6 +72,10 @@ class ProgressDocument(BaseModel):
     latestBarrierTime: str
     recovery_point_objective: str = Field(alias="recovery point objective")
     failover_recovery_point_time: str = Field(alias="failover recovery point time")
+    # drsync's additions (roles/status.py), after the spec's fields, as in `show-progress`
+    role_epoch: int = Field(0, alias="role epoch")
+    site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
+    last_role_change: str = Field("", alias="last role change")
 
 
 class Healthy(BaseModel):
@@ -181,7 +185,11 @@ def create_app(view: DaemonView) -> FastAPI:
     @app.get("/progress", response_model=ProgressDocument, response_model_by_alias=True,
              responses=_UNAVAILABLE, summary="The show-progress document of both sides")
     def progress() -> ProgressDocument:
-        return ProgressDocument.model_validate(build_document(*view.states()))
+        from drsync.roles.status import role_fields
+
+        doc = build_document(*view.states())
+        doc.update(role_fields(view.settings, doc))
+        return ProgressDocument.model_validate(doc)
 
     @app.get("/healthz", response_model=Healthy, summary="200 when healthy, 503 with the failing checks",
              responses={503: {"model": Unhealthy, "description": "failing checks"}})

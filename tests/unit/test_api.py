@@ -21,6 +21,7 @@ from tests.helpers import make_sites
 
 SPEC_TOP = {"primary cluster", "standby cluster", "apply", "latestBarrierTime", "recovery point objective",
             "failover recovery point time"}
+DRSYNC_TOP = {"role epoch", "site roles", "last role change"}  # drsync's additions, after the spec's
 SPEC_SIDE = {"key", "priorKey", "actionType", "progress", "backupRate", "currentStep", "unrestoreKeys",
              "failedStep", "errorMsg", "errorCode", "actionStartTime", "actionEndTime", "updateTime"}
 TOKEN = "s3cr3t-token-value"
@@ -67,7 +68,8 @@ def view(tmp_path: Path) -> FakeDaemon:
 def test_progress_has_exactly_the_spec_field_names(view: FakeDaemon) -> None:
     view.standby = StandbyState(last_key="20261123_141502", last_barrier_ms=1_795_000_000_000)
     doc = TestClient(create_app(view)).get("/progress").json()
-    assert set(doc) == SPEC_TOP
+    assert set(doc) == SPEC_TOP | DRSYNC_TOP
+    assert doc["role epoch"] == 0 and doc["last role change"] == ""
     assert set(doc["primary cluster"]) == SPEC_SIDE == set(doc["standby cluster"])
     assert set(doc["apply"]) == {"backupState", "restoreState", "backupSuccessTime", "restoreSuccessTime"}
     assert doc["standby cluster"]["actionType"] == "Restore"
@@ -77,7 +79,7 @@ def test_progress_has_exactly_the_spec_field_names(view: FakeDaemon) -> None:
 def test_openapi_documents_the_spec_names(view: FakeDaemon) -> None:
     schema = TestClient(create_app(view)).get("/openapi.json").json()
     props = schema["components"]["schemas"]["ProgressDocument"]["properties"]
-    assert set(props) == SPEC_TOP
+    assert set(props) == SPEC_TOP | DRSYNC_TOP
 
 
 def test_healthz_ok_and_each_failing_check(view: FakeDaemon) -> None:
