@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("drsync.daemon")
 RETENTION_EVERY = timedelta(hours=1)
+FOLLOWED_ENV = "DRSYNC_FOLLOWED_ROLE_CHANGE"  # set in a daemon restarted by a role change
+FOLLOW_BIND_SECONDS = 30.0
 INBOX_POLL_SECONDS = 2.0  # the standby looks for newly delivered sets this often
 STATE_CACHE_SECONDS = 1.0  # /progress, /healthz, /metrics read both states at most this often
 
@@ -109,6 +112,8 @@ class Daemon:
         self.serving = False
         self._running: set[str] = set()  # jobs whose pass is running now
         self._woken_for = ""  # newest delivered key watch_inbox has already woken the restore for
+        self.follow_from: tuple[Path, str | None] | None = None  # (config, --role) given at start
+        self.restart_into: Path | None = None  # set when the role changed under this daemon
         self._cache: tuple[float, PrimaryState, StandbyState] | None = None
         self._cache_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
@@ -191,8 +196,28 @@ class Daemon:
             self._running.discard(job)
         log.log(level, "%s", line)
         self.jobs[job].last_decision, self.jobs[job].decided_at = line, local_time()
+        if job == self.main_job:
+            self._check_role()
         self._cache = None
         return line
+
+    def _check_role(self) -> None:
+        """After a role change, restart into the file whose side this host plays now."""
+        from drsync.roles.follow import choose_config, plays
+
+        if self.follow_from is None or self.restart_into is not None or plays(self.settings, self.role):
+            return
+        try:
+            settings, role = choose_config(*self.follow_from)
+        except DrsyncError:
+            return
+        same = (settings.source_file, role) == (self.settings.source_file, self.role)
+        if same or not plays(settings, role):
+            return  # nothing better to run: the passes say why they refuse
+        log.info("role change: this host now plays the %s as %s describes it; restarting into it",
+                 role, settings.source_file)
+        self.restart_into = settings.source_file
+        self._signals.append(signal.SIGTERM)  # stop the way SIGTERM does, then exec
 
     # ---------------------------------------------------------------- what the API reads
 
@@ -245,6 +270,20 @@ class Daemon:
         port = settings.backup_port if self.role == "primary" else settings.restore_port
         return (settings.api_listen, port) if port else None
 
+    def _bind(self, address: tuple[str, int]) -> ApiServer:
+        """The API socket. After a role change the daemon of the other role (transport=local:
+        on this host) may still hold this port for a few seconds while it restarts too."""
+        from drsync.api import ApiServer
+
+        deadline = time.monotonic() + (FOLLOW_BIND_SECONDS if os.environ.get(FOLLOWED_ENV) else 0)
+        while True:
+            try:
+                return ApiServer(self, *address)
+            except DrsyncError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
     def _rebind_api(self, old: Settings, new: Settings) -> str:
         """Move the HTTP API to a changed address: bind the new socket first, so a busy port
         keeps the API where it was (and says so) instead of leaving the daemon unreachable."""
@@ -271,11 +310,10 @@ class Daemon:
 
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code (0)."""
-        from drsync.api import ApiServer
 
         s = self.settings
         address = self.api_address(s)
-        api = self.api = ApiServer(self, *address) if address else None  # fails here if the port is busy
+        api = self.api = self._bind(address) if address else None  # fails here if the port is busy
         self.serving = True
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -305,10 +343,24 @@ class Daemon:
 
 
 def start(config: Path, role: str | None = None, tick: float | None = None) -> int:
-    """Load and check everything, then run until SIGTERM (what `drsync daemon` calls)."""
-    settings = load_settings(config)
-    chosen = detect_role(settings, role)
+    """Load and check everything, then run until SIGTERM (what `drsync daemon` calls).
+
+    After a role change the daemon follows the DR state (roles/follow.py): it runs with the
+    swapped twin of `config` when that is the file whose side this host now plays, and a
+    running daemon whose role changes under it restarts itself into that file."""
+    from drsync.roles.follow import choose_config
+
     if tick is not None and tick <= 0:
         raise ConfigError(f"--tick {tick}: must be > 0 seconds")
+    settings, chosen = choose_config(config, role)
     setup_logging(settings, chosen)
-    return Daemon(settings, chosen, tick=tick, log_to_file=True).serve()
+    if settings.source_file != config:
+        log.info("role change followed: this host now plays the %s as %s describes it",
+                 chosen, settings.source_file)
+    daemon = Daemon(settings, chosen, tick=tick, log_to_file=True)
+    daemon.follow_from = (config, role)
+    code = daemon.serve()
+    if daemon.restart_into is not None:
+        # The new role's schedule and API start in a fresh process (sockets are not inherited).
+        os.execve(sys.executable, list(sys.orig_argv), {**os.environ, FOLLOWED_ENV: "1"})
+    return code
