@@ -6,45 +6,20 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
-from tests.helpers import REPO, Sites, drsync, duck, make_sites, rows
+from tests.conftest import UNPRIVILEGED_USER
+from tests.helpers import REPO, Sites, drsync, duck, rows
 
-USER = "drsync-ro-test"
-
-
-def _ensure_user() -> None:
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-                       check=True)
+USER = UNPRIVILEGED_USER
 
 
-@pytest.fixture
-def open_sites() -> Iterator[Sites]:
-    """Sites under a directory the unprivileged user can reach (pytest's tmp is root-only)."""
-    if os.geteuid() != 0:
-        raise RuntimeError("this test needs root to create an unprivileged user")
-    _ensure_user()
-    base = Path(tempfile.mkdtemp(prefix="drsync-ro-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
-        yield make_sites(base / "sites")
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # The interpreter may live where the test user cannot read (pyenv under /root), so the child

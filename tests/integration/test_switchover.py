@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,9 +22,10 @@ from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
 from drsync.warehouse import discover_tables
-from tests.helpers import REPO, Sites, drsync, duck, make_sites, rows
+from tests.conftest import UNPRIVILEGED_USER
+from tests.helpers import REPO, Sites, drsync, duck, rows
 
-USER = "drsync-ro-test"
+USER = UNPRIVILEGED_USER
 EVENTS = "app.main.events"
 
 DROP = f"""
@@ -54,27 +52,6 @@ while not os.path.exists(stop):
 """
 
 
-def _ensure_user() -> None:
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-                       check=True)
-
-
-@pytest.fixture
-def open_sites() -> Iterator[Sites]:
-    """Sites under a directory the unprivileged writer can reach (pytest's tmp is root-only)."""
-    if os.geteuid() != 0:
-        raise RuntimeError("this test needs root to create an unprivileged writer")
-    _ensure_user()
-    base = Path(tempfile.mkdtemp(prefix="drsync-sw-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
-        yield make_sites(base / "sites")
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _round(config: Path) -> None:
