@@ -96,3 +96,10 @@ class AuthError(TransportError):
     """The other host refused our key: refused, never retried."""
 
     code = "DRS411"
+
+
+class TableRecreatedError(TableFormatError):
+    """A table was dropped and re-created under the same name on the primary: the round
+    forgets what the standby holds of it and ships it again in full, as a replacement."""
+
+    code = "DRS202"

@@ -21,6 +21,14 @@ from pathlib import Path
 from drsync.apply import apply_table, check_conflicts, delete_files
 from drsync.bundle import Expected, extract_bundle
 from drsync.config import Settings
+from drsync.desync import (
+    apply_desync,
+    apply_renames,
+    replace_table,
+    replaces,
+    store_publications,
+    warn_desynced,
+)
 from drsync.errors import (
     ChainError,
     DrsyncError,
@@ -38,7 +46,7 @@ from drsync.fsutil import (
     sync_filesystem,
 )
 from drsync.locks import operation_lock
-from drsync.manifest import Manifest, load_manifest
+from drsync.manifest import Manifest, history_detail, load_manifest
 from drsync.progress import ProgressTracker, UiHook
 from drsync.state import (
     LAST_RESTORED,
@@ -139,6 +147,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
         result = RestoreResult()
         try:
             tracker.step("INIT")
+            warn_desynced(settings, state)
             chain, gap = pending_chain(meta, state.last_key)
             for manifest in chain:
                 if stop_requested(meta, "restore"):
@@ -221,16 +230,23 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     crash_point("restore.verified")
 
     tracker.step("APPLY")
+    apply_renames(warehouse, state, m)
+    replaced = {t.name for t in m.tables if replaces(warehouse, state, t)}
     try:
         for t in m.tables:
-            check_conflicts(warehouse, state, t)
+            if t.name not in replaced:  # a replacement overrides whatever the standby holds
+                check_conflicts(warehouse, state, t)
     except StandbyConflictError:
         rmtree_force(staging)
         raise
     for t in m.tables:
-        apply_table(warehouse, staging, t, tracker)
+        if t.name in replaced:
+            replace_table(warehouse, staging, t, tracker)
+        else:
+            apply_table(warehouse, staging, t, tracker)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
+        state.desynced.pop(t.name, None)
     failed = {f.name for f in m.failed_objects}
     for name, version in m.versions.items():
         if name not in failed and name in state.tables:
@@ -241,6 +257,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     crash_point("restore.barrier_published")
     for t in m.tables:
         delete_files(warehouse / t.path, t.deletions)
+    apply_desync(settings, state, m)
+    store_publications(settings, m)
     state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
     save_state(meta, state)
     atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
@@ -253,7 +271,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         "files": sum(len(t.files) for t in m.tables), "bytes": tracker.total,
         "startTime": started, "endTime": local_time(),
         "seconds": f"{time.monotonic() - t0:.1f}",
-        "detail": "; ".join(f"{e['kind']} {t.name}@{e['version']}" for t in m.tables for e in t.ddl),
+        "detail": history_detail(m),
     })
     for t in m.tables:
         for w in t.warnings:
