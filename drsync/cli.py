@@ -214,14 +214,15 @@ def show_progress(
     """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
 
     def go() -> int:
-        from drsync.progress import build_document, is_abnormal, read_states
+        from drsync.progress import build_document, is_abnormal, membership_notes, read_states
 
         settings = _load(config)
         if watch:
             from drsync.watch import watch_progress
 
             return watch_progress(settings, interval, console=out)
-        doc = build_document(*read_states(settings))
+        states = read_states(settings)
+        doc = build_document(*states)
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
             raise DrsyncError(f"--format must be json or table, not {chosen!r}")
@@ -230,7 +231,7 @@ def show_progress(
         else:
             from drsync.watch import progress_table
 
-            out.print(progress_table(doc))
+            out.print(progress_table(doc, membership_notes(*states)))
         return 1 if is_abnormal(doc) else 0
 
     _run(go)
@@ -394,7 +395,7 @@ def cancel_publication(
         if all_cancel == (object_list is not None):
             raise ConfigError("give exactly one of --object-list FILE or --all-cancel")
         objects = parse_object_list(object_list) if object_list is not None else None
-        failed = cancel_objects(settings.primary_metadata_destination, objects)
+        failed = cancel_objects(settings.primary_metadata_destination, settings.primary_warehouse, objects)
         if object_list is not None:
             from drsync.fsutil import atomic_write_bytes
 

@@ -222,16 +222,20 @@ def _cancel_one(pub: Publication, obj: str) -> bool:
     return hit
 
 
-def cancel_objects(meta: Path, objects: list[str] | None) -> list[tuple[str, str]]:
+def cancel_objects(meta: Path, warehouse: Path, objects: list[str] | None) -> list[tuple[str, str]]:
     """Stop protecting `objects` (None: everything). Records intent only: the next round
     desynchronises what is no longer covered. Returns (object, reason) for those that could
-    not be cancelled."""
+    not be cancelled: unknown on the primary, or not covered by any publication."""
     failed: list[tuple[str, str]] = []
     with editing(meta) as pubs:
         if objects is None:
             pubs.publications = []  # present and empty: every replicated table is desynchronised
             return failed
         for obj in objects:
+            where = warehouse.joinpath(*obj.split("."))
+            if not (where / "_delta_log" if obj.count(".") == 2 else where).is_dir():
+                failed.append((obj, "does not exist on the primary"))
+                continue
             hits = [p for p in pubs.publications if _cancel_one(p, obj)]
             if not hits:
                 failed.append((obj, "not covered by any publication"))

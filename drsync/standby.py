@@ -21,6 +21,7 @@ from pathlib import Path
 from drsync.apply import apply_table, check_conflicts, delete_files
 from drsync.bundle import Expected, extract_bundle
 from drsync.config import Settings
+from drsync.ddl import event_text
 from drsync.desync import (
     apply_desync,
     apply_renames,
@@ -63,6 +64,7 @@ from drsync.state import (
 from drsync.warehouse import DRSYNC_DIR
 
 log = logging.getLogger("drsync.standby")
+RECENT_DDL = 20  # DDL events kept in the standby state for show-progress
 _MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
 
 
@@ -259,6 +261,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         delete_files(warehouse / t.path, t.deletions)
     apply_desync(settings, state, m)
     store_publications(settings, m)
+    events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
+    state.recent_ddl = (state.recent_ddl + events)[-RECENT_DDL:]
     state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
     save_state(meta, state)
     atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})

@@ -93,6 +93,7 @@ class StandbyState(BaseModel):
     last_barrier_ms: int | None = None
     tables: dict[str, StandbyTable] = {}
     desynced: dict[str, DesyncedTable] = {}
+    recent_ddl: list[str] = []  # newest DDL events applied ("key: table@version: change"), for show-progress
     state: Literal["restoring", "stopped", "waiting", "abnormal"] = "waiting"
     success_time: str = ""
     role_epoch: int = 0

@@ -17,14 +17,14 @@ from rich.text import Text
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
-from drsync.progress import build_document, read_states
+from drsync.progress import build_document, membership_notes, read_states
 from drsync.state import local_time
 
 _SIDE_ROWS = ("key", "priorKey", "currentStep", "progress", "failedStep", "errorMsg",
               "actionStartTime", "actionEndTime", "updateTime")
 
 
-def progress_table(doc: dict[str, Any]) -> RenderableType:
+def progress_table(doc: dict[str, Any], notes: list[str] | None = None) -> RenderableType:
     """The show-progress document as a table for a person (both sides side by side)."""
     t = Table(title="drsync progress")
     t.add_column("")
@@ -44,13 +44,15 @@ def progress_table(doc: dict[str, Any]) -> RenderableType:
     ]
     if doc["failover recovery point time"]:
         lines.append(f"failover recovery point: {doc['failover recovery point time']}")
+    lines += notes or []
     return Group(t, *(Text(line) for line in lines))
 
 
 def _frame(settings: Settings, interval_s: float) -> RenderableType:
     footer = Text(f"{local_time()}: every {interval_s:g} s, Ctrl-C to stop", style="dim")
     try:
-        return Group(progress_table(build_document(*read_states(settings))), footer)
+        states = read_states(settings)
+        return Group(progress_table(build_document(*states), membership_notes(*states)), footer)
     except DrsyncError as e:
         return Group(Text(f"error: {e.message}", style="red"), footer)
 
