@@ -45,8 +45,9 @@ def check_component(part: str, what: str, where: str = "") -> str:
 
 def split_name(name: str, parts: int, what: str, where: str = "") -> list[str]:
     """`name` split on '.' into exactly `parts` checked components."""
-    if name.startswith("/"):
-        raise UnsafePathError(f"{where + ': ' if where else ''}{what} {name!r} is an absolute path")
+    if name.startswith("/") or ".." in name or any(c in name for c in "/\\\0"):
+        raise UnsafePathError(f"{where + ': ' if where else ''}{what} {name!r} is not a plain name "
+                              "(path tricks are refused)")
     pieces = name.split(".")
     if len(pieces) != parts:
         shape = {2: "schema.table", 3: "db.schema.table"}.get(parts, "name")
