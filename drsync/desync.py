@@ -14,6 +14,7 @@ from pathlib import Path
 
 from drsync.apply import apply_table
 from drsync.config import Settings
+from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
 from drsync.fsutil import (
     RO_DIR,
@@ -38,7 +39,12 @@ def apply_renames(warehouse: Path, state: StandbyState, m: Manifest) -> None:
     for r in m.renames:
         src = warehouse / r.from_name.replace(".", "/")
         dest = warehouse / r.to_name.replace(".", "/")
-        if src.is_dir() and not dest.exists():
+        if src.is_dir() and dest.exists():
+            raise StandbyConflictError(
+                f"set {m.key}: table {r.from_name} moved to {r.to_name} on the primary, but "
+                f"{dest} already exists on the standby; drsync will not overwrite it",
+                hint="move the standby's table aside, then run restore again")
+        if src.is_dir():
             ensure_dir(dest.parent)
             make_writable_dir(src)  # moving a directory rewrites its '..' entry
             os.rename(src, dest)
@@ -55,8 +61,10 @@ def apply_renames(warehouse: Path, state: StandbyState, m: Manifest) -> None:
 def replaces(warehouse: Path, state: StandbyState, t: ManifestTable) -> bool:
     """A full copy replaces the table as a whole if the primary says so, or if the standby
     still holds a desynchronised copy of that name (re-published)."""
+    ours = t.name in state.tables or t.name in state.desynced
     if t.replace:
-        return True
+        # Never swap out a table drsync did not replicate: that one goes through the conflict check.
+        return ours or not (warehouse / t.path).exists()
     return t.mode == "full" and t.name in state.desynced and (warehouse / t.path).exists()
 
 
