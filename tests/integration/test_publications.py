@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, TableFeatures, write_deltalake
 
 from drsync.manifest import load_manifest
 from tests.helpers import Sites, drsync, duck, rows
@@ -249,6 +249,11 @@ def test_reseed_copies_again_and_the_rest_keeps_replicating(sites: Sites) -> Non
     assert rows(duck(), _standby(sites, "db.s.b")) == [(1,), (2,)]
     assert not (sites.primary_meta / "reseed.json").exists()
     assert _cli(sites, "reseed", code=2)
+    _cli(sites, "reseed", "--all")
+    _round(sites)
+    m = _last_manifest(sites)
+    assert sorted(t.name for t in m.tables if t.replace) == ["db.s.a", "db.s.b"]  # type: ignore[attr-defined]
+    assert rows(duck(), _standby(sites, "db.s.b")) == [(1,), (2,)]
 
 
 def _commit(table: Path, version: int, actions: list[dict[str, object]]) -> None:
@@ -293,9 +298,16 @@ def test_schema_evolution_and_replace_with_new_schema(sites: Sites) -> None:
     _round(sites)
     write_deltalake(str(p), pa.table({"a": [2], "b": ["new"]}), mode="append", schema_mode="merge")
     DeltaTable(str(p)).alter.set_table_properties({"delta.appendOnly": "false"})
+    DeltaTable(str(p)).alter.add_feature(TableFeatures.DeletionVectors, allow_protocol_versions_increase=True)
     _round(sites)
     s = _standby(sites, "db.s.evo")
     assert rows(duck(), s) == rows(duck(), p)
+    m = _last_manifest(sites)
+    changes = [e["change"] for t in m.tables for e in t.ddl]  # type: ignore[attr-defined]
+    assert any("columns added: b" in c for c in changes), changes
+    assert any("properties: delta.appendOnly=false" in c for c in changes), changes
+    assert "protocol upgraded to reader 3 writer 7 (deletionVectors)" in changes, changes
+    assert DeltaTable(str(s)).protocol().min_reader_version == 3
     write_deltalake(str(p), pa.table({"z": [7.5]}), mode="overwrite", schema_mode="overwrite")
     _round(sites)
     assert rows(duck(), s) == [(7.5,)]
