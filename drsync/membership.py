@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drsync.changes import TableChange, TableInventory, collect_changes
-from drsync.errors import DrsyncError, TableRecreatedError
+from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.locks import operation_lock
-from drsync.manifest import DesyncEntry
+from drsync.manifest import DesyncEntry, Rename
 from drsync.publications import Publications, load_publications
 from drsync.publist import parse_pub_list
 from drsync.state import LOCK_DIR
@@ -108,14 +109,37 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> Ro
     return plan
 
 
-def forget_tables(meta: Path, names: list[str]) -> None:
-    """Remove the inventories of desynchronised tables (after the commit point)."""
-    for name in names:
+def move_and_forget(meta: Path, renames: list[Rename], desync: list[DesyncEntry]) -> None:
+    """After the commit point: a moved table's inventory follows it (rewritten afterwards if
+    it also changed); a desynchronised table's is removed."""
+    for r in renames:
+        dest = inventory_path(meta, TableRef.parse(r.to_name))
+        ensure_dir(dest.parent)
         with contextlib.suppress(FileNotFoundError):
-            inventory_path(meta, TableRef.parse(name)).unlink()
+            os.replace(inventory_path(meta, TableRef.parse(r.from_name)), dest)
+    for d in desync:
+        with contextlib.suppress(FileNotFoundError):
+            inventory_path(meta, TableRef.parse(d.name)).unlink()
 
 
 def collect_table(
+    warehouse: Path, table: TableRef, barrier_ms: int, prev: TableInventory | None,
+    plan: RoundPlan, reseed: bool,
+) -> tuple[TableChange | None, LogListing, TableRef | None, TableInventory | None]:
+    """`_collect_table`, with any unexpected failure turned into a DrsyncError naming the table
+    (the round leaves that table out; one bad table never stops the others)."""
+    try:
+        return _collect_table(warehouse, table, barrier_ms, prev, plan, reseed)
+    except DrsyncError:
+        raise
+    except OSError as e:
+        raise TableFormatError(f"table {table.name}: {e.strerror or e} ({e.filename})") from None
+    except Exception as e:
+        raise TableFormatError(
+            f"table {table.name}: cannot read its log ({type(e).__name__}: {e})") from None
+
+
+def _collect_table(
     warehouse: Path, table: TableRef, barrier_ms: int, prev: TableInventory | None,
     plan: RoundPlan, reseed: bool,
 ) -> tuple[TableChange | None, LogListing, TableRef | None, TableInventory | None]:

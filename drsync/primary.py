@@ -52,9 +52,9 @@ from drsync.membership import (
     NO_PUBLICATIONS,
     clear_reseed,
     collect_table,
-    forget_tables,
     inventory_path,
     load_inventory,
+    move_and_forget,
     plan_round,
 )
 from drsync.progress import ProgressTracker, UiHook
@@ -187,19 +187,9 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         prev = load_inventory(meta, table)
         try:
             got = collect_table(warehouse, table, barrier_ms, prev, plan, reseed)
-        except DrsyncError as e:
+        except DrsyncError as e:  # one bad table never stops the others
             log.error("table %s left out of set %s: %s", table.name, key, e.message)
             failed.append(FailedObject(name=table.name, code=e.code, error=e.message))
-            if prev is not None:
-                versions[table.name] = prev.version
-            continue
-        except Exception as e:  # one bad table never stops the others
-            if isinstance(e, OSError):
-                msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
-            else:
-                msg = f"table {table.name}: cannot read its log ({type(e).__name__}: {e})"
-            log.error("table %s left out of set %s: %s", table.name, key, msg)
-            failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
             if prev is not None:
                 versions[table.name] = prev.version
             continue
@@ -238,12 +228,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     state.unshipped.append(key)
     save_state(meta, state)
     crash_point("backup.committed")
-    for r in renames:  # the inventory follows the table (rewritten below if it also changed)
-        dest = inventory_path(meta, TableRef.parse(r.to_name))
-        ensure_dir(dest.parent)
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(inventory_path(meta, TableRef.parse(r.from_name)), dest)
-    forget_tables(meta, [d.name for d in plan.desync])
+    move_and_forget(meta, renames, plan.desync)
     for table, change in changes:
         path = inventory_path(meta, table)
         ensure_dir(path.parent)
