@@ -33,7 +33,8 @@ ssh-key-file={key or server.client_key}
 known-hosts-file={known or server.known_hosts}
 remote-drsync-command={sys.executable} -m drsync
 """
-    return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra))
+    # No publication: prepare and check must find (and create) the metadata directories themselves.
+    return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra, publish_all=False))
 
 
 
