@@ -18,6 +18,7 @@ from pathlib import Path
 
 from drsync.changes import TableChange, TableInventory, collect_changes
 from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
+from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.locks import operation_lock
 from drsync.manifest import DesyncEntry, Rename
@@ -117,9 +118,11 @@ def move_and_forget(meta: Path, renames: list[Rename], desync: list[DesyncEntry]
         ensure_dir(dest.parent)
         with contextlib.suppress(FileNotFoundError):
             os.replace(inventory_path(meta, TableRef.parse(r.from_name)), dest)
+        crash_point("backup.inventory_moved")
     for d in desync:
         with contextlib.suppress(FileNotFoundError):
             inventory_path(meta, TableRef.parse(d.name)).unlink()
+        crash_point("backup.inventory_forgotten")
 
 
 def collect_table(
