@@ -86,15 +86,18 @@ def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
     return True
 
 
-def apply_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
+def apply_table(
+    warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker, tdir: Path | None = None
+) -> None:
     """Install one table's files in apply order.
 
     Log files normally go straight into `_delta_log`, one by one, each version readable as it
     appears. Two cases build the new log aside in `.drsync-log-new` and make it visible in one
     step instead: a table's first copy (renamed in: the table appears at its barrier version)
     and a set flagged `expose_at_once` (some version in the range is unreadable even on the
-    primary; the new log is swapped with the old one by `renameat2(RENAME_EXCHANGE)`)."""
-    tdir = warehouse / t.path
+    primary; the new log is swapped with the old one by `renameat2(RENAME_EXCHANGE)`).
+    `tdir` builds the table elsewhere (a replacement, see desync.replace_table)."""
+    tdir = tdir or warehouse / t.path
     ensure_dir(tdir.parent)
     if not tdir.exists():
         tdir.mkdir(mode=RW_DIR)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drsync.errors import TableFormatError
+from drsync.ddl import describe as describe_ddl
+from drsync.errors import TableFormatError, TableRecreatedError
 from drsync.manifest import apply_rank
 from drsync.tableformat import delta
 from drsync.tableformat.delta import LogListing
@@ -43,6 +44,8 @@ class TableInventory:
     removed: list[str] = field(default_factory=list)  # removed by a shipped commit, still on disk
     log_files: dict[str, int] = field(default_factory=dict)  # shipped log file -> size
     last_checkpoint_sig: list[int] = field(default_factory=list)
+    # The table's schema, properties and protocol as of `version`, to describe DDL events
+    ddl_state: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -78,6 +81,7 @@ class TableChange:
     # before this collect): the standby must make the new commits visible all at once, or
     # that version would be the table's latest for a moment (or until a re-run, after a kill).
     expose_at_once: bool = False
+    replace: bool = False  # a complete copy that replaces the standby's table as a whole
 
 
 def log_version(name: str) -> tuple[int, int] | None:
@@ -150,11 +154,9 @@ def collect_changes(
             raise TableFormatError(f"table {name}: no complete version at or before the barrier")
         latest = listing.latest_version
         if latest is None or latest < prev.version:
-            raise TableFormatError(
+            raise TableRecreatedError(
                 f"table {name}: its log went back from version {prev.version} to {latest}: the table "
-                "was dropped and re-created on the primary; drsync leaves the standby copy as it is",
-                hint="reseed the table once publications support it, or cancel its replication",
-            )
+                "was dropped and re-created on the primary")
         # No new version, but the files under the shipped ones may have changed: a VACUUM that
         # writes no commit, a checkpoint or `_last_checkpoint` written late. Storage follows the
         # primary (DESIGN §3/§5), so look for those too; the result is None if there are none.
@@ -230,8 +232,12 @@ def collect_changes(
         removed_in_range -= {ref.path for ref in added}
         for ref in added:
             add_data(ref)
-        ddl.extend(delta.ddl_events(actions, v))
-        inv.table_id = delta.table_id(actions) or inv.table_id
+        ddl.extend(describe_ddl(delta.ddl_events(actions, v), inv.ddl_state))
+        new_id = delta.table_id(actions)
+        if prev is not None and prev.table_id and new_id and new_id != prev.table_id:
+            raise TableRecreatedError(f"table {name}: commit {v} carries table id {new_id}, not "
+                                      f"{prev.table_id}: the table was re-created on the primary")
+        inv.table_id = new_id or inv.table_id
         ship[lf.name] = FileToShip(lf.name, "commit", lf.size, lf.mtime_ns, v, data)
 
     # Other log files: checkpoints, crc, compactions, written at any time for versions <= c.
@@ -293,16 +299,15 @@ def collect_changes(
 def _refuse_recreated(name: str, listing: LogListing, prev: TableInventory) -> None:
     """A table dropped and re-created with the same name may reuse every version number: the
     commit file of the version last shipped then differs from the one the standby has. Mixing
-    the two tables' files would be silent corruption, so the table is refused by name."""
+    the two tables' files would be silent corruption: the caller ships the new table in full,
+    as a replacement (TableRecreatedError)."""
     if len(prev.commit_sig) != 2:
         return
     lf = listing.commits.get(prev.version)
     if lf is not None and [lf.size, lf.mtime_ns] != prev.commit_sig:
-        raise TableFormatError(
+        raise TableRecreatedError(
             f"table {name}: commit {prev.version} on the primary is not the one shipped (size or "
-            "time differs): the table was dropped and re-created; drsync leaves the standby copy as it is",
-            hint="reseed the table once publications support it, or cancel its replication",
-        )
+            "time differs): the table was dropped and re-created")
 
 
 def _collect_last_checkpoint(

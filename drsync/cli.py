@@ -150,6 +150,9 @@ def prepare(
     config: ConfigOpt,
     check: Annotated[bool, typer.Option("--check", help="Only report what prepare would do.")] = False,
     fmt: FormatOpt = "text",
+    all_tables: Annotated[bool, typer.Option(
+        "--all-tables", help="Also protect every table of every database (creates the publication "
+        "`all`, --all-databases) unless such a publication exists.")] = False,
 ) -> None:
     """Make the pair ready: SSH both ways, the same drsync on both, directories (0750) and the
     cluster pair recorded on both sides. Prints the authorized_keys line that pins the agent."""
@@ -158,7 +161,12 @@ def prepare(
         from drsync.prepare import run_prepare
 
         chosen = _text_or_json(fmt)
-        report = run_prepare(_load(config), check_only=check)
+        settings = _load(config)
+        report = run_prepare(settings, check_only=check)
+        if all_tables and not check and report.ok:
+            from drsync.publications import publish_everything
+
+            publish_everything(settings.primary_metadata_destination)
         if chosen == "json":
             print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         else:
@@ -202,7 +210,7 @@ def show_progress(
     """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
 
     def go() -> int:
-        from drsync.progress import build_document, is_abnormal, read_states
+        from drsync.progress import build_document, is_abnormal, membership_notes, read_states
         from drsync.roles.status import role_fields
 
         settings = _load(config)
@@ -210,7 +218,8 @@ def show_progress(
             from drsync.watch import watch_progress
 
             return watch_progress(settings, interval, console=out)
-        doc = build_document(*read_states(settings))
+        states = read_states(settings)
+        doc = build_document(*states)
         doc.update(role_fields(settings, doc))
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
@@ -220,7 +229,7 @@ def show_progress(
         else:
             from drsync.watch import progress_table
 
-            out.print(progress_table(doc))
+            out.print(progress_table(doc, membership_notes(*states)))
         return 1 if is_abnormal(doc) else 0
 
     _run(go)
@@ -402,6 +411,7 @@ def _say(line: str) -> None:
 
 
 register_role_commands(app, _run, _load, _say)
+import drsync.cli_publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 
 
 def main() -> None:

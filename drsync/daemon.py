@@ -320,8 +320,6 @@ class Daemon:
         self.start_scheduler()
         if api is not None:
             api.start()
-        if s.full_backup_exec_time_interval is not None and self.role == "primary":
-            log.warning("full-backup-exec-time-interval is not acted on yet: only the first set is full")
         log.info("daemon started (pid %d): %s, %s; %s", os.getpid(), self.role, self.schedule_text(),
                  f"HTTP API on {api.url}" if api else "HTTP API off (no backup-port/restore-port)")
         while True:

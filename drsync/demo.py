@@ -112,8 +112,10 @@ ROUND_WRITES: list[Callable[[Path, int], str]] = [
 ]
 
 
-def write_config(base: Path, transport: str = "local", grace: str = "0.2s", extra: str = "") -> Path:
-    """A backupRestore.ini for a primary and a standby under `base` on this host."""
+def write_config(base: Path, transport: str = "local", grace: str = "0.2s", extra: str = "",
+                 publish_all: bool = True) -> Path:
+    """A backupRestore.ini for a primary and a standby under `base` on this host; with
+    `publish_all`, also the publication `all` (every table of every database) on the primary."""
     cfg = base / "backupRestore.ini"
     cfg.write_text(f"""# drsync demo: both sites on this host
 transport={transport}
@@ -129,6 +131,10 @@ parrallel-process=2
 compression-level=1
 barrier-grace={grace}
 {extra}""")
+    if publish_all:
+        from drsync.publications import publish_everything
+
+        publish_everything(base / "primary" / "metadata")
     return cfg
 
 
@@ -153,10 +159,11 @@ def main() -> None:
     wh = base / "primary" / "warehouse"
     wh.mkdir(parents=True)
     (base / "standby" / "warehouse").mkdir(parents=True)
-    cfg = str(write_config(base))
+    cfg = str(write_config(base, publish_all=False))
     print(f"demo: primary warehouse {wh} with {len(TABLES)} tables; config {cfg}")
     create_sample_warehouse(wh)
     _drsync("config", "check", "-c", cfg)
+    _drsync("publication", "create", "all", "--all-databases", "-c", cfg)
     _drsync("backup", "-c", cfg)
     _drsync("restore", "-c", cfg)
     for r in range(1, args.rounds + 1):

@@ -102,3 +102,10 @@ class RoleError(DrsyncError):
     """A role change cannot proceed, or a call comes from an older role epoch (split brain)."""
 
     code = "DRS700"
+
+
+class TableRecreatedError(TableFormatError):
+    """A table was dropped and re-created under the same name on the primary: the round
+    forgets what the standby holds of it and ships it again in full, as a replacement."""
+
+    code = "DRS202"

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, ValidationError
 from drsync.errors import ManifestError, UnsafePathError
 from drsync.paths import safe_relpath
 
-FORMAT_VERSION = "1.0"
+# 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
+FORMAT_VERSION = "1.1"
 KEY_FORMAT = "%Y%m%d_%H%M%S"
 
 FileKind = Literal[
@@ -47,6 +48,9 @@ class ManifestTable(BaseModel):
     ddl: list[dict[str, Any]] = []
     warnings: list[str] = []
     expose_at_once: bool = False  # swap the whole new log in at once (see changes.TableChange)
+    # A complete new copy (re-created on the primary, or reseed): the standby builds it aside
+    # and swaps the whole table directory in, so old and new files are never mixed.
+    replace: bool = False
 
     @property
     def path(self) -> str:
@@ -57,6 +61,20 @@ class FailedObject(BaseModel):
     name: str
     code: str
     error: str
+
+
+class DesyncEntry(BaseModel):
+    """A table no longer replicated (cancelled, unpublished, dropped on the primary)."""
+
+    name: str
+    reason: str
+
+
+class Rename(BaseModel):
+    """A table moved on the primary (same Delta table id): moved on the standby, not copied."""
+
+    from_name: str
+    to_name: str
 
 
 class BundleInfo(BaseModel):
@@ -85,6 +103,11 @@ class Manifest(BaseModel):
     versions: dict[str, int] = {}
     failed_objects: list[FailedObject] = []
     bundles: list[BundleInfo] = []
+    desync: list[DesyncEntry] = []
+    renames: list[Rename] = []  # applied before the set's tables
+    # The publications the primary holds (publications.json), so the standby has them after a
+    # role change; None from a primary that never configured any (or a 1.0 manifest).
+    publications: dict[str, Any] | None = None
 
     @property
     def data_bytes(self) -> int:
@@ -93,6 +116,18 @@ class Manifest(BaseModel):
     def to_bytes(self) -> bytes:
         # Compact: it travels every round (pretty-print with `python -m json.tool`).
         return json.dumps(self.model_dump(), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def history_detail(m: Manifest) -> str:
+    """The csv history's detail column: DDL events, moves, desynchronised and failed tables."""
+    from drsync.ddl import event_text
+
+    parts = [event_text(t.name, e) for t in m.tables for e in t.ddl]
+    parts += [f"{t.name}: replaced" for t in m.tables if t.replace]
+    parts += [f"moved {r.from_name} -> {r.to_name}" for r in m.renames]
+    parts += [f"desynchronised {d.name} ({d.reason})" for d in m.desync]
+    parts += [f"failed {f.name}" for f in m.failed_objects]
+    return "; ".join(parts)
 
 
 def apply_rank(kind: str, version: int | None, path: str, base: int | None) -> tuple[int, int, str]:
@@ -175,6 +210,11 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
                 safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
         for name in m.versions:
             validate_table_name(name)
+        for gone in m.desync:
+            validate_table_name(gone.name)
+        for r in m.renames:
+            validate_table_name(r.from_name)
+            validate_table_name(r.to_name)
     except UnsafePathError as e:
         raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
     return m

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from drsync.config import Role, Settings
 from drsync.errors import AuthError, DrsyncError, HostKeyError, LockBusyError, StoppedError, TransportError
+from drsync.fullsets import request_full_set_if_due
 from drsync.locks import operation_lock
 from drsync.manifest import load_manifest
 from drsync.metrics import DrsyncMetrics
@@ -120,19 +121,21 @@ class Passes:
             except DrsyncError as e:
                 return self._failure("backup", f"no round: {self.paused}; shipping them failed", e)
             return f"no round: {self.paused}; shipped {shipped} waiting set(s)", logging.INFO
-        released = "backpressure released; " if self.backpressure else ""
+        note = "backpressure released; " if self.backpressure else ""
         self.paused, self.backpressure = "", False
+        if request_full_set_if_due(s, self.clock()):
+            note += f"full set (every {s.full_backup_exec_time_interval}): every table copied again; "
         started = time.monotonic()
         try:
             result = self._retrying("backup round",
                                     lambda: self._backup(s, self._step_hook(), self._transport()))
         except DrsyncError as e:
-            return self._failure("backup", f"{released}round failed", e)
+            return self._failure("backup", f"{note}round failed", e)
         if result.key is None:
-            return f"{released}no round: {result.message}", logging.INFO
+            return f"{note}no round: {result.message}", logging.INFO
         seconds = time.monotonic() - started
         self.metrics.observe_pass(seconds, shipped=result.bytes_shipped)
-        line = (f"{released}round {result.key}: {result.tables_changed} tables changed, "
+        line = (f"{note}round {result.key}: {result.tables_changed} tables changed, "
                 f"{result.bytes_shipped / 1e6:.1f} MB shipped in {seconds:.1f} s, {self._rpo()}")
         if result.failed:
             line += f"; {len(result.failed)} table(s) left out: " + ", ".join(f.name for f in result.failed)

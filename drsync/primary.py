@@ -31,7 +31,7 @@ from drsync.bundle import (
     worth_compressing,
     write_bundle,
 )
-from drsync.changes import TableChange, TableInventory, collect_changes
+from drsync.changes import TableChange
 from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError
 from drsync.faults import crash_point
@@ -43,10 +43,22 @@ from drsync.manifest import (
     Manifest,
     ManifestFile,
     ManifestTable,
+    Rename,
+    history_detail,
     load_manifest,
     next_key,
 )
+from drsync.membership import (
+    NO_PUBLICATIONS,
+    clear_reseed,
+    collect_table,
+    inventory_path,
+    load_inventory,
+    move_and_forget,
+    plan_round,
+)
 from drsync.progress import ProgressTracker, UiHook
+from drsync.publications import load_publications
 from drsync.roles.epoch import ROLE_FILE, assert_site_role, check_peer_epoch, read_role
 from drsync.state import (
     LAST_RESTORED,
@@ -59,9 +71,8 @@ from drsync.state import (
     save_state,
     stop_requested,
 )
-from drsync.tableformat.delta import list_log
 from drsync.transport import Transport, open_transport
-from drsync.warehouse import TableRef, discover_tables
+from drsync.warehouse import TableRef
 
 log = logging.getLogger("drsync.primary")
 
@@ -74,19 +85,11 @@ class RoundResult:
     bytes_shipped: int = 0
     failed: list[FailedObject] = field(default_factory=list)
     sets_shipped: int = 0
+    note: str = ""  # e.g. "no publications: nothing is protected", shown as errorMsg
 
     @property
     def exit_code(self) -> int:
         return 3 if self.failed else 0
-
-
-def _inventory_path(meta: Path, table: TableRef) -> Path:
-    return meta / "tables" / table.db / table.schema / f"{table.table}.json"
-
-
-def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
-    p = _inventory_path(meta, table)
-    return TableInventory.from_json(read_json(p)) if p.exists() else None
 
 
 def run_backup(
@@ -140,6 +143,9 @@ def run_backup(
         state.state = "waiting"
         state.success_time = local_time()
         tracker.finish()
+        if result.note and not result.failed:
+            tracker.side.errorMsg = result.note
+            tracker.flush(force=True)
         if result.failed:
             # A partial set: the round succeeded for the others; name the left-out tables.
             tracker.side.errorMsg = (f"{len(result.failed)} table(s) left out of set {result.key}: "
@@ -155,6 +161,9 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     if stop_requested(meta, "backup"):
         raise StoppedError("backup stopped by stop-backup before a new set was cut")
     _remove_uncommitted(meta, media, state.last_key)
+    if load_publications(meta) is None:
+        log.warning("%s", NO_PUBLICATIONS)
+        return RoundResult(None, NO_PUBLICATIONS, note=NO_PUBLICATIONS)
     tracker.step("BARRIER")
     cut = datetime.now(UTC)
     barrier_ms = int(cut.timestamp() * 1000)
@@ -163,42 +172,35 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
 
     tracker.step("COLLECT")
+    plan = plan_round(meta, warehouse, settings.publication_list)
     changes: list[tuple[TableRef, TableChange]] = []
     failed: list[FailedObject] = []
     versions: dict[str, int] = {}
+    renames: list[Rename] = []
     index = _load_index(meta)
     new_index: dict[str, list[object]] = {}
-    for table in discover_tables(warehouse):
+    for table in plan.tables:
+        reseed = plan.wants_reseed(table.name)
         # Fast path: a log whose directory and names are what they were when the table was
         # last found idle and fully shipped costs one scandir (no stat, no inventory read).
         sig = _log_signature(table.path(warehouse))
         known = index.get(table.name)
-        if sig is not None and known is not None and known[0] == sig:
+        if sig is not None and known is not None and known[0] == sig and not reseed:
             versions[table.name] = int(known[1])  # type: ignore[call-overload]
             new_index[table.name] = known
             continue
         prev = load_inventory(meta, table)
         try:
-            if any("." in part for part in (table.db, table.schema, table.table)):
-                raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
-            listing = list_log(table.path(warehouse))
-            change = collect_changes(table.path(warehouse), table.name, listing, barrier_ms, prev)
-        except DrsyncError as e:
+            got = collect_table(warehouse, table, barrier_ms, prev, plan, reseed)
+        except DrsyncError as e:  # one bad table never stops the others
             log.error("table %s left out of set %s: %s", table.name, key, e.message)
             failed.append(FailedObject(name=table.name, code=e.code, error=e.message))
             if prev is not None:
                 versions[table.name] = prev.version
             continue
-        except Exception as e:  # one bad table never stops the others
-            if isinstance(e, OSError):
-                msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
-            else:
-                msg = f"table {table.name}: cannot read its log ({type(e).__name__}: {e})"
-            log.error("table %s left out of set %s: %s", table.name, key, msg)
-            failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
-            if prev is not None:
-                versions[table.name] = prev.version
-            continue
+        change, listing, moved_from, prev = got
+        if moved_from is not None:
+            renames.append(Rename(from_name=moved_from.name, to_name=table.name))
         if change is None:
             assert prev is not None
             versions[table.name] = prev.version
@@ -219,6 +221,9 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     ensure_dir(set_dir)
     results = _write_bundles(settings, key, set_dir, changes, tracker)
     manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
+    manifest.desync, manifest.renames = plan.desync, renames
+    if plan.publications is not None:
+        manifest.publications = plan.publications.model_dump()
     crash_point("backup.bundled")
     atomic_write_bytes(meta / MANIFEST_DIR / f"{key}.manifest.json", manifest.to_bytes())
     crash_point("backup.manifest_written")
@@ -228,13 +233,16 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     state.unshipped.append(key)
     save_state(meta, state)
     crash_point("backup.committed")
+    move_and_forget(meta, renames, plan.desync)
     for table, change in changes:
-        path = _inventory_path(meta, table)
+        path = inventory_path(meta, table)
         ensure_dir(path.parent)
         atomic_write_json(path, change.inventory.to_json())
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
     atomic_write_json(meta / "tables" / INDEX_FILE, new_index)
+    if plan.reseed_all or plan.reseed:
+        clear_reseed(meta, plan.reseed_all, {t.name for t, c in changes if c.replace} | plan.reseed)
     nbytes = manifest.data_bytes
     append_history(meta / settings.backuprestoreinfo_file, {
         "key": key, "priorKey": manifest.prior_key or "N/A", "barrierTime": manifest.barrier_utc,
@@ -242,13 +250,19 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         "files": sum(len(t.files) for t in manifest.tables), "bytes": nbytes,
         "startTime": tracker.side.actionStartTime, "endTime": local_time(),
         "seconds": f"{time.monotonic() - tracker.started:.1f}",
-        "detail": "; ".join(f.name for f in failed),
+        "detail": history_detail(manifest),
     })
     n_tables = len(set(versions) | {f.name for f in failed})
     msg = f"set {key}: {len(changes)} of {n_tables} tables changed, {nbytes / 1e6:.1f} MB collected"
     if failed:
         msg += f"; {len(failed)} table(s) failed: " + ", ".join(f.name for f in failed)
-    return RoundResult(key, msg, len(changes), 0, failed)
+    if plan.desync:
+        msg += f"; {len(plan.desync)} table(s) desynchronised: " + ", ".join(d.name for d in plan.desync)
+    if renames:
+        msg += "; moved: " + ", ".join(f"{r.from_name} -> {r.to_name}" for r in renames)
+    if plan.message:
+        msg += f"; {plan.message}"
+    return RoundResult(key, msg, len(changes), 0, failed, note=plan.message)
 
 
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(\.manifest\.json)?$")
@@ -368,7 +382,7 @@ def _make_manifest(
             "name": table.name, "table_id": change.table_id, "mode": change.mode,
             "from_version": change.from_version, "to_version": change.to_version, "files": files,
             "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
-            "expose_at_once": change.expose_at_once,
+            "expose_at_once": change.expose_at_once, "replace": change.replace,
         }))
     return Manifest(
         key=key, prior_key=state.last_key,

@@ -175,5 +175,14 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
     }
 
 
+def membership_notes(primary: PrimaryState, standby: StandbyState) -> list[str]:
+    """Lines for a person (show-progress --format table): recent DDL events, desynchronised
+    tables. Not in the JSON document, whose fields are the DWS tool's."""
+    lines = [f"DDL {e}" for e in standby.recent_ddl[-10:]]
+    lines += [f"desynchronised {name} since {d.key} ({d.reason}; {d.operation})"
+              for name, d in sorted(standby.desynced.items())]
+    return lines
+
+
 def is_abnormal(doc: dict[str, Any]) -> bool:
     return "abnormal" in (doc["apply"]["backupState"], doc["apply"]["restoreState"])

@@ -21,6 +21,15 @@ from pathlib import Path
 from drsync.apply import apply_table, check_conflicts, delete_files
 from drsync.bundle import Expected, extract_bundle
 from drsync.config import Settings
+from drsync.ddl import event_text
+from drsync.desync import (
+    apply_desync,
+    apply_renames,
+    replace_table,
+    replaces,
+    store_publications,
+    warn_desynced,
+)
 from drsync.errors import (
     ChainError,
     DrsyncError,
@@ -39,7 +48,7 @@ from drsync.fsutil import (
     sync_filesystem,
 )
 from drsync.locks import operation_lock
-from drsync.manifest import Manifest, load_manifest
+from drsync.manifest import Manifest, history_detail, load_manifest
 from drsync.progress import ProgressTracker, UiHook
 from drsync.roles.epoch import assert_site_role, read_role
 from drsync.state import (
@@ -57,6 +66,7 @@ from drsync.state import (
 from drsync.warehouse import DRSYNC_DIR
 
 log = logging.getLogger("drsync.standby")
+RECENT_DDL = 20  # DDL events kept in the standby state for show-progress
 _MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
 
 
@@ -142,6 +152,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
         result = RestoreResult()
         try:
             tracker.step("INIT")
+            warn_desynced(settings, state)
             chain, gap = pending_chain(meta, state.last_key)
             for manifest in chain:
                 if stop_requested(meta, "restore"):
@@ -227,16 +238,23 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     crash_point("restore.verified")
 
     tracker.step("APPLY")
+    apply_renames(warehouse, state, m)
+    replaced = {t.name for t in m.tables if replaces(warehouse, state, t)}
     try:
         for t in m.tables:
-            check_conflicts(warehouse, state, t)
+            if t.name not in replaced:  # a replacement overrides whatever the standby holds
+                check_conflicts(warehouse, state, t)
     except StandbyConflictError:
         rmtree_force(staging)
         raise
     for t in m.tables:
-        apply_table(warehouse, staging, t, tracker)
+        if t.name in replaced:
+            replace_table(warehouse, staging, t, tracker)
+        else:
+            apply_table(warehouse, staging, t, tracker)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
+        state.desynced.pop(t.name, None)
     failed = {f.name for f in m.failed_objects}
     for name, version in m.versions.items():
         if name not in failed and name in state.tables:
@@ -247,6 +265,10 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     crash_point("restore.barrier_published")
     for t in m.tables:
         delete_files(warehouse / t.path, t.deletions)
+    apply_desync(settings, state, m)
+    store_publications(settings, m)
+    events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
+    state.recent_ddl = (state.recent_ddl + events)[-RECENT_DDL:]
     state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
     save_state(meta, state)
     atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
@@ -259,7 +281,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         "files": sum(len(t.files) for t in m.tables), "bytes": tracker.total,
         "startTime": started, "endTime": local_time(),
         "seconds": f"{time.monotonic() - t0:.1f}",
-        "detail": "; ".join(f"{e['kind']} {t.name}@{e['version']}" for t in m.tables for e in t.ddl),
+        "detail": history_detail(m),
     })
     for t in m.tables:
         for w in t.warnings:

@@ -78,11 +78,22 @@ class StandbyTable(BaseModel):
     barrier_ms: int  # barrier of the newest set this table is complete at
 
 
+class DesyncedTable(BaseModel):
+    """A table no longer replicated; kept read-only (`none`, `log-desync-table`) or dropped."""
+
+    reason: str
+    key: str  # the set that desynchronised it
+    operation: str  # desync-table-operation applied
+    version: int | None = None  # the version it stayed at
+
+
 class StandbyState(BaseModel):
     FILE: ClassVar[str] = "standby-state.json"
     last_key: str | None = None  # newest set fully restored
     last_barrier_ms: int | None = None
     tables: dict[str, StandbyTable] = {}
+    desynced: dict[str, DesyncedTable] = {}
+    recent_ddl: list[str] = []  # newest DDL events applied ("key: table@version: change"), for show-progress
     state: Literal["restoring", "stopped", "waiting", "abnormal"] = "waiting"
     success_time: str = ""
     role_epoch: int = 0

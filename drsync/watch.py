@@ -17,7 +17,7 @@ from rich.text import Text
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
-from drsync.progress import build_document, read_states
+from drsync.progress import build_document, membership_notes, read_states
 from drsync.roles.status import role_fields
 from drsync.state import local_time
 
@@ -25,7 +25,7 @@ _SIDE_ROWS = ("key", "priorKey", "currentStep", "progress", "failedStep", "error
               "actionStartTime", "actionEndTime", "updateTime")
 
 
-def progress_table(doc: dict[str, Any]) -> RenderableType:
+def progress_table(doc: dict[str, Any], notes: list[str] | None = None) -> RenderableType:
     """The show-progress document as a table for a person (both sides side by side)."""
     t = Table(title="drsync progress")
     t.add_column("")
@@ -47,15 +47,17 @@ def progress_table(doc: dict[str, Any]) -> RenderableType:
         lines.append(f"failover recovery point: {doc['failover recovery point time']}")
     if "role epoch" in doc:  # added by show-progress (roles/status.py)
         lines.append(f"role epoch: {doc['role epoch']}   last role change: {doc['last role change'] or '-'}")
+    lines += notes or []
     return Group(t, *(Text(line) for line in lines))
 
 
 def _frame(settings: Settings, interval_s: float) -> RenderableType:
     footer = Text(f"{local_time()}: every {interval_s:g} s, Ctrl-C to stop", style="dim")
     try:
-        doc = build_document(*read_states(settings))
+        states = read_states(settings)
+        doc = build_document(*states)
         doc.update(role_fields(settings, doc))
-        return Group(progress_table(doc), footer)
+        return Group(progress_table(doc, membership_notes(*states)), footer)
     except DrsyncError as e:
         return Group(Text(f"error: {e.message}", style="red"), footer)
 

@@ -12,7 +12,7 @@ from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
 from drsync.fsutil import RW_DIR, RW_FILE, set_tree_mode
-from tests.helpers import Sites, drsync, duck, rows
+from tests.helpers import Sites, drsync, duck, rows, tree
 
 
 def _tree_digest(root: Path) -> str:
@@ -48,12 +48,13 @@ def _first_round(sites: Sites) -> None:
 def test_bad_config_value_names_file_line_key_and_runs_nothing(sites: Sites) -> None:
     text = sites.config.read_text().replace("parrallel-process=2", "parrallel-process=99")
     sites.config.write_text(text + "compresion-level=3\n")
+    before = tree(sites.base)  # make_sites' publications.json is already there
     p = drsync("backup", "-c", str(sites.config))
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
     assert f"{sites.config}:" in p.stderr and "parrallel-process" in p.stderr and "1-32" in p.stderr
     assert "did you mean 'compression-level'" in p.stderr
-    assert not sites.primary_meta.exists(), "a round started despite bad configuration"
+    assert tree(sites.base) == before, "a round started despite bad configuration"
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from drsync.demo import write_config
 from drsync.prepare import PrepareReport, run_prepare
 from drsync.transport.agent import PAIR_FILE
 from drsync.transport.ssh import agent_command
-from tests.helpers import tree
+from tests.helpers import drsync, tree
 from tests.sshd import SshServer
 
 
@@ -33,7 +33,8 @@ ssh-key-file={key or server.client_key}
 known-hosts-file={known or server.known_hosts}
 remote-drsync-command={sys.executable} -m drsync
 """
-    return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra))
+    # No publication: prepare and check must find (and create) the metadata directories themselves.
+    return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra, publish_all=False))
 
 
 
@@ -163,3 +164,16 @@ def test_checks_unreachable_port_fails_first(sshd: SshServer, tmp_path: Path) ->
     assert results["ssh_reachable"].status == "FAILED" and "127.0.0.1:1" in results["ssh_reachable"].detail
     assert "nc -vz 127.0.0.1 1" in results["ssh_reachable"].hint
     assert results["host_key"].status == "SKIPPED"
+
+
+def test_prepare_all_tables_publishes_everything(sshd: SshServer, tmp_path: Path) -> None:
+    s = ssh_settings(tmp_path / "s", sshd)
+    assert s.source_file is not None
+    p = drsync("prepare", "--all-tables", "-c", str(s.source_file))
+    assert p.returncode == 0, p.stdout + p.stderr
+    pubs = json.loads((s.primary_metadata_destination / "publications.json").read_text())
+    assert pubs == {"publications": [{"name": "all", "db": "*", "all_tables": True, "schemas": [],
+                                      "tables": [], "excluded": []}]}
+    assert drsync("prepare", "--all-tables", "-c", str(s.source_file)).returncode == 0
+    again = json.loads((s.primary_metadata_destination / "publications.json").read_text())
+    assert again == pubs, "a second prepare --all-tables adds nothing"

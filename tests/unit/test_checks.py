@@ -197,10 +197,11 @@ def test_pair_mismatch_is_detected_and_never_overwritten(sites: Sites, prepared:
 def test_prepare_needs_cluster_ids(sites: Sites) -> None:
     text = "\n".join(line for line in sites.config.read_text().splitlines() if "cluster-id" not in line)
     sites.config.write_text(text)
+    before = tree(sites.base)  # make_sites' publications.json is already there
     report = run_prepare(load_settings(sites.config), check_only=False)
     assert [s.name for s in report.steps] == ["config"] and not report.ok
     assert "primary-cluster-id=" in report.steps[0].hint and "standby-cluster-id=" in report.steps[0].hint
-    assert not sites.primary_meta.exists()
+    assert tree(sites.base) == before, "prepare refused, yet created something"
 
 
 def test_space_threshold_is_1_gib_or_5_percent_whichever_smaller() -> None:

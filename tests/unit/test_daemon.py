@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,15 @@ from rich.console import Console
 from drsync.api import ApiServer, DaemonStatus
 from drsync.config import Settings, load_settings
 from drsync.daemon import Daemon, detect_role
-from drsync.demo import create_sample_warehouse
+from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse
 from drsync.errors import ConfigError, HostKeyError, LockBusyError, TransportError
 from drsync.logsetup import redact, setup_logging
+from drsync.manifest import load_manifest
 from drsync.metrics import DrsyncMetrics
 from drsync.passes import Passes, bundles_waiting
 from drsync.primary import RoundResult, run_backup
 from drsync.standby import run_restore
-from drsync.state import PrimaryState, StandbyState, load_state, request_stop, save_state
+from drsync.state import MANIFEST_DIR, PrimaryState, StandbyState, load_state, request_stop, save_state
 from drsync.verify import verify_tables
 from drsync.watch import watch_progress
 from tests.helpers import Sites, make_sites
@@ -242,6 +243,35 @@ def test_sighup_reload_keeps_the_old_config_when_the_new_one_is_bad(sites: Sites
     assert daemon.settings.backup_exec_time_interval.total_seconds() == 30
     assert daemon.status()["jobs"]["backup"]["every_seconds"] == 30 and daemon.passes.every_s == 30
     assert "reloaded: backup every 30s" in caplog.text
+
+
+def test_full_set_every_full_backup_interval_copies_every_table_again(tmp_path: Path) -> None:
+    sites = make_sites(tmp_path / "sites", extra="full-backup-exec-time-interval=1h")
+    create_sample_warehouse(sites.primary, rows=5)
+    s = _settings(sites)
+    start = datetime(2026, 11, 23, 9, 0)
+
+    def backup_at(at: datetime) -> str:
+        line, _ = _passes(s, clock=at).backup()
+        run_restore(s)
+        return line
+
+    first = backup_at(start)  # the first set is full anyway; the interval counts from it
+    assert first.startswith("round ") and "full set" not in first
+    ROUND_WRITES[0](sites.primary, 1)
+    assert "full set" not in backup_at(start + timedelta(minutes=59))
+    last = load_state(sites.primary_meta, PrimaryState).last_key
+    due = backup_at(start + timedelta(minutes=61))
+    assert due.startswith("full set (every 1:00:00): every table copied again; round ")
+    key = load_state(sites.primary_meta, PrimaryState).last_key
+    assert key is not None and key != last
+    manifest = load_manifest(sites.primary_meta / MANIFEST_DIR / f"{key}.manifest.json")
+    assert {t.name for t in manifest.tables} == set(TABLES)
+    assert all(t.mode == "full" and t.replace for t in manifest.tables)
+    assert all(v.ok for v in verify_tables(s, None, True))
+    # the next one is an hour after that request, not after the first set
+    assert "full set" not in backup_at(start + timedelta(minutes=62))
+    assert backup_at(start + timedelta(minutes=122)).startswith("full set")
 
 
 def test_standby_restores_a_delivered_set_without_waiting_for_restore_interval(sites: Sites) -> None:
