@@ -23,7 +23,10 @@ from pathlib import Path
 
 from drsync.config import Settings
 from drsync.errors import RoleError
+from drsync.fullsets import LAST_FULL_FILE
 from drsync.locks import lock_holder
+from drsync.membership import RESEED_FILE
+from drsync.publications import PUBLICATIONS_FILE
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, ROLE_FILE, read_role
 from drsync.roles.fence import make_writable
@@ -33,9 +36,11 @@ from drsync.warehouse import DRSYNC_DIR, TableRef
 
 Say = Callable[[str], None]
 _SET_DIR = re.compile(r"^\d{8}_\d{6}$")
+# Publications are part of the DR state (they travel in the manifests): cleared with it; a new
+# relationship starts by publishing again (`prepare --all-tables` or `publication create`).
 STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, "pair.json",
                "stop-backup.intent", "stop-restore.intent", f"{PrimaryState.FILE}.remote-cache",
-               f"{StandbyState.FILE}.remote-cache"]
+               f"{StandbyState.FILE}.remote-cache", PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE]
 
 
 @dataclass(frozen=True)
