@@ -209,7 +209,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             if not path.exists():
                 raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
             extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
-                           fsync=False)
+                           fsync=False, whole=(b.size, b.blake2b))
             crash_point("restore.bundle_extracted")
     except IntegrityError as e:
         rmtree_force(staging)
