@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Literal
 
 import zstandard
 
-from drsync.errors import IntegrityError
+from drsync.errors import IntegrityError, disk_full
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir
 
@@ -221,7 +221,7 @@ def extract_bundle(
             if whole is not None and os.fstat(f.fileno()).st_size != whole[0]:
                 raise IntegrityError(f"bundle {path.name} has {os.fstat(f.fileno()).st_size} bytes, "
                                      f"manifest says {whole[0]} (truncated or replaced)")
-            raw = _HashingReader(f, lambda n: None)
+            raw: Any = _HashingReader(f, lambda n: None)
             stream: Any = zstandard.ZstdDecompressor().stream_reader(raw) if compression == "zstd" else raw
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
@@ -261,6 +261,8 @@ def extract_bundle(
     except IntegrityError:
         raise
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
+        if isinstance(e, OSError) and (full := disk_full(e, f"the staged files of bundle {path.name}")):
+            raise full from None  # the bundle is fine: not a reason to set the set aside
         if isinstance(e, FileNotFoundError) and e.filename == str(path):
             raise IntegrityError(f"bundle {path} is missing") from None
         raise IntegrityError(f"bundle {path.name} is corrupt or truncated: {e}") from None

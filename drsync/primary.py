@@ -33,7 +33,7 @@ from drsync.bundle import (
 )
 from drsync.changes import TableChange, TableInventory, collect_changes
 from drsync.config import Settings
-from drsync.errors import DrsyncError, StoppedError
+from drsync.errors import DrsyncError, StoppedError, disk_full
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, read_json, rmtree_force
 from drsync.locks import operation_lock
@@ -212,7 +212,13 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     set_dir = media / key
     rmtree_force(set_dir)  # leftovers of a crashed attempt at this key
     ensure_dir(set_dir)
-    results = _write_bundles(settings, key, set_dir, changes, tracker)
+    try:
+        results = _write_bundles(settings, key, set_dir, changes, tracker)
+    except OSError as e:
+        rmtree_force(set_dir)  # give the space back: the set was not committed
+        raise (disk_full(e, f"the bundles of set {key} in {media}")
+               or DrsyncError(f"cannot write the bundles of set {key} in {media}: {e.strerror or e} "
+                              f"({e.filename})")) from None
     manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     crash_point("backup.bundled")
     atomic_write_bytes(meta / MANIFEST_DIR / f"{key}.manifest.json", manifest.to_bytes())

@@ -23,6 +23,7 @@ from drsync.bundle import Expected, extract_bundle
 from drsync.config import Settings
 from drsync.errors import (
     ChainError,
+    DiskFullError,
     DrsyncError,
     IntegrityError,
     ManifestError,
@@ -211,6 +212,9 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
                            fsync=False, whole=(b.size, b.blake2b))
             crash_point("restore.bundle_extracted")
+    except DiskFullError:
+        rmtree_force(staging)  # give the space back; the set stays pending, unchanged
+        raise
     except IntegrityError as e:
         rmtree_force(staging)
         reject_manifest(meta, m.key, e.message)

@@ -152,32 +152,6 @@ def test_corrupted_partial_file_is_detected_and_resent(server: SshServer, tmp_pa
         proxy.stop()
 
 
-def test_standby_disk_full_is_a_clear_error_nothing_applied(server: SshServer, tmp_path: Path) -> None:
-    sites = ssh_sites(tmp_path / "s", server)
-    sites.standby_media.mkdir(parents=True, exist_ok=True)
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sites.standby_media)],
-                           capture_output=True, text=True)
-    if mount.returncode != 0:
-        pytest.fail(f"cannot mount a small tmpfs for the disk-full case: {mount.stderr}")
-    try:
-        big_table(sites.primary, mb=4, files=2)
-        p = drsync("backup", "-c", str(sites.config))
-        assert p.returncode == 1 and "Traceback" not in p.stderr
-        assert "disk full" in p.stderr, p.stderr
-        r = drsync("restore", "-c", str(sites.config))
-        assert r.returncode == 0 and "nothing to restore" in r.stdout
-        assert not (sites.standby / "big").exists()
-        doc = json.loads(drsync("show-progress", "-c", str(sites.config), "--format", "json").stdout)
-        assert doc["apply"]["backupState"] == "abnormal"
-    finally:
-        subprocess.run(["umount", "-l", str(sites.standby_media)], check=False)
-    # Space is back: the pending set ships and applies.
-    drsync("backup", "-c", str(sites.config), check=True)
-    drsync("restore", "-c", str(sites.config), check=True)
-    t = sites.primary / "big" / "raw" / "blobs"
-    assert rows(duck(), sites.standby / "big" / "raw" / "blobs") == rows(duck(), t)
-
-
 def test_agent_refuses_paths_outside_its_roots(tmp_path: Path) -> None:
     """The agent's protocol, spoken directly on a pipe (no sshd needed)."""
     from drsync.transport.protocol import read_header, write_frame
