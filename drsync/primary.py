@@ -34,7 +34,7 @@ from drsync.bundle import (
 from drsync.changes import TableChange, TableInventory, collect_changes
 from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError, disk_full
-from drsync.faults import crash_point
+from drsync.faults import crash_point, wall_clock
 from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, read_json, rmtree_force
 from drsync.locks import operation_lock
 from drsync.manifest import (
@@ -151,8 +151,12 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         raise StoppedError("backup stopped by stop-backup before a new set was cut")
     _remove_uncommitted(meta, media, state.last_key)
     tracker.step("BARRIER")
-    cut = datetime.now(UTC)
-    barrier_ms = int(cut.timestamp() * 1000)
+    barrier_ms = int(wall_clock().timestamp() * 1000)
+    if state.last_barrier_ms is not None and barrier_ms <= state.last_barrier_ms:
+        # The clock stepped back (NTP, a VM restore): barriers never go back, or the standby's
+        # barrier time, lag and RPO would move backwards with it.
+        barrier_ms = state.last_barrier_ms + 1
+    cut = datetime.fromtimestamp(barrier_ms / 1000, UTC)
     time.sleep(settings.barrier_grace.total_seconds())  # let commits in flight land
     key = next_key(cut, state.last_key)
     tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
