@@ -76,32 +76,6 @@ def test_full_replication_over_ssh_content_equal(server: SshServer, tmp_path: Pa
     assert doc["apply"]["restoreState"] == "waiting"
 
 
-def test_unknown_host_key_is_refused_naming_host_and_fingerprint(server: SshServer, tmp_path: Path) -> None:
-    empty = tmp_path / "known_hosts"
-    empty.write_text("")
-    sites = ssh_sites(tmp_path / "s", server, known_hosts=empty)
-    create_sample_warehouse(sites.primary, rows=5)
-    p = drsync("backup", "-c", str(sites.config))
-    assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert "127.0.0.1" in p.stderr and server.host_key_fingerprint in p.stderr
-    assert "ssh-keyscan" in p.stderr
-    assert not any(sites.standby_media.rglob("*")) if sites.standby_media.exists() else True
-
-
-def test_changed_host_key_is_refused(server: SshServer, tmp_path: Path) -> None:
-    sites = ssh_sites(tmp_path / "s", server, known_hosts=server.other_known_hosts)
-    create_sample_warehouse(sites.primary, rows=5)
-    p = drsync("backup", "-c", str(sites.config))
-    assert p.returncode == 1 and "CHANGED" in p.stderr and "Traceback" not in p.stderr
-
-
-def test_wrong_user_key_is_refused(server: SshServer, tmp_path: Path) -> None:
-    sites = ssh_sites(tmp_path / "s", server, key=server.wrong_key)
-    create_sample_warehouse(sites.primary, rows=5)
-    p = drsync("backup", "-c", str(sites.config))
-    assert p.returncode == 1 and "refused the key" in p.stderr and "Traceback" not in p.stderr
-
-
 def test_cut_connection_resumes_without_resending_complete_bytes(server: SshServer, tmp_path: Path) -> None:
     proxy = FaultProxy("127.0.0.1", server.port).start()
     try:
