@@ -147,89 +147,88 @@ def run_backup(
 CUT_ATTEMPTS = 3  # a set whose collected files vanish before packing is cut again, this often
 
 
-def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker) -> RoundResult:
+def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker,
+               attempt: int = 1) -> RoundResult:
     meta, media = settings.primary_metadata_destination, settings.primary_media_destination
     warehouse = settings.primary_warehouse
     if stop_requested(meta, "backup"):
         raise StoppedError("backup stopped by stop-backup before a new set was cut")
     _remove_uncommitted(meta, media, state.last_key)
-    for attempt in range(1, CUT_ATTEMPTS + 1):
-        tracker.step("BARRIER")
-        barrier_ms = int(wall_clock().timestamp() * 1000)
-        if state.last_barrier_ms is not None and barrier_ms <= state.last_barrier_ms:
-            # The clock stepped back (NTP, a VM restore): barriers never go back, or the standby's
-            # barrier time, lag and RPO would move backwards with it.
-            barrier_ms = state.last_barrier_ms + 1
-        cut = datetime.fromtimestamp(barrier_ms / 1000, UTC)
-        time.sleep(settings.barrier_grace.total_seconds())  # let commits in flight land
-        key = next_key(cut, state.last_key)
-        tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
+    tracker.step("BARRIER")
+    barrier_ms = int(wall_clock().timestamp() * 1000)
+    if state.last_barrier_ms is not None and barrier_ms <= state.last_barrier_ms:
+        # The clock stepped back (NTP, a VM restore): barriers never go back, or the standby's
+        # barrier time, lag and RPO would move backwards with it.
+        barrier_ms = state.last_barrier_ms + 1
+    cut = datetime.fromtimestamp(barrier_ms / 1000, UTC)
+    time.sleep(settings.barrier_grace.total_seconds())  # let commits in flight land
+    key = next_key(cut, state.last_key)
+    tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
 
-        tracker.step("COLLECT")
-        changes: list[tuple[TableRef, TableChange]] = []
-        failed: list[FailedObject] = []
-        versions: dict[str, int] = {}
-        index = _load_index(meta)
-        new_index: dict[str, list[object]] = {}
-        for table in discover_tables(warehouse):
-            # Fast path: a log whose directory and names are what they were when the table was
-            # last found idle and fully shipped costs one scandir (no stat, no inventory read).
-            sig = _log_signature(table.path(warehouse))
-            known = index.get(table.name)
-            if sig is not None and known is not None and known[0] == sig:
-                versions[table.name] = int(known[1])  # type: ignore[call-overload]
-                new_index[table.name] = known
-                continue
-            prev = load_inventory(meta, table)
-            try:
-                if any("." in part for part in (table.db, table.schema, table.table)):
-                    raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
-                listing = list_log(table.path(warehouse))
-                change = collect_changes(table.path(warehouse), table.name, listing, barrier_ms, prev)
-            except DrsyncError as e:
-                log.error("table %s left out of set %s: %s", table.name, key, e.message)
-                failed.append(FailedObject(name=table.name, code=e.code, error=e.message))
-                if prev is not None:
-                    versions[table.name] = prev.version
-                continue
-            except Exception as e:  # one bad table never stops the others
-                if isinstance(e, OSError):
-                    msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
-                else:
-                    msg = f"table {table.name}: cannot read its log ({type(e).__name__}: {e})"
-                log.error("table %s left out of set %s: %s", table.name, key, msg)
-                failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
-                if prev is not None:
-                    versions[table.name] = prev.version
-                continue
-            if change is None:
-                assert prev is not None
-                versions[table.name] = prev.version
-                # Index only a table with nothing beyond what was shipped and no removed file
-                # still waiting for VACUUM (those need their stat each round).
-                if sig is not None and listing.latest_version == prev.version and not prev.removed:
-                    new_index[table.name] = [sig, prev.version]
-                continue
-            for w in change.warnings:
-                log.warning("%s", w)
-            changes.append((table, change))
-            versions[table.name] = change.to_version
-        crash_point("backup.collected")
-
-        tracker.step("COMPRESS")
-        set_dir = media / key
-        rmtree_force(set_dir)  # leftovers of a crashed attempt at this key
-        ensure_dir(set_dir)
+    tracker.step("COLLECT")
+    changes: list[tuple[TableRef, TableChange]] = []
+    failed: list[FailedObject] = []
+    versions: dict[str, int] = {}
+    index = _load_index(meta)
+    new_index: dict[str, list[object]] = {}
+    for table in discover_tables(warehouse):
+        # Fast path: a log whose directory and names are what they were when the table was
+        # last found idle and fully shipped costs one scandir (no stat, no inventory read).
+        sig = _log_signature(table.path(warehouse))
+        known = index.get(table.name)
+        if sig is not None and known is not None and known[0] == sig:
+            versions[table.name] = int(known[1])  # type: ignore[call-overload]
+            new_index[table.name] = known
+            continue
+        prev = load_inventory(meta, table)
         try:
-            results = _write_bundles(settings, key, set_dir, changes, tracker)
-        except OSError as e:
-            rmtree_force(set_dir)  # give the space back: the set was not committed
-            raise (disk_full(e, f"the bundles of set {key} in {media}")
-                   or DrsyncError(f"cannot write the bundles of set {key} in {media}: {e.strerror or e} "
-                                  f"({e.filename})")) from None
-        vanished = _vanished_needed(changes, results)
-        if not vanished:
-            break
+            if any("." in part for part in (table.db, table.schema, table.table)):
+                raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
+            listing = list_log(table.path(warehouse))
+            change = collect_changes(table.path(warehouse), table.name, listing, barrier_ms, prev)
+        except DrsyncError as e:
+            log.error("table %s left out of set %s: %s", table.name, key, e.message)
+            failed.append(FailedObject(name=table.name, code=e.code, error=e.message))
+            if prev is not None:
+                versions[table.name] = prev.version
+            continue
+        except Exception as e:  # one bad table never stops the others
+            if isinstance(e, OSError):
+                msg = f"table {table.name}: {e.strerror or e} ({e.filename})"
+            else:
+                msg = f"table {table.name}: cannot read its log ({type(e).__name__}: {e})"
+            log.error("table %s left out of set %s: %s", table.name, key, msg)
+            failed.append(FailedObject(name=table.name, code="DRS200", error=msg))
+            if prev is not None:
+                versions[table.name] = prev.version
+            continue
+        if change is None:
+            assert prev is not None
+            versions[table.name] = prev.version
+            # Index only a table with nothing beyond what was shipped and no removed file
+            # still waiting for VACUUM (those need their stat each round).
+            if sig is not None and listing.latest_version == prev.version and not prev.removed:
+                new_index[table.name] = [sig, prev.version]
+            continue
+        for w in change.warnings:
+            log.warning("%s", w)
+        changes.append((table, change))
+        versions[table.name] = change.to_version
+    crash_point("backup.collected")
+
+    tracker.step("COMPRESS")
+    set_dir = media / key
+    rmtree_force(set_dir)  # leftovers of a crashed attempt at this key
+    ensure_dir(set_dir)
+    try:
+        results = _write_bundles(settings, key, set_dir, changes, tracker)
+    except OSError as e:
+        rmtree_force(set_dir)  # give the space back: the set was not committed
+        raise (disk_full(e, f"the bundles of set {key} in {media}")
+               or DrsyncError(f"cannot write the bundles of set {key} in {media}: {e.strerror or e} "
+                              f"({e.filename})")) from None
+    vanished = _vanished_needed(changes, results)
+    if vanished:
         rmtree_force(set_dir)
         if attempt == CUT_ATTEMPTS:
             raise DrsyncError(
@@ -238,6 +237,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
                 hint="the next round tries again; avoid VACUUM with a retention shorter than a round")
         log.warning("set %s: %s vanished between collect and packing (VACUUM?); cutting the set "
                     "again (%d of %d)", key, vanished, attempt, CUT_ATTEMPTS - 1)
+        return _build_set(settings, state, tracker, attempt + 1)
     manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     crash_point("backup.bundled")
     atomic_write_bytes(meta / MANIFEST_DIR / f"{key}.manifest.json", manifest.to_bytes())
