@@ -124,7 +124,7 @@ def test_writers_optimize_vacuum_during_rounds(sites: Sites, reliability: Reliab
 
 
 def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPatch, rel: Trials,
-                                     write: str) -> None:
+                                     write: str, caplog: pytest.LogCaptureFixture) -> None:
     con = duck()
     expected: Expected = {}
     create_sample_warehouse(sites.primary, rows=40)
@@ -150,6 +150,11 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
         result = run_backup(load_settings(sites.config))
         monkeypatch.setattr(primary_module, "crash_point", real)
         assert result.key is not None
+        # After an append, the compaction tombstones the appended files and VACUUM deletes them:
+        # the collected version needs them, so the set is cut again (regression: it was shipped
+        # and the standby's table was unreadable at that version). After an overwrite, VACUUM
+        # deletes only files the overwrite itself removed: nothing to cut again for.
+        assert ("cutting the set again" in caplog.text) == (write == "append"), caplog.text
         q = drsync("restore", "-c", str(sites.config))
         assert q.returncode in (0, 3) and "Traceback" not in q.stderr, q.stdout + q.stderr
         _standby_matches(con, sites, expected, "after the round whose files were vacuumed")
@@ -161,7 +166,7 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("write", ["append", "overwrite"])
 def test_vacuum_between_collect_and_ship(sites: Sites, monkeypatch: pytest.MonkeyPatch, write: str,
-                                         reliability: Reliability) -> None:
+                                         reliability: Reliability, caplog: pytest.LogCaptureFixture) -> None:
     rel = reliability("VACUUM between collect and ship", "OPTIMIZE + VACUUM (retention 0) run at the "
                       "`backup.collected` point of a round, after an append or an overwrite")
-    _round_with_vacuum_after_collect(sites, monkeypatch, rel, write)
+    _round_with_vacuum_after_collect(sites, monkeypatch, rel, write, caplog)
