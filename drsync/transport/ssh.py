@@ -31,6 +31,7 @@ import paramiko
 from drsync import __version__
 from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, TransportError
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
 from drsync.paths import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
@@ -358,6 +359,7 @@ class SshTransport(Transport):
                 link.w.write(chunk)
                 remaining -= len(chunk)
                 sent_total[0] += len(chunk)
+                crash_point("ship.chunk")  # the primary dies inside a put
                 if progress:
                     progress(len(chunk))
         link.w.flush()

@@ -1,4 +1,5 @@
-"""Kill drsync with SIGKILL at every named crash point (drsync/faults.py) and prove recovery.
+"""Kill drsync with SIGKILL at every named crash point (drsync/faults.py) and prove recovery
+(moved here from tests/integration/test_crash.py).
 
 Each test first runs the operation once with DRSYNC_CRASH_COUNT to enumerate the crash points
 the run passes, then, for each i, puts the sites back exactly as they were before that run,
