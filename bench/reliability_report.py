@@ -106,9 +106,12 @@ def render(rows: list[dict[str, Any]], code: int, elapsed: float, summary: str, 
     if failing:
         out += ["", "Failing tests:", ""] + [f"- `{t}`" for t in failing]
     out += ["", "Tests per fault family:", ""]
+    tests: dict[str, set[str]] = {}
     for r in sorted(rows, key=lambda r: (min(r["tests"]), r["fault"])):
-        modules = sorted({t.split("::")[0] for t in r["tests"]})
-        out.append(f"- {r['fault']}: {len(r['tests'])} test(s) in {', '.join(f'`{m}`' for m in modules)}")
+        tests.setdefault(r["fault"], set()).update(r["tests"])
+    for fault, ids in tests.items():
+        modules = sorted({t.split("::")[0] for t in ids})
+        out.append(f"- {fault}: {len(ids)} test(s) in {', '.join(f'`{m}`' for m in modules)}")
     return "\n".join(out) + "\n"
 
 

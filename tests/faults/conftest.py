@@ -71,12 +71,11 @@ _OUTCOME = pytest.StashKey[str]()
 
 @pytest.fixture
 def reliability(request: pytest.FixtureRequest) -> Iterator[Reliability]:
-    made: list[Trials] = []
+    made: dict[tuple[str, str], Trials] = {}
 
     def new(fault: str, injection: str) -> Trials:
-        t = Trials(fault, injection)
-        made.append(t)
-        return t
+        # One recorder per family and test: a hypothesis test asks again for every example.
+        return made.setdefault((fault, injection), Trials(fault, injection))
 
     yield new
     out = os.environ.get("DRSYNC_RELIABILITY_OUT")
@@ -84,7 +83,7 @@ def reliability(request: pytest.FixtureRequest) -> Iterator[Reliability]:
         return
     outcome = request.node.stash.get(_OUTCOME, "error")
     with Path(out).open("a") as f:
-        for t in made:
+        for t in made.values():
             # A trial whose test failed after its own checks still counts as passed; a test
             # that failed with no failed trial is reported as one failed trial more.
             trials, passed = t.trials, t.passed
