@@ -143,7 +143,7 @@ def test_standby_disk_full_over_ssh(sshd: SshServer, tmp_path: Path, small_fs: l
                                     reliability: Reliability) -> None:
     """(Moved from tests/integration/test_ssh.py.) The agent's inbox fills up mid-put."""
     rel = reliability("standby disk full (inbox, SSH)", "tmpfs of 1 MB as the standby's media "
-                      "directory behind a real sshd + drsync agent; then unmounted")
+                      "directory behind a real sshd + drsync agent; then remounted at 256 MB")
     sites = ssh_sites(tmp_path / "s", sshd)
     _mount(small_fs, sites.standby_media, "1m")
     with rel.trial():
