@@ -315,8 +315,9 @@ if SOAK:
 def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: str,
                                       reliability: Reliability) -> None:
     rel = reliability("kill -9 of restore", "SIGKILL at each crash point of a restore (every step "
-                      "boundary, every file installed), then an independent DuckDB read of every "
-                      "standby table; re-run to convergence at a spread of them")
+                      "boundary, each chunk of each staged file, every file installed), then an "
+                      "independent DuckDB read of every standby table; re-run to convergence at a "
+                      "spread of them")
     replicated, round_writes = WORKLOADS[workload]
     started = time.monotonic()
     con = duck()
@@ -411,8 +412,9 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
 
 def test_backup_killed_at_every_point(sites: Sites, tmp_path: Path, reliability: Reliability) -> None:
     rel = reliability("kill -9 of backup and ship", "SIGKILL at a spread of the crash points of a "
-                      "backup round (collect, each bundle written, each file shipped, manifest, "
-                      "commit); restore what arrived, kill the recovery round too, then converge")
+                      "backup round (collect, each member packed into a bundle, each bundle written, "
+                      "each chunk copied to the standby, manifest, commit); restore what arrived, "
+                      "kill the recovery round too, then converge")
     started = time.monotonic()
     con = duck()
     expected: Expected = {}
