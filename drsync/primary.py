@@ -227,7 +227,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         raise (disk_full(e, f"the bundles of set {key} in {media}")
                or DrsyncError(f"cannot write the bundles of set {key} in {media}: {e.strerror or e} "
                               f"({e.filename})")) from None
-    vanished = _vanished_needed(changes, results)
+    vanished = _vanished_needed(changes, results, warehouse)
     if vanished:
         rmtree_force(set_dir)
         if attempt == CUT_ATTEMPTS:
@@ -274,18 +274,29 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(\.manifest\.json)?$")
 
 
-def _vanished_needed(changes: list[tuple[TableRef, TableChange]], results: list[BundleResult]) -> str:
-    """The first file a collected version needs that was gone when the bundles were packed
-    (a VACUUM after COLLECT), as "table/path", or "". Shipping that version would leave the
-    standby's table unreadable at it; files the set's own commits removed do not matter."""
+def _vanished_needed(changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
+                     warehouse: Path) -> str:
+    """The first file a collected version needs that was gone at collect or when the bundles
+    were packed, as "table/path", or "" — only for a table that has a newer version by now (a
+    concurrent OPTIMIZE + VACUUM): shipping the collected version would leave the standby's
+    table unreadable at it, and a set cut again includes the newer one. A file its table's
+    newest version still needs is damage on the primary: mirrored as it is (DESIGN §5)."""
     missing = {m for r in results for m in r.missing}
     for table, change in changes:
         inv = change.inventory
+        gone = list(change.missing_needed)
         for f in change.files:
             if f"{table.relpath}/{f.path}" not in missing:
                 continue
             if f.kind not in ("data", "dv", "cdc") or (f.path in inv.files and f.path not in inv.removed):
-                return f"{table.name}/{f.path}"
+                gone.append(f.path)
+        if gone:
+            try:
+                newer = (list_log(table.path(warehouse)).latest_version or -1) > change.to_version
+            except DrsyncError:
+                newer = False
+            if newer:
+                return f"{table.name}/{gone[0]}"
     return ""
 
 

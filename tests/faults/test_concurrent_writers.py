@@ -124,7 +124,8 @@ def test_writers_optimize_vacuum_during_rounds(sites: Sites, reliability: Reliab
 
 
 def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPatch, rel: Trials,
-                                     write: str, caplog: pytest.LogCaptureFixture) -> None:
+                                     write: str, caplog: pytest.LogCaptureFixture,
+                                     at: str = "backup.collected") -> None:
     con = duck()
     expected: Expected = {}
     create_sample_warehouse(sites.primary, rows=40)
@@ -134,21 +135,33 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
     orders = table_dir(sites.primary, "sales.public.orders")
     write_deltalake(str(orders), _orders(50_000, 30), mode="append" if write == "append" else "overwrite")
     _capture(con, sites.primary, TABLES, expected)
-    real = primary_module.crash_point
+    real, real_clock = primary_module.crash_point, primary_module.wall_clock
+
+    def optimize_vacuum() -> None:
+        time.sleep(0.01)  # the compaction's commit lands after the barrier
+        for n in ("sales.public.orders", "iot.raw.readings"):
+            dt = DeltaTable(str(table_dir(sites.primary, n)))
+            dt.optimize.compact()
+            _capture(con, sites.primary, TABLES, expected)
+            dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
 
     def vacuum_now(name: str) -> None:
         real(name)
-        if name == "backup.collected":
-            for n in ("sales.public.orders", "iot.raw.readings"):
-                dt = DeltaTable(str(table_dir(sites.primary, n)))
-                dt.optimize.compact()
-                _capture(con, sites.primary, TABLES, expected)
-                dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        if name == at:
+            optimize_vacuum()
+
+    def vacuum_after_barrier() -> Any:
+        now = real_clock()
+        if at == "barrier":
+            optimize_vacuum()
+        return now
 
     with rel.trial():
         monkeypatch.setattr(primary_module, "crash_point", vacuum_now)
+        monkeypatch.setattr(primary_module, "wall_clock", vacuum_after_barrier)
         result = run_backup(load_settings(sites.config))
         monkeypatch.setattr(primary_module, "crash_point", real)
+        monkeypatch.setattr(primary_module, "wall_clock", real_clock)
         assert result.key is not None
         # After an append, the compaction tombstones the appended files and VACUUM deletes them:
         # the collected version needs them, so the set is cut again (regression: it was shipped
@@ -168,5 +181,18 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
 def test_vacuum_between_collect_and_ship(sites: Sites, monkeypatch: pytest.MonkeyPatch, write: str,
                                          reliability: Reliability, caplog: pytest.LogCaptureFixture) -> None:
     rel = reliability("VACUUM between collect and ship", "OPTIMIZE + VACUUM (retention 0) run at the "
-                      "`backup.collected` point of a round, after an append or an overwrite")
+                      "`backup.collected` point of a round, after an append or an overwrite; or "
+                      "right after the barrier is cut")
     _round_with_vacuum_after_collect(sites, monkeypatch, rel, write, caplog)
+
+
+def test_vacuum_between_barrier_and_collect(sites: Sites, monkeypatch: pytest.MonkeyPatch,
+                                            reliability: Reliability,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Regression (found by the continuous test): OPTIMIZE + VACUUM right after the barrier is
+    cut delete files the barrier version needs before COLLECT looks at them; that version was
+    shipped "mirrored as it is" and the standby's table was unreadable at it."""
+    rel = reliability("VACUUM between collect and ship", "OPTIMIZE + VACUUM (retention 0) run at the "
+                      "`backup.collected` point of a round, after an append or an overwrite; or "
+                      "right after the barrier is cut")
+    _round_with_vacuum_after_collect(sites, monkeypatch, rel, "append", caplog, at="barrier")
