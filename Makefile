@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck soak bench clean venv sysdeps
+.PHONY: demo test lint typecheck soak bench clean venv sysdeps reliability-report
 
 venv: $(STAMP)
 
@@ -34,8 +34,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check drsync tests bench
 	$(BIN)/mypy
 
-soak: $(STAMP)
-	DRSYNC_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests -m crash
+# The fault-injection suite with more iterations of every fault (tests/faults; DRSYNC_SOAK=1).
+soak: $(STAMP) sysdeps
+	DRSYNC_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
+
+# Run tests/faults and write docs/reliability.md from the trials it records (SOAK=1: longer run).
+reliability-report: $(STAMP) sysdeps
+	$(BIN)/python bench/reliability_report.py $(if $(SOAK),--soak)
 
 bench: $(STAMP) sysdeps
 	$(BIN)/python bench/incremental.py

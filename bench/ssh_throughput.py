@@ -17,7 +17,7 @@ Methods, each `--reps` (3) times, round-robin, median reported (MB = 10^6 bytes 
 * `paramiko SFTP`: one connection, `putfo` of each file (paramiko's default ciphers);
 * drsync with `parrallel-process` 1, 2, 4: `drsync backup` then `drsync restore` (the CLI, a
   fresh Python process each, fresh sites each time). Three figures: (a) `ship` = the SHIP step
-  alone (`_ship_set`, timed inside the backup process by wrapping it), (b) `backup` = the whole
+  alone (`ship_set`, timed inside the backup process by wrapping it), (b) `backup` = the whole
   `drsync backup` command (Python start, collect, bundling with hashing, fsyncs, ship),
   (c) `backup+restore` = (b) plus the whole `drsync restore` command (until the data is in the
   standby warehouse).
@@ -234,7 +234,7 @@ def timed(mod, name, key):
             phases.setdefault(key, []).append([t0, time.time()])
     setattr(mod, name, wrapper)
 timed(primary, "_build_set", "build")
-timed(primary, "_ship_set", "ship")
+timed(primary, "ship_set", "ship")
 import drsync.transport.ssh as ssh
 _reply = ssh.Link.reply
 def reply(self):

@@ -19,7 +19,8 @@ from typing import Any, BinaryIO, Literal
 
 import zstandard
 
-from drsync.errors import IntegrityError
+from drsync.errors import IntegrityError, disk_full
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir
 
 # compression-level 0..9 onto zstd's 1..19 scale; 0 means store without compression.
@@ -177,6 +178,7 @@ def write_bundle(
                     tar.addfile(info, reader)
                     packed.append(PackedFile(e.member, size, reader.hash.hexdigest()))
                     raw_total += size
+                crash_point("bundle.member_packed")  # the bundle's temp file is half written
         if compression == "zstd":
             sink.close()
         out.flush()
@@ -200,8 +202,13 @@ def extract_bundle(
     expected: dict[str, Expected],
     progress: Callable[[int], None] | None = None,
     fsync: bool = True,
+    whole: tuple[int, str] | None = None,
 ) -> None:
     """Stream a bundle, writing each member to its `dest` only if size and hash match.
+
+    `whole` = (size, blake2b) of the bundle file itself, as the manifest records it: checked on
+    the same pass, so a flipped bit outside every member's bytes (tar headers, padding, zstd
+    frame fields) is caught too rather than passing as harmless.
 
     Raises IntegrityError naming the bundle and member on any mismatch, unknown or missing
     member, or a corrupt/truncated stream. Files already written stay at their `dest`
@@ -210,7 +217,11 @@ def extract_bundle(
     tick = progress or (lambda n: None)
     seen: set[str] = set()
     try:
-        with open(path, "rb") as raw:
+        with open(path, "rb") as f:
+            if whole is not None and os.fstat(f.fileno()).st_size != whole[0]:
+                raise IntegrityError(f"bundle {path.name} has {os.fstat(f.fileno()).st_size} bytes, "
+                                     f"manifest says {whole[0]} (truncated or replaced)")
+            raw: Any = _HashingReader(f, lambda n: None)
             stream: Any = zstandard.ZstdDecompressor().stream_reader(raw) if compression == "zstd" else raw
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
@@ -231,6 +242,7 @@ def extract_bundle(
                             h.update(chunk)
                             out.write(chunk)
                             tick(len(chunk))
+                            crash_point("extract.chunk")  # a staged file part written
                         out.flush()
                         if fsync:  # else the caller flushes the filesystem once for all
                             os.fsync(out.fileno())
@@ -241,9 +253,16 @@ def extract_bundle(
                         )
                     os.replace(tmp, exp.dest)
                     seen.add(member.name)
+            if whole is not None:
+                while raw.read(CHUNK):  # the rest of the file (end-of-archive blocks, frame end)
+                    pass
+                if raw.hash.hexdigest() != whole[1]:
+                    raise IntegrityError(f"bundle {path.name} fails its BLAKE2b check (corrupted)")
     except IntegrityError:
         raise
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
+        if isinstance(e, OSError) and (full := disk_full(e, f"the staged files of bundle {path.name}")):
+            raise full from None  # the bundle is fine: not a reason to set the set aside
         if isinstance(e, FileNotFoundError) and e.filename == str(path):
             raise IntegrityError(f"bundle {path} is missing") from None
         raise IntegrityError(f"bundle {path.name} is corrupt or truncated: {e}") from None

@@ -82,6 +82,9 @@ class TableChange:
     # that version would be the table's latest for a moment (or until a re-run, after a kill).
     expose_at_once: bool = False
     replace: bool = False  # a complete copy that replaces the standby's table as a whole
+    # Files version `to_version` needs that were already gone at collect (VACUUM running now,
+    # or a table damaged on the primary): the primary cuts the set again in the first case.
+    missing_needed: list[str] = field(default_factory=list)
 
 
 def log_version(name: str) -> tuple[int, int] | None:
@@ -267,11 +270,13 @@ def collect_changes(
 
     # Missing files: mirrored as missing; warn when the barrier version needs them.
     expose_at_once = False
+    missing_needed: list[str] = []
     for path, f in list(ship.items()):
         if f.size < 0:
             del ship[path]
             expose_at_once = True
             if path not in removed_in_range:
+                missing_needed.append(path)
                 warnings.append(
                     f"table {name}: file {path} needed by version {c} is missing on the primary; "
                     "mirrored as it is"
@@ -293,7 +298,7 @@ def collect_changes(
     base = inv.log_floor if mode != "incremental" else None
     files = sorted(ship.values(), key=lambda f: apply_rank(f.kind, f.version, f.path, base))
     return TableChange(name, inv.table_id, mode, from_version, c, files, deletions, ddl, warnings, inv,
-                       expose_at_once)
+                       expose_at_once, missing_needed=missing_needed)
 
 
 def _refuse_recreated(name: str, listing: LogListing, prev: TableInventory) -> None:

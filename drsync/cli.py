@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from typer._click import exceptions as click_exc  # typer vendors click since 0.2x
 
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
@@ -415,7 +416,26 @@ import drsync.cli_publications  # noqa: E402, F401  (registers publication, canc
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a usage error (unknown command or option, bad value) is one `error:` line
+    and a hint, exit 2, like every other error (click would draw a multi-line panel)."""
+    try:
+        code = app(standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as e:
+        e.show()  # `drsync` or `drsync config` alone: the help, as before
+        sys.exit(2)
+    except click_exc.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "drsync"
+        err.print(f"error: {e.format_message()}".replace("\n", " "), highlight=False, markup=False,
+                  soft_wrap=True)
+        err.print(f"hint: see `{where} --help`", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except click_exc.ClickException as e:  # e.g. a file option that cannot be opened
+        err.print(f"error: {e.format_message()}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

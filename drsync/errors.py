@@ -104,8 +104,26 @@ class RoleError(DrsyncError):
     code = "DRS700"
 
 
+class DiskFullError(DrsyncError):
+    """A local filesystem ran out of space (ENOSPC/EDQUOT): nothing was committed; the round
+    or restore runs again unchanged once space returns (not a corrupt input)."""
+
+    code = "DRS800"
+
+
 class TableRecreatedError(TableFormatError):
     """A table was dropped and re-created under the same name on the primary: the round
     forgets what the standby holds of it and ships it again in full, as a replacement."""
 
     code = "DRS202"
+
+
+NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+
+def disk_full(e: OSError, what: str) -> DiskFullError | None:
+    """`e` as a DiskFullError naming `what` was being written, or None if it is another error."""
+    if e.errno not in NO_SPACE_ERRNOS:
+        return None
+    return DiskFullError(f"disk full while writing {what}: {e.strerror} ({e.filename or what})",
+                         hint="free space there (or give it a larger filesystem), then run again")

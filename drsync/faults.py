@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime, timedelta
 
 _spec = os.environ.get("DRSYNC_CRASH_AT", "")
 _count_file = os.environ.get("DRSYNC_CRASH_COUNT", "")
@@ -33,3 +34,15 @@ def crash_point(name: str) -> None:
         _hits += 1
         if _hits == _target:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def wall_clock() -> datetime:
+    """Now (UTC), as the primary cuts its barrier.
+
+    Test-only hook: DRSYNC_CLOCK_SHIFT_S=<seconds> (may be negative) shifts this clock, so the
+    fault suite can step it backwards between rounds (tests/faults/test_clock.py). Read here
+    and nowhere else; never set it in production.
+    """
+    shift = os.environ.get("DRSYNC_CLOCK_SHIFT_S", "")
+    now = datetime.now(UTC)
+    return now + timedelta(seconds=float(shift)) if shift else now

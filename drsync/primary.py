@@ -12,40 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from drsync.bundle import (
-    BundleEntry,
     BundleResult,
-    bundle_suffix,
-    plan_bundles,
-    worth_compressing,
-    write_bundle,
 )
 from drsync.changes import TableChange
 from drsync.config import Settings
-from drsync.errors import DrsyncError, StoppedError
-from drsync.faults import crash_point
+from drsync.errors import DrsyncError, StoppedError, disk_full
+from drsync.faults import crash_point, wall_clock
 from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, read_json, rmtree_force
 from drsync.locks import operation_lock
 from drsync.manifest import (
-    BundleInfo,
     FailedObject,
-    Manifest,
-    ManifestFile,
-    ManifestTable,
     Rename,
     history_detail,
-    load_manifest,
     next_key,
 )
 from drsync.membership import (
@@ -57,11 +44,12 @@ from drsync.membership import (
     move_and_forget,
     plan_round,
 )
+from drsync.packing import make_manifest, write_bundles
 from drsync.progress import ProgressTracker, UiHook
 from drsync.publications import load_publications
 from drsync.roles.epoch import ROLE_FILE, assert_site_role, check_peer_epoch, read_role
+from drsync.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.state import (
-    LAST_RESTORED,
     LOCK_DIR,
     MANIFEST_DIR,
     PrimaryState,
@@ -71,6 +59,7 @@ from drsync.state import (
     save_state,
     stop_requested,
 )
+from drsync.tableformat.delta import list_log
 from drsync.transport import Transport, open_transport
 from drsync.warehouse import TableRef
 
@@ -118,23 +107,23 @@ def run_backup(
                 # A peer of a newer role epoch: this site was failed over; ship nothing.
                 check_peer_epoch(transport.read_bytes("metadata", ROLE_FILE),
                                  max(state.role_epoch, read_role(meta).epoch))
-                _requeue_lost(state, transport)
+                requeue_lost(state, transport)
                 waiting = list(state.unshipped)
                 for key in waiting:
-                    _ship_set(settings, state, transport, key, tracker)
+                    ship_set(settings, state, transport, key, tracker)
                 if cut:
                     result = _build_set(settings, state, tracker)
                 else:
                     result = RoundResult(None, f"shipped {len(waiting)} waiting set(s); no new set cut")
                 result.sets_shipped = len(waiting)
                 if result.key is not None:
-                    result.bytes_shipped = _ship_set(settings, state, transport, result.key, tracker)
+                    result.bytes_shipped = ship_set(settings, state, transport, result.key, tracker)
                     result.sets_shipped += 1
                     result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
                                        f"{time.monotonic() - started:.1f} s")
                 if result.sets_shipped and settings.remote_config_file is not None:
-                    _trigger_restore(transport)
-                _forget_restored(state, transport)
+                    trigger_restore(transport)
+                forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)
             state.state = "stopped" if isinstance(e, StoppedError) else "abnormal"
@@ -155,7 +144,11 @@ def run_backup(
         return result
 
 
-def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker) -> RoundResult:
+CUT_ATTEMPTS = 3  # a set whose collected files vanish before packing is cut again, this often
+
+
+def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker,
+               attempt: int = 1) -> RoundResult:
     meta, media = settings.primary_metadata_destination, settings.primary_media_destination
     warehouse = settings.primary_warehouse
     if stop_requested(meta, "backup"):
@@ -165,8 +158,12 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         log.warning("%s", NO_PUBLICATIONS)
         return RoundResult(None, NO_PUBLICATIONS, note=NO_PUBLICATIONS)
     tracker.step("BARRIER")
-    cut = datetime.now(UTC)
-    barrier_ms = int(cut.timestamp() * 1000)
+    barrier_ms = int(wall_clock().timestamp() * 1000)
+    if state.last_barrier_ms is not None and barrier_ms <= state.last_barrier_ms:
+        # The clock stepped back (NTP, a VM restore): barriers never go back, or the standby's
+        # barrier time, lag and RPO would move backwards with it.
+        barrier_ms = state.last_barrier_ms + 1
+    cut = datetime.fromtimestamp(barrier_ms / 1000, UTC)
     time.sleep(settings.barrier_grace.total_seconds())  # let commits in flight land
     key = next_key(cut, state.last_key)
     tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
@@ -219,8 +216,25 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     set_dir = media / key
     rmtree_force(set_dir)  # leftovers of a crashed attempt at this key
     ensure_dir(set_dir)
-    results = _write_bundles(settings, key, set_dir, changes, tracker)
-    manifest = _make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
+    try:
+        results = write_bundles(settings, key, set_dir, changes, tracker)
+    except OSError as e:
+        rmtree_force(set_dir)  # give the space back: the set was not committed
+        raise (disk_full(e, f"the bundles of set {key} in {media}")
+               or DrsyncError(f"cannot write the bundles of set {key} in {media}: {e.strerror or e} "
+                              f"({e.filename})")) from None
+    vanished = _vanished_needed(changes, results, warehouse)
+    if vanished:
+        rmtree_force(set_dir)
+        if attempt == CUT_ATTEMPTS:
+            raise DrsyncError(
+                f"set {key}: {vanished} vanished on the primary between collect and packing "
+                f"{CUT_ATTEMPTS} times in a row (VACUUM during the round?); nothing was committed",
+                hint="the next round tries again; avoid VACUUM with a retention shorter than a round")
+        log.warning("set %s: %s vanished between collect and packing (VACUUM?); cutting the set "
+                    "again (%d of %d)", key, vanished, attempt, CUT_ATTEMPTS - 1)
+        return _build_set(settings, state, tracker, attempt + 1)
+    manifest = make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     manifest.desync, manifest.renames = plan.desync, renames
     if plan.publications is not None:
         manifest.publications = plan.publications.model_dump()
@@ -268,6 +282,32 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(\.manifest\.json)?$")
 
 
+def _vanished_needed(changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
+                     warehouse: Path) -> str:
+    """The first file a collected version needs that was gone at collect or when the bundles
+    were packed, as "table/path", or "" — only for a table that has a newer version by now (a
+    concurrent OPTIMIZE + VACUUM): shipping the collected version would leave the standby's
+    table unreadable at it, and a set cut again includes the newer one. A file its table's
+    newest version still needs is damage on the primary: mirrored as it is (DESIGN §5)."""
+    missing = {m for r in results for m in r.missing}
+    for table, change in changes:
+        inv = change.inventory
+        gone = list(change.missing_needed)
+        for f in change.files:
+            if f"{table.relpath}/{f.path}" not in missing:
+                continue
+            if f.kind not in ("data", "dv", "cdc") or (f.path in inv.files and f.path not in inv.removed):
+                gone.append(f.path)
+        if gone:
+            try:
+                newer = (list_log(table.path(warehouse)).latest_version or -1) > change.to_version
+            except DrsyncError:
+                newer = False
+            if newer:
+                return f"{table.name}/{gone[0]}"
+    return ""
+
+
 def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
     """Delete what rounds killed before their commit point built: a set directory in the media
     and/or a manifest whose key is after the chain head `last_key`. Nothing refers to them
@@ -310,157 +350,3 @@ def _log_signature(table_dir: Path) -> str | None:
         return None
     digest = hashlib.blake2b(chr(0).join(names).encode(), digest_size=16).hexdigest()
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}"
-
-
-def _compression(settings: Settings) -> Literal["zstd", "none"]:
-    if settings.compression_type == "none" or settings.compression_level == 0:
-        return "none"
-    return "zstd"
-
-
-def _write_bundles(
-    settings: Settings, key: str, set_dir: Path,
-    changes: list[tuple[TableRef, TableChange]], tracker: ProgressTracker,
-) -> list[BundleResult]:
-    warehouse = settings.primary_warehouse
-    entries = [
-        BundleEntry(
-            member=f"{table.relpath}/{f.path}", size=f.size, mtime_ns=f.mtime_ns,
-            source=None if f.content is not None else table.path(warehouse) / f.path,
-            content=f.content,
-        )
-        for table, change in changes for f in change.files
-    ]
-    # Compressing what does not shrink only burns the CPU that encryption needs (the link is
-    # CPU-bound on 2 cores). Log files always shrink; data files are sampled (bench/RESULTS.md).
-    chosen = _compression(settings)
-    stored: list[BundleEntry] = []
-    packed: list[BundleEntry] = []
-    for e in entries:
-        shrinks = chosen == "zstd" and (e.source is None or not e.member.endswith(".parquet")
-                                        or worth_compressing(e.source))
-        (packed if shrinks else stored).append(e)
-    groups = [(g, "none") for g in plan_bundles(stored)] + [(g, chosen) for g in plan_bundles(packed)]
-    tracker.total = sum(e.size for e in entries)
-    tracker.measure = "produced"
-
-    def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none"]) -> BundleResult:
-        r = write_bundle(set_dir / f"{key}_{i:04d}{bundle_suffix(compression)}", group, compression,
-                         settings.compression_level, lambda raw, out: tracker.add(raw, out))
-        crash_point("backup.bundle_written")
-        return r
-
-    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
-        return list(pool.map(lambda a: one(a[0], *a[1]), enumerate(groups)))
-
-
-def _make_manifest(
-    settings: Settings, state: PrimaryState, key: str, cut: datetime, barrier_ms: int,
-    changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
-    versions: dict[str, int], failed: list[FailedObject],
-) -> Manifest:
-    packed = {p.member: (p, r.path.name) for r in results for p in r.packed}
-    missing = {m for r in results for m in r.missing}
-    tables: list[ManifestTable] = []
-    for table, change in changes:
-        files: list[ManifestFile] = []
-        warnings = list(change.warnings)
-        for f in change.files:
-            member = f"{table.relpath}/{f.path}"
-            if member in missing:
-                # Vanished between collect and packing (VACUUM): mirror the primary as it is.
-                change.inventory.files.pop(f.path, None)
-                change.expose_at_once = True
-                warnings.append(f"table {table.name}: {f.path} vanished on the primary before it "
-                                "was packed; mirrored as it is")
-                continue
-            p, bundle = packed[member]
-            files.append(ManifestFile.model_validate({
-                "path": f.path, "kind": f.kind, "size": p.size, "mtime_ns": f.mtime_ns,
-                "version": f.version, "blake2b": p.blake2b, "bundle": bundle}))
-        tables.append(ManifestTable.model_validate({
-            "name": table.name, "table_id": change.table_id, "mode": change.mode,
-            "from_version": change.from_version, "to_version": change.to_version, "files": files,
-            "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
-            "expose_at_once": change.expose_at_once, "replace": change.replace,
-        }))
-    return Manifest(
-        key=key, prior_key=state.last_key,
-        primary_cluster_id=str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
-        standby_cluster_id=str(settings.standby_cluster_id) if settings.standby_cluster_id else None,
-        role_epoch=state.role_epoch, barrier_utc=cut.isoformat(), barrier_ms=barrier_ms,
-        created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
-        tables=tables, versions=versions, failed_objects=failed,
-        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=r.compression,
-                            files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
-    )
-
-
-def _ship_set(
-    settings: Settings, state: PrimaryState, transport: Transport, key: str, tracker: ProgressTracker,
-) -> int:
-    """Deliver one built set: bundles (parallel, resumable), then the manifest."""
-    meta, media = settings.primary_metadata_destination, settings.primary_media_destination
-    manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
-    tracker.step("SHIP")
-    tracker.total = sum(b.size for b in manifest.bundles)
-    tracker.measure = "consumed"
-
-    def send(b: BundleInfo) -> int:
-        n = transport.send_file(media / key / b.name, "media", f"{key}/{b.name}", size=b.size,
-                                blake2b=b.blake2b, progress=lambda k: tracker.add(consumed=k))
-        crash_point("backup.bundle_shipped")
-        return n
-
-    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
-        sent = sum(pool.map(send, manifest.bundles))
-    transport.write_bytes("metadata", f"{MANIFEST_DIR}/{key}.manifest.json", manifest.to_bytes())
-    crash_point("backup.manifest_shipped")
-    state.unshipped.remove(key)
-    state.shipped.append(key)
-    save_state(meta, state)
-    crash_point("backup.ship_recorded")
-    return sent
-
-
-def _trigger_restore(transport: Transport) -> None:
-    """Ask the standby's agent to restore now (remote-config-file set). Best effort: a busy or
-    failing restore is the standby's to report; its own schedule runs anyway."""
-    call = getattr(transport, "call_once", None)
-    if call is None:
-        return  # transport=local: the standby's restore runs on its own schedule
-    try:
-        reply = call("restore")
-        log.info("standby restore on request: %s", reply.get("message", ""))
-    except DrsyncError as e:
-        log.warning("standby restore on request did not run: %s", e.message)
-
-
-def _requeue_lost(state: PrimaryState, transport: Transport) -> None:
-    """Sets shipped but neither restored nor in the standby's inbox any more (the standby set
-    a corrupt one aside, or its inbox was lost) go back to the queue to be shipped again."""
-    if not state.shipped:
-        return
-    inbox = transport.list_dir("metadata", MANIFEST_DIR)
-    _forget_restored(state, transport)
-    lost = [k for k in state.shipped if f"{k}.manifest.json" not in inbox]
-    if lost:
-        log.warning("set(s) %s are no longer in the standby's inbox; shipping them again", ", ".join(lost))
-        state.shipped = [k for k in state.shipped if k not in lost]
-        state.unshipped = sorted(set(state.unshipped) | set(lost))
-
-
-def _forget_restored(state: PrimaryState, transport: Transport) -> None:
-    """Drop keys the standby has restored from `shipped` (they feed unrestoreKeys).
-
-    Reads the standby's tiny last-restored file, not its whole state (which lists every
-    table and would cross the link twice a round)."""
-    raw = transport.read_bytes("metadata", LAST_RESTORED)
-    if raw is None:
-        return
-    try:
-        last = json.loads(raw).get("key")
-    except (ValueError, AttributeError):
-        return
-    if isinstance(last, str):
-        state.shipped = [k for k in state.shipped if k > last]

@@ -32,6 +32,7 @@ from drsync.desync import (
 )
 from drsync.errors import (
     ChainError,
+    DiskFullError,
     DrsyncError,
     IntegrityError,
     ManifestError,
@@ -226,8 +227,11 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             if not path.exists():
                 raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
             extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
-                           fsync=False)
+                           fsync=False, whole=(b.size, b.blake2b))
             crash_point("restore.bundle_extracted")
+    except DiskFullError:
+        rmtree_force(staging)  # give the space back; the set stays pending, unchanged
+        raise
     except IntegrityError as e:
         rmtree_force(staging)
         reject_manifest(meta, m.key, e.message)

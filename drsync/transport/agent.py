@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 from drsync import __version__
 from drsync.bundle import file_hash
 from drsync.errors import DrsyncError, TransportError
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.manifest import FORMAT_VERSION
 from drsync.paths import safe_relpath
@@ -131,6 +132,7 @@ class Agent:
                         raise EOFError("stream ended inside a put")
                     remaining -= len(chunk)  # consumed from the stream, whether or not it lands
                     f.write(chunk)
+                    crash_point("agent.put_chunk")  # the agent dies inside a put
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from drsync.bundle import file_hash
 from drsync.errors import IntegrityError, TransportError
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.paths import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
@@ -82,6 +83,7 @@ def _copy_from(src: Path, part: Path, offset: int, progress: SendProgress | None
         while chunk := fin.read(CHUNK):
             fout.write(chunk)
             sent += len(chunk)
+            crash_point("ship.chunk")  # the .part file on the standby part written
             if progress:
                 progress(len(chunk))
         fout.flush()

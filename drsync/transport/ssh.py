@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import logging
 import shlex
 import socket
@@ -30,6 +31,7 @@ import paramiko
 from drsync import __version__
 from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
 from drsync.paths import safe_relpath
 from drsync.roles.remote import caller_epoch
@@ -210,8 +212,15 @@ class Link:
         # Close the buffered files here: left to the garbage collector on a dead connection,
         # their flush prints "Exception ignored in BufferedFile.__del__" into the log.
         for f in (self.w, self.r):
-            with contextlib.suppress(Exception):
+            try:
                 f.close()
+            except Exception:
+                # A dead channel: close() failed in its flush and left the file open, so the
+                # collector would flush it again and print a traceback. Drop the unsent bytes
+                # (they can never arrive) and close for good.
+                f._wbuffer = io.BytesIO()
+                with contextlib.suppress(Exception):
+                    f.close()
         with contextlib.suppress(Exception):
             self.client.close()
 
@@ -365,6 +374,7 @@ class SshTransport(Transport):
                 link.w.write(chunk)
                 remaining -= len(chunk)
                 sent_total[0] += len(chunk)
+                crash_point("ship.chunk")  # the primary dies inside a put
                 if progress:
                     progress(len(chunk))
         link.w.flush()

@@ -11,7 +11,6 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
-from drsync.fsutil import RW_DIR, RW_FILE, set_tree_mode
 from tests.helpers import Sites, drsync, duck, rows, tree
 
 
@@ -112,20 +111,6 @@ def test_missing_prior_set_blocks_loudly(sites: Sites) -> None:
     progress = json.loads(drsync("show-progress", "-c", str(sites.config), "--format", "json").stdout)
     assert progress["apply"]["restoreState"] == "abnormal"
     assert progress["standby cluster"]["errorCode"] == "DRS310"
-
-
-def test_standby_table_changed_locally_is_refused_by_name(sites: Sites) -> None:
-    _first_round(sites)
-    t = table_dir(sites.standby, "hr.people.employees")
-    set_tree_mode(t, RW_DIR, RW_FILE)  # what a careless root would do
-    write_deltalake(str(t), pa.table({"id": pa.array([-1], pa.int64()), "amount": [0.0], "note": ["local"]}),
-                    mode="append")
-    before = _tree_digest(sites.standby)
-    p = drsync("restore", "-c", str(sites.config))
-    assert p.returncode == 1
-    line = _one_line_error(p)
-    assert "hr.people.employees" in line and "changed locally" in line
-    assert _tree_digest(sites.standby) == before, "nothing of the set may be applied"
 
 
 def test_cli_usage_errors_are_clean(sites: Sites) -> None:

@@ -1,4 +1,5 @@
-"""Kill drsync with SIGKILL at every named crash point (drsync/faults.py) and prove recovery.
+"""Kill drsync with SIGKILL at every named crash point (drsync/faults.py) and prove recovery
+(moved here from tests/integration/test_crash.py).
 
 Each test first runs the operation once with DRSYNC_CRASH_COUNT to enumerate the crash points
 the run passes, then, for each i, puts the sites back exactly as they were before that run,
@@ -47,6 +48,7 @@ from drsync.locks import lock_holder, operation_lock
 from drsync.state import LOCK_DIR, MANIFEST_DIR, StandbyState
 from drsync.tableformat.delta import list_log
 from drsync.warehouse import DRSYNC_DIR
+from tests.faults.conftest import Reliability
 from tests.helpers import Sites, drsync, duck, latest_version, rows
 
 pytestmark = pytest.mark.crash
@@ -310,7 +312,12 @@ if SOAK:
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
-def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: str) -> None:
+def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: str,
+                                      reliability: Reliability) -> None:
+    rel = reliability("kill -9 of restore", "SIGKILL at each crash point of a restore (every step "
+                      "boundary, each chunk of each staged file, every file installed), then an "
+                      "independent DuckDB read of every standby table; re-run to convergence at a "
+                      "spread of them")
     replicated, round_writes = WORKLOADS[workload]
     started = time.monotonic()
     con = duck()
@@ -355,26 +362,28 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
     # Every point: kill, then check what readers see. A spread of them (every one with
     # DRSYNC_SOAK=1): also re-run to convergence, verify, and check a further run is a no-op.
     failures: list[str] = []
+    failed_points: set[int] = set()
     full = set(_spread(len(points), MAX_KILLS))
 
-    def readable(s: Sites, con: Any, what: str) -> None:
+    def readable(s: Sites, con: Any, what: str, i: int) -> None:
         try:
             _check_readable(con, s, expected, before, barrier, unreadable, what)
         except AssertionError as e:
             failures.append(str(e))  # keep going: the report names every point that breaks
+            failed_points.add(i)
 
     def kill_at(s: Sites, con: Any, i: int) -> None:
         what = f"[{workload}] restore killed at point {i}/{len(points)} ({points[i - 1]})"
         _reset([s.base / "standby"], aside)
         p = _cli(s, "restore", env={"DRSYNC_CRASH_AT": f"*:{i}"})
         assert p.returncode == -signal.SIGKILL, f"{what}: not killed: {_out(p)}"
-        readable(s, con, what)
+        readable(s, con, what, i)
         if i not in full:
             return
         if SOAK:  # the recovery run killed too, earlier in its own run
             p = _cli(s, "restore", env={"DRSYNC_CRASH_AT": f"*:{max(1, i // 2)}"})
             assert p.returncode in (-signal.SIGKILL, 0), f"{what}, then at {i // 2}: {_out(p)}"
-            readable(s, con, f"{what}, then at {max(1, i // 2)}")
+            readable(s, con, f"{what}, then at {max(1, i // 2)}", i)
         _converge_restore(s, what)
         _assert_converged(con, s, expected, barrier, key, what)
         v = _cli(s, "verify")
@@ -385,7 +394,13 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
         assert _tree(s.standby) == tree and _standby_state(s) == state, \
             f"{what}: a restore with nothing to restore changed the standby"
 
-    _in_parallel(sites, tmp_path, list(range(1, len(points) + 1)), kill_at)
+    def counted(s: Sites, con: Any, i: int) -> None:
+        with rel.trial():
+            kill_at(s, con, i)
+        if i in failed_points:
+            rel.add(0, -1)
+
+    _in_parallel(sites, tmp_path, list(range(1, len(points) + 1)), counted)
     print(f"[{workload}] {len(points)} restore crash points {dict(Counter(points))}: killed at "
           f"every one, re-run to convergence after {len(full)}; {time.monotonic() - started:.1f} s")
     assert not failures, f"{len(failures)} of {len(points)} kills left a table unreadable or " \
@@ -395,7 +410,11 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
 # --- 2. backup killed at every point -----------------------------------------------------
 
 
-def test_backup_killed_at_every_point(sites: Sites, tmp_path: Path) -> None:
+def test_backup_killed_at_every_point(sites: Sites, tmp_path: Path, reliability: Reliability) -> None:
+    rel = reliability("kill -9 of backup and ship", "SIGKILL at a spread of the crash points of a "
+                      "backup round (collect, each member packed into a bundle, each bundle written, "
+                      "each chunk copied to the standby, manifest, commit); restore what arrived, "
+                      "kill the recovery round too, then converge")
     started = time.monotonic()
     con = duck()
     expected: Expected = {}
@@ -454,8 +473,12 @@ def test_backup_killed_at_every_point(sites: Sites, tmp_path: Path) -> None:
         media = {d.name for d in s.primary_media.iterdir()}
         assert media <= keys, f"{what}: sets {sorted(media - keys)} in the media are in no chain"
 
+    def counted(s: Sites, con: Any, i: int) -> None:
+        with rel.trial():
+            kill_at(s, con, i)
+
     kills = _spread(len(points), MAX_KILLS)
-    _in_parallel(sites, tmp_path, kills, kill_at)
+    _in_parallel(sites, tmp_path, kills, counted)
     print(f"{len(points)} backup crash points {dict(Counter(points))}: killed at {len(kills)}; "
           f"{time.monotonic() - started:.1f} s")
 
