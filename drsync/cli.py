@@ -102,13 +102,20 @@ def _run(fn: Callable[[], int | None]) -> None:
 
 
 @app.command()
-def backup(config: ConfigOpt) -> None:
+def backup(
+    config: ConfigOpt,
+    publication_list: Annotated[Path | None, typer.Option(
+        "--publication-list", help="pub.list for this round (lines db.pubname), instead of the "
+        "publication-list key; without either, every publication is used.")] = None,
+) -> None:
     """Run one backup round on the primary: cut a barrier, collect, bundle and ship a set."""
 
     def go() -> int:
         from drsync.primary import run_backup
 
         settings = _load(config)
+        if publication_list is not None:
+            settings = settings.model_copy(update={"publication_list": publication_list.absolute()})
         with _progress_ui("backup") as ui:
             result = run_backup(settings, ui)
         out.print(result.message, highlight=False, soft_wrap=True)

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from drsync.cli import ConfigOpt, FormatOpt, _run, _text_or_json, app, err, out
-from drsync.config import load_settings
+from drsync.config import Settings, load_settings
 from drsync.errors import ConfigError
+from drsync.publications import Publication
 
 publication_app = typer.Typer(
     help="Choose what is protected: publications of all tables, schemas or tables of a database "
@@ -45,7 +46,6 @@ def publication_create(
     """Create a publication. A table or schema that does not exist yet is accepted with a warning."""
 
     def go() -> int:
-        from drsync.publication_report import missing_objects
         from drsync.publications import ALL_DATABASES, create_publication
 
         settings = load_settings(config)
@@ -54,12 +54,19 @@ def publication_create(
         pub = create_publication(settings.primary_metadata_destination, name, db or ALL_DATABASES,
                                  all_tables=all_tables or all_databases, schemas=_split(schema),
                                  tables=_split(table))
-        for m in missing_objects(settings.primary_warehouse, pub):
-            err.print(f"warning: {m} does not exist on the primary (yet)", highlight=False, soft_wrap=True)
-        out.print(f"created publication {pub.describe()}", highlight=False, soft_wrap=True)
-        return 0
+        return _report(settings, pub, "created")
 
     _run(go)
+
+
+def _report(settings: Settings, pub: Publication, done: str) -> int:
+    """Say what was recorded, warning about objects the primary does not have (yet)."""
+    from drsync.publication_report import missing_objects
+
+    for m in missing_objects(settings.primary_warehouse, pub):
+        err.print(f"warning: {m} does not exist on the primary (yet)", highlight=False, soft_wrap=True)
+    out.print(f"{done} publication {pub.describe()}", highlight=False, soft_wrap=True)
+    return 0
 
 
 @publication_app.command("alter")
@@ -75,17 +82,13 @@ def publication_alter(
     """Add or remove tables and schemas; tables no longer covered are desynchronised next round."""
 
     def go() -> int:
-        from drsync.publication_report import missing_objects
         from drsync.publications import alter_publication
 
         settings = load_settings(config)
         pub = alter_publication(settings.primary_metadata_destination, name,
                                 add_tables=_split(add_table), add_schemas=_split(add_schema),
                                 drop_tables=_split(drop_table), drop_schemas=_split(drop_schema))
-        for m in missing_objects(settings.primary_warehouse, pub):
-            err.print(f"warning: {m} does not exist on the primary (yet)", highlight=False, soft_wrap=True)
-        out.print(f"altered publication {pub.describe()}", highlight=False, soft_wrap=True)
-        return 0
+        return _report(settings, pub, "altered")
 
     _run(go)
 

@@ -126,3 +126,21 @@ def latest_version(table: Path) -> int:
     from deltalake import DeltaTable
 
     return DeltaTable(str(table)).version()
+
+
+Rows = list[tuple[Any, ...]]
+VersionRows = dict[str, dict[int, Rows]]  # table -> version -> its rows, as DuckDB read them
+
+
+def capture_versions(con: Any, warehouse: Path, names: list[str], seen: VersionRows) -> None:
+    """Record the rows of every version of `names` the primary can read now, for later
+    comparison with the standby (a version vacuumed before we looked is simply skipped)."""
+    for name in names:
+        p = warehouse.joinpath(*name.split("."))
+        have = seen.setdefault(name, {})
+        for v in range(latest_version(p) + 1):
+            if v not in have:
+                try:
+                    have[v] = rows(con, p, version=v)
+                except Exception:
+                    continue  # vacuumed before we looked: never readable on the primary

@@ -26,22 +26,12 @@ from drsync.config import load_settings
 from drsync.demo import ROUND_WRITES, TABLES, _orders, _rows, create_sample_warehouse, table_dir
 from drsync.primary import run_backup
 from tests.faults.conftest import Reliability, Trials, soak
-from tests.helpers import Sites, drsync, duck, latest_version, rows
+from tests.helpers import Sites, VersionRows, capture_versions, drsync, duck, latest_version, rows
 
-Expected = dict[str, dict[int, list[tuple[Any, ...]]]]
+Expected = VersionRows
 WRITTEN = ["sales.public.orders", "iot.raw.readings", "sales.public.customers"]
 
 
-def _capture(con: Any, wh: Path, names: list[str], expected: Expected) -> None:
-    for name in names:
-        p = table_dir(wh, name)
-        have = expected.setdefault(name, {})
-        for v in range(latest_version(p) + 1):
-            if v not in have:
-                try:
-                    have[v] = rows(con, p, version=v)
-                except Exception:
-                    continue  # vacuumed before we looked
 
 
 def _standby_matches(con: Any, sites: Sites, expected: Expected, what: str) -> None:
@@ -75,12 +65,12 @@ def _writer(wh: Path, stop: threading.Event, expected: Expected, lock: threading
                     dt = DeltaTable(str(t))
                     dt.optimize.compact()
                     with lock:
-                        _capture(con, wh, WRITTEN, expected)
+                        capture_versions(con, wh, WRITTEN, expected)
                     if step == 4:
                         dt.create_checkpoint()
                     dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
             with lock:
-                _capture(con, wh, WRITTEN, expected)
+                capture_versions(con, wh, WRITTEN, expected)
             time.sleep(0.05)
     except BaseException as e:
         errors.append(e)
@@ -96,7 +86,7 @@ def test_writers_optimize_vacuum_during_rounds(sites: Sites, reliability: Reliab
     create_sample_warehouse(sites.primary, rows=40)
     con = duck()
     expected: Expected = {}
-    _capture(con, sites.primary, TABLES, expected)
+    capture_versions(con, sites.primary, TABLES, expected)
     lock = threading.Lock()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -131,10 +121,10 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
     create_sample_warehouse(sites.primary, rows=40)
     drsync("backup", "-c", str(sites.config), check=True)
     drsync("restore", "-c", str(sites.config), check=True)
-    _capture(con, sites.primary, TABLES, expected)
+    capture_versions(con, sites.primary, TABLES, expected)
     orders = table_dir(sites.primary, "sales.public.orders")
     write_deltalake(str(orders), _orders(50_000, 30), mode="append" if write == "append" else "overwrite")
-    _capture(con, sites.primary, TABLES, expected)
+    capture_versions(con, sites.primary, TABLES, expected)
     real, real_clock = primary_module.crash_point, primary_module.wall_clock
 
     def optimize_vacuum() -> None:
@@ -142,7 +132,7 @@ def _round_with_vacuum_after_collect(sites: Sites, monkeypatch: pytest.MonkeyPat
         for n in ("sales.public.orders", "iot.raw.readings"):
             dt = DeltaTable(str(table_dir(sites.primary, n)))
             dt.optimize.compact()
-            _capture(con, sites.primary, TABLES, expected)
+            capture_versions(con, sites.primary, TABLES, expected)
             dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
 
     def vacuum_now(name: str) -> None:

@@ -22,10 +22,16 @@ from tests.helpers import Sites, drsync, make_sites
 
 COMMANDS = [[], ["backup"], ["restore"], ["check"], ["show-progress"], ["verify"], ["stop-backup"],
             ["start-backup"], ["stop-restore"], ["start-restore"], ["retention"], ["config", "check"],
-            ["config", "swap"], ["config"], ["version"], ["nope"], ["config", "nope"]]
+            ["config", "swap"], ["config"], ["version"], ["nope"], ["config", "nope"],
+            ["publication"], ["publication", "create"], ["publication", "alter"], ["publication", "drop"],
+            ["publication", "list"], ["cancel-publication"], ["reseed"], ["prepare", "--check"],
+            ["switchover", "--dry-run"], ["failover"], ["reprotect"], ["set-independent"]]
 WORDS = ["-c", "--config", "--format", "json", "text", "xml", "--table", "no.such.table", "a..b.c",
          "hr.people.employees", "--role", "primary", "standby", "bogus", "--deep", "--bogus", "-x", "",
-         "--", "--tick", "-1", "1e999", "nan", "--help"]
+         "--", "--tick", "-1", "1e999", "nan", "--help", "--db", "--all-tables", "--all-databases",
+         "--schema", "--add-table", "--drop-schema", "--object-list", "--all-cancel", "--all",
+         "--publication-list", "--dry-run", "--force", "--timeout", "pub1", "*", "sales", "public.orders",
+         "../etc", "/etc/passwd"]
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ from drsync.state import LOCK_DIR, MANIFEST_DIR, StandbyState
 from drsync.tableformat.delta import list_log
 from drsync.warehouse import DRSYNC_DIR
 from tests.faults.conftest import Reliability
-from tests.helpers import Sites, drsync, duck, latest_version, rows
+from tests.helpers import Sites, capture_versions, drsync, duck, latest_version, rows
 
 pytestmark = pytest.mark.crash
 
@@ -109,17 +109,6 @@ def _reset(dirs: list[Path], aside: Path) -> None:
             shutil.copytree(aside / str(i), d, symlinks=True)
 
 
-def _capture(con: Any, warehouse: Path, expected: Expected) -> None:
-    """Record the rows of every version of every table the primary can read now."""
-    for name in TABLES:
-        p = table_dir(warehouse, name)
-        have = expected.setdefault(name, {})
-        for v in range(latest_version(p) + 1):
-            if v not in have:
-                try:
-                    have[v] = rows(con, p, version=v)
-                except Exception:
-                    continue  # vacuumed before we looked: never readable on the primary
 
 
 def _log_top(table: Path) -> int | None:
@@ -326,7 +315,7 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
     for r, w in enumerate(replicated or [], 1):
         w(sites.primary, r)
     if replicated is not None:
-        _capture(con, sites.primary, expected)
+        capture_versions(con, sites.primary, TABLES, expected)
         assert _cli(sites, "backup").returncode == 0
         assert _cli(sites, "restore").returncode == 0
         before = {n: latest_version(table_dir(sites.standby, n)) for n in TABLES}
@@ -339,7 +328,7 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
             assert _cli(sites, "backup").returncode == 0
             continue
         writes[r](sites.primary, r + 1)
-        _capture(con, sites.primary, expected)
+        capture_versions(con, sites.primary, TABLES, expected)
     unreadable = _unreadable_on_primary(con, sites.primary, expected)
     p = _cli(sites, "backup")
     assert p.returncode == 0, _out(p)
@@ -419,13 +408,13 @@ def test_backup_killed_at_every_point(sites: Sites, tmp_path: Path, reliability:
     con = duck()
     expected: Expected = {}
     create_sample_warehouse(sites.primary, rows=60)
-    _capture(con, sites.primary, expected)
+    capture_versions(con, sites.primary, TABLES, expected)
     assert _cli(sites, "backup").returncode == 0
     assert _cli(sites, "restore").returncode == 0
     before = {n: latest_version(table_dir(sites.standby, n)) for n in TABLES}
     for i, w in enumerate([_append, _update_delete, _merge, _schema_change, _optimize_vacuum], 1):
         w(sites.primary, i)
-        _capture(con, sites.primary, expected)
+        capture_versions(con, sites.primary, TABLES, expected)
     head = {n: latest_version(table_dir(sites.primary, n)) for n in TABLES}
     unreadable = _unreadable_on_primary(con, sites.primary, expected)
 
