@@ -149,4 +149,28 @@ def inventory_at(tdir: Path, name: str, version: int) -> TableInventory:
         got = change.to_version if change is not None else None
         raise RoleError(f"table {name}: expected at version {version} in {tdir}, found {got}",
                         hint="a writer changed the table during the role change; re-run the command")
-    return change.inventory
+    inv = change.inventory
+    _track_files_not_live(tdir, listing, inv)
+    return inv
+
+
+def _track_files_not_live(tdir: Path, listing: delta.LogListing, inv: TableInventory) -> None:
+    """A full copy's inventory lists only what version `v` needs; after a role change the new
+    standby also holds everything else the table directory holds (removed files VACUUM has not
+    deleted yet, log files below the newest checkpoint). Track them as held, so their deletion
+    on the new primary reaches the new standby instead of leaving them there forever."""
+    for dirpath, dirnames, filenames in os.walk(tdir):
+        top = dirpath == str(tdir)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (top and d == delta.LOG_DIR)]
+        for fname in filenames:
+            if fname.startswith("."):
+                continue  # drsync's and writers' temporary files
+            path = Path(dirpath, fname)
+            rel = path.relative_to(tdir).as_posix()
+            if rel not in inv.files:
+                inv.files[rel] = path.stat().st_size
+                inv.removed.append(rel)
+    for lf in listing.all_files():
+        if not lf.name.endswith(delta.LAST_CHECKPOINT) and lf.name not in inv.log_files:
+            inv.log_files[lf.name] = lf.size
+    inv.removed.sort()

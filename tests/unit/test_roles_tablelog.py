@@ -73,3 +73,26 @@ def test_inventory_at_is_the_inventory_a_full_copy_builds(tmp_path: Path) -> Non
     change = collect_changes(t, "d.s.t", list_log(t), FAR_FUTURE_MS, None)
     assert change is not None and inv.to_json() == change.inventory.to_json()
     assert inv.version == 1 and len(inv.files) == 2
+
+
+def test_inventory_at_tracks_what_the_directory_holds_beyond_the_version(tmp_path: Path) -> None:
+    """After a role change the new standby holds the whole directory: files removed but not yet
+    vacuumed and log files below the checkpoint are tracked, so their deletion on the new
+    primary is shipped (else they would stay on the new standby forever)."""
+    t = tmp_path / "t"
+    _append(t, 0, 3, "overwrite")
+    _append(t, 10, 2)
+    _append(t, 20, 2)
+    dt = DeltaTable(str(t))
+    dt.optimize.compact()  # v3 removes the three small files, VACUUM has not run
+    dt.create_checkpoint()  # the full copy's log floor becomes 3
+    inv = inventory_at(t, "d.s.t", 3)
+    assert len(inv.removed) == 3 and set(inv.removed) <= set(inv.files)
+    assert "_delta_log/00000000000000000000.json" in inv.log_files  # below the floor
+
+    removed = set(inv.removed)
+    DeltaTable(str(t)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    (t / "_delta_log" / "00000000000000000000.json").unlink()  # log cleanup
+    change = collect_changes(t, "d.s.t", list_log(t), FAR_FUTURE_MS, inv)
+    assert change is not None
+    assert set(change.deletions) == removed | {"_delta_log/00000000000000000000.json"}
