@@ -14,6 +14,7 @@ import pytest
 from deltalake import write_deltalake
 
 from drsync.fsutil import rmtree_force
+from tests.faults.conftest import Reliability
 from tests.helpers import Sites, drsync, duck, rows
 
 pytestmark = pytest.mark.crash
@@ -64,7 +65,11 @@ def _assert_converged(sites: Sites, new_re: object, what: str) -> None:
     assert not [x for x in (s / "db" / "s").iterdir() if x.name.startswith(".")], what
 
 
-def test_restore_killed_at_every_membership_point(sites: Sites, tmp_path: Path) -> None:
+def test_restore_killed_at_every_membership_point(sites: Sites, tmp_path: Path,
+                                                  reliability: Reliability) -> None:
+    rel = reliability("kill -9 of restore during membership changes",
+                      "SIGKILL at every crash point of a restore whose set replaces a re-created table, "
+                      "moves a renamed one and drops a desynchronised one; DuckDB read, then re-run")
     p, s = sites.primary, sites.standby
     old_re = _membership_round(sites)
     out = _cli(sites, "backup")
@@ -84,20 +89,25 @@ def test_restore_killed_at_every_membership_point(sites: Sites, tmp_path: Path) 
         what = f"killed at {i}/{len(points)} ({points[i - 1]})"
         rmtree_force(sites.base / "standby")
         shutil.copytree(aside, sites.base / "standby", symlinks=True)
-        k = drsync("restore", "-c", str(sites.config), env={"DRSYNC_CRASH_AT": f"*:{i}"}, timeout=120)
-        assert k.returncode == -signal.SIGKILL, f"{what}: {k.stdout}{k.stderr}"
-        re = s / "db" / "s" / "re"
-        seen = (rows(con, re), _files(re))
-        assert seen in (old_re, new_re), f"{what}: re-created table is neither old nor new: {seen}"
-        moved = [d for d in (s / "db" / "s" / "mv", s / "db" / "t" / "mv") if d.exists()]
-        assert len(moved) == 1 and rows(con, moved[0]) in ([(5,)], [(5,), (7,)]), what
-        _cli(sites, "restore")
-        _assert_converged(sites, new_re, what)
+        with rel.trial():
+            k = drsync("restore", "-c", str(sites.config), env={"DRSYNC_CRASH_AT": f"*:{i}"}, timeout=120)
+            assert k.returncode == -signal.SIGKILL, f"{what}: {k.stdout}{k.stderr}"
+            re = s / "db" / "s" / "re"
+            seen = (rows(con, re), _files(re))
+            assert seen in (old_re, new_re), f"{what}: re-created table is neither old nor new: {seen}"
+            moved = [d for d in (s / "db" / "s" / "mv", s / "db" / "t" / "mv") if d.exists()]
+            assert len(moved) == 1 and rows(con, moved[0]) in ([(5,)], [(5,), (7,)]), what
+            _cli(sites, "restore")
+            _assert_converged(sites, new_re, what)
 
 
-def test_backup_killed_at_every_membership_point(sites: Sites, tmp_path: Path) -> None:
+def test_backup_killed_at_every_membership_point(sites: Sites, tmp_path: Path,
+                                                 reliability: Reliability) -> None:
     """A kill anywhere in the round that carries the re-creation, move and drop: the next
     round (and restore) still converges: the table replaced whole, moved, dropped."""
+    rel = reliability("kill -9 of backup during membership changes",
+                      "SIGKILL at every crash point of a round that carries a re-created, a moved and "
+                      "a dropped table; restore what arrived, then another round converges")
     _membership_round(sites)
     p = sites.primary
     new_re = (rows(duck(), p / "db" / "s" / "re"), _files(p / "db" / "s" / "re"))
@@ -112,9 +122,10 @@ def test_backup_killed_at_every_membership_point(sites: Sites, tmp_path: Path) -
         for side in ("primary", "standby"):
             rmtree_force(sites.base / side)
             shutil.copytree(aside / side, sites.base / side, symlinks=True)
-        k = drsync("backup", "-c", str(sites.config), env={"DRSYNC_CRASH_AT": f"*:{i}"}, timeout=120)
-        assert k.returncode == -signal.SIGKILL, f"{what}: {k.stdout}{k.stderr}"
-        _cli(sites, "restore")  # whatever reached the inbox applies
-        _cli(sites, "backup")
-        _cli(sites, "restore")
-        _assert_converged(sites, new_re, what)
+        with rel.trial():
+            k = drsync("backup", "-c", str(sites.config), env={"DRSYNC_CRASH_AT": f"*:{i}"}, timeout=120)
+            assert k.returncode == -signal.SIGKILL, f"{what}: {k.stdout}{k.stderr}"
+            _cli(sites, "restore")  # whatever reached the inbox applies
+            _cli(sites, "backup")
+            _cli(sites, "restore")
+            _assert_converged(sites, new_re, what)
