@@ -127,6 +127,13 @@ def test_alter_add_and_drop_and_pub_list(sites: Sites, tmp_path: Path) -> None:
     b = drsync("backup", "-c", str(sites.config))
     assert b.returncode == 2 and f"{publist}:2" in b.stderr, b.stderr
     assert "Traceback" not in b.stderr
+    # --publication-list on the command line wins over the key: with p2 again, db.t.c follows.
+    both = tmp_path / "both.list"
+    both.write_text("db.p1\ndb.p2\n")
+    b = drsync("backup", "-c", str(sites.config), "--publication-list", str(both))
+    assert b.returncode == 0, b.stdout + b.stderr
+    _cli(sites, "restore")
+    assert rows(duck(), _standby(sites, "db.t.c")) == [(1,), (2,)]
 
 
 @pytest.mark.parametrize("operation", ["none", "log-desync-table", "drop-desync-table"])
