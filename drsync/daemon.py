@@ -35,7 +35,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from drsync.config import Role, Settings, load_settings
 from drsync.errors import ConfigError, DrsyncError
-from drsync.fsutil import read_json
+from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
 from drsync.metrics import DrsyncMetrics
 from drsync.passes import Decision, Passes, one_line
@@ -162,10 +162,7 @@ class Daemon:
             names = os.listdir(meta / MANIFEST_DIR)
         except OSError:
             return
-        try:
-            last = str(read_json(meta / LAST_RESTORED).get("key") or "")
-        except (OSError, ValueError, AttributeError):
-            last = ""
+        last = str((read_json_object(meta / LAST_RESTORED) or {}).get("key") or "")
         newest = max((n for n in names if n.endswith(".manifest.json")), default="")
         # While a pass runs a wake would be dropped (one instance per job): look again after it.
         if newest[:15] > max(last, self._woken_for) and self.main_job not in self._running:

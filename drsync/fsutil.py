@@ -90,6 +90,16 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A small JSON object file drsync keeps (intent, index, role...): None when it is absent,
+    unparseable or not an object, which every caller treats as "nothing recorded"."""
+    try:
+        obj = read_json(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def create_if_absent(final: Path, data: bytes, mtime_ns: int | None = None) -> bool:
     """Create `final` with `data` only if no file has that name; True if we created it.
 

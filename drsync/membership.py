@@ -19,7 +19,7 @@ from pathlib import Path
 from drsync.changes import TableChange, TableInventory, collect_changes
 from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
 from drsync.faults import crash_point
-from drsync.fsutil import atomic_write_json, ensure_dir, read_json
+from drsync.fsutil import atomic_write_json, ensure_dir, read_json, read_json_object
 from drsync.locks import operation_lock
 from drsync.manifest import DesyncEntry, Rename
 from drsync.publications import Publications, load_publications
@@ -186,11 +186,7 @@ def _collect_table(
 
 
 def read_reseed(meta: Path) -> dict[str, object]:
-    try:
-        raw = read_json(meta / RESEED_FILE)
-    except (FileNotFoundError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
+    return read_json_object(meta / RESEED_FILE) or {}
 
 
 def request_reseed(meta: Path, tables: list[str] | None) -> None:

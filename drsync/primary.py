@@ -27,7 +27,13 @@ from drsync.changes import TableChange
 from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError, disk_full
 from drsync.faults import crash_point, wall_clock
-from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, read_json, rmtree_force
+from drsync.fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_dir,
+    read_json_object,
+    rmtree_force,
+)
 from drsync.locks import operation_lock
 from drsync.manifest import (
     FailedObject,
@@ -329,11 +335,7 @@ INDEX_FILE = "index.json"
 
 
 def _load_index(meta: Path) -> dict[str, list[object]]:
-    try:
-        raw = read_json(meta / "tables" / INDEX_FILE)
-    except (FileNotFoundError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
+    return read_json_object(meta / "tables" / INDEX_FILE) or {}
 
 
 def _log_signature(table_dir: Path) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from drsync.errors import RoleError
-from drsync.fsutil import atomic_write_json, read_json
+from drsync.fsutil import atomic_write_json, read_json, read_json_object
 from drsync.state import PrimaryState, StandbyState
 
 ROLE_FILE = "role.json"
@@ -68,11 +68,7 @@ def write_role(meta: Path, role: Role, epoch: int, **extra: str) -> None:
 
 
 def role_facts(meta: Path) -> dict[str, object]:
-    try:
-        obj = read_json(meta / ROLE_FILE)
-    except (FileNotFoundError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
+    return read_json_object(meta / ROLE_FILE) or {}
 
 
 def refuse_older(caller_epoch: int, own_epoch: int, what: str) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError, RoleError
-from drsync.fsutil import atomic_write_json, read_json
+from drsync.fsutil import atomic_write_json, read_json_object
 from drsync.manifest import load_manifest
 from drsync.primary import run_backup
 from drsync.roles import audit
@@ -50,11 +50,7 @@ ROUNDS = 5  # final rounds tried before giving up (each catches commits in fligh
 
 
 def load_journal(meta: Path) -> dict[str, Any] | None:
-    try:
-        obj = read_json(meta / JOURNAL_FILE)
-    except (FileNotFoundError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
+    return read_json_object(meta / JOURNAL_FILE)
 
 
 def _save_journal(meta: Path, journal: dict[str, Any]) -> None:

@@ -27,6 +27,9 @@ entry = st.one_of(
     st.sampled_from(["# comment", "   ", "sales.public.orders  # trailing", "/abs/path", "../x.y",
                      "sales..orders", "sales.public.", ".public.orders"]),
 )
+FAMILY = ("pub.list / object-list fuzzing", "hypothesis-generated list files (names, path tricks, "
+          "wrong shapes, junk, NUL, invalid UTF-8) to `backup --publication-list` and "
+          "`cancel-publication --object-list`")
 FILE = st.tuples(st.lists(entry, max_size=8), st.booleans(), st.binary(max_size=6))
 
 
@@ -53,9 +56,7 @@ def _assert_refusal_names_the_file(path: str, code: int, err: str) -> None:
 @given(data=FILE)
 def test_generated_pub_lists(list_sites: Sites, capsys: pytest.CaptureFixture[str],
                              data: tuple[list[str], bool, bytes], reliability: Reliability) -> None:
-    rel = reliability("pub.list / object-list fuzzing", "hypothesis-generated list files (names, path "
-                      "tricks, wrong shapes, junk, NUL, invalid UTF-8) to `backup --publication-list` "
-                      "and `cancel-publication --object-list`")
+    rel = reliability(*FAMILY)
     lines, crlf, raw = data
     path = _write(list_sites, 0, lines, crlf, raw)
     before = load_state(list_sites.primary_meta, PrimaryState).last_key
@@ -73,9 +74,7 @@ def test_generated_pub_lists(list_sites: Sites, capsys: pytest.CaptureFixture[st
 @given(data=FILE)
 def test_generated_object_lists(list_sites: Sites, capsys: pytest.CaptureFixture[str],
                                 data: tuple[list[str], bool, bytes], reliability: Reliability) -> None:
-    rel = reliability("pub.list / object-list fuzzing", "hypothesis-generated list files (names, path "
-                      "tricks, wrong shapes, junk, NUL, invalid UTF-8) to `backup --publication-list` "
-                      "and `cancel-publication --object-list`")
+    rel = reliability(*FAMILY)
     lines, crlf, raw = data
     path = _write(list_sites, 1, lines, crlf, raw)
     pubs = list_sites.primary_meta / PUBLICATIONS_FILE
