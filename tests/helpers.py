@@ -22,7 +22,7 @@ import duckdb_extension_delta
 from drsync.demo import write_config
 
 REPO = Path(__file__).resolve().parent.parent
-TESTDATA = REPO.parent / "shared" / "testdata" / "delta-rs"
+TESTDATA = REPO / "tests" / "data" / "delta-rs"
 
 
 @dataclass

@@ -17,7 +17,7 @@ from drsync.errors import TableFormatError
 from drsync.tableformat import delta
 
 NAME = "sales.public.orders"
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "delta-rs"
+TESTDATA = Path(__file__).resolve().parents[1] / "data" / "delta-rs"
 FUTURE_MS = 1 << 60  # a barrier after everything
 
 

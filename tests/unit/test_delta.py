@@ -30,7 +30,7 @@ from drsync.tableformat.delta import (
     snapshot,
 )
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "delta-rs"
+TESTDATA = Path(__file__).resolve().parents[1] / "data" / "delta-rs"
 AWKWARD = ["a b", "a=b", "100%", "Zürich", "x/y", "#?&"]
 
 

@@ -13,7 +13,7 @@ from drsync.errors import IntegrityError
 from drsync.progress import ProgressTracker, build_document, is_abnormal, standby_rpo_seconds
 from drsync.state import PrimaryState, SideProgress, StandbyState, StandbyTable, local_time
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "progress.md"
+SPEC = Path(__file__).resolve().parents[1] / "data" / "progress-spec.md"
 LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 TOP = {"primary cluster", "standby cluster", "apply", "latestBarrierTime",
