@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, write_config
-from drsync.site.state import PrimaryState, load_state
+from drsync.site.state import PrimaryState, StandbyState, load_state
 from tests.helpers import Sites, drsync
 
 TOKEN = "daemon-test-token"
@@ -128,10 +128,12 @@ def _key_after_now() -> str:
     return (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y%m%d_%H%M%S")
 
 
-def _caught_up(primary: DaemonProcess, standby: DaemonProcess, after: str = "") -> bool:
-    p_key = primary.get("/progress")["primary cluster"]["key"]
-    s_key = standby.get("/progress")["standby cluster"]["key"]
-    return bool(p_key) and p_key > after and s_key == p_key
+def _caught_up(sites: Sites, after: str = "") -> str:
+    """The newest key the standby fully restored once it is at or past `after`, else ''.
+
+    It stays true once reached (`last_key` only grows), so it cannot race the two schedules."""
+    restored = load_state(sites.standby_meta, StandbyState).last_key or ""
+    return restored if restored and restored >= after else ""
 
 
 def test_daemons_replicate_obey_intent_and_serve_the_api(tmp_path: Path, daemons: Any) -> None:
@@ -143,18 +145,19 @@ def test_daemons_replicate_obey_intent_and_serve_the_api(tmp_path: Path, daemons
     create_sample_warehouse(sites.primary, rows=30)
     standby = daemons(standby_cfg, "standby", s_port, tmp_path)
     primary = daemons(sites.config, "primary", p_port, tmp_path)
-    wait_for("first set restored", lambda: _caught_up(primary, standby))
+    wait_for("first set restored", lambda: _caught_up(sites))
 
     ROUND_WRITES[0](sites.primary, 1)
     written = _key_after_now()
-    wait_for("the write replicated", lambda: _caught_up(primary, standby, after=written))
+    wait_for("the write replicated", lambda: _caught_up(sites, after=written))
 
     # stop-backup as the CLI records it: the loop honours it, the state says `stopped`
     drsync("stop-backup", "-c", str(sites.config), check=True)
     wait_for("backup stopped", lambda: primary.get("/progress")["apply"]["backupState"] == "stopped")
     assert primary.get("/status")["paused"] == "stopped by stop-backup"
-    stopped_at = wait_for("standby caught up", lambda: _caught_up(primary, standby)
-                          and primary.get("/progress")["primary cluster"]["key"])
+    # backup is stopped, so the primary's newest key no longer moves: equality stays true
+    stopped_at = wait_for("standby caught up", lambda: _caught_up(sites)
+                          == primary.get("/progress")["primary cluster"]["key"] and _caught_up(sites))
     time.sleep(2.5)
     assert primary.get("/progress")["primary cluster"]["key"] == stopped_at  # no new round
     assert "no round: backup is stopped by stop-backup" in primary.decision()
@@ -218,7 +221,7 @@ def test_sigterm_mid_round_finishes_the_step_and_a_restart_converges(tmp_path: P
     create_sample_warehouse(sites.primary, rows=30)
     standby = daemons(sites.config, "standby", s_port, tmp_path)
     primary = daemons(sites.config, "primary", p_port, tmp_path)
-    wait_for("first set restored", lambda: _caught_up(primary, standby), timeout=40)
+    wait_for("first set restored", lambda: _caught_up(sites), timeout=40)
 
     ROUND_WRITES[0](sites.primary, 1)
     ROUND_WRITES[2](sites.primary, 1)
@@ -232,7 +235,7 @@ def test_sigterm_mid_round_finishes_the_step_and_a_restart_converges(tmp_path: P
 
     primary.start()  # like systemd's Restart: the next round carries the writes
     written = _key_after_now()
-    wait_for("caught up after the restart", lambda: _caught_up(primary, standby, after=written), timeout=40)
+    wait_for("caught up after the restart", lambda: _caught_up(sites, after=written), timeout=40)
     assert primary.stop() == 0 and standby.stop() == 0
     verify = drsync("verify", "-c", str(sites.config))
     assert verify.returncode == 0, verify.stdout + verify.stderr
