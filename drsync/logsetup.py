@@ -1,4 +1,4 @@
-"""Logging of a long-running drsync process (the daemon, or one-shot runs that want a file).
+"""Logging of every drsync process: the CLI, the daemon and the SSH agent — one setup.
 
 Level from primary-/standby-cluster-logging-level, a rotating file `<metadata>/logs/drsync.log`
 (backupCount = log-file-count) plus stderr (journald picks stderr up under systemd). Calling
@@ -52,19 +52,29 @@ def log_file(settings: Settings, role: Role) -> Path:
 
 def setup_logging(settings: Settings, role: Role, *, to_file: bool = True) -> Path | None:
     """Install (or replace) drsync's handlers on the root logger; returns the log file."""
-    level = level_of(settings, role)
+    path = log_file(settings, role) if to_file else None
+    _install(level_of(settings, role), path, settings.log_file_count)
+    return path
+
+
+def setup_stderr_logging(level_name: str = "WARNING") -> None:
+    """Before a configuration is loaded (or where there is none: the agent): stderr only,
+    with the same format and redaction."""
+    level = logging.CRITICAL if level_name == "FATAL" else logging.getLevelNamesMapping()[level_name]
+    _install(level, None, 0)
+
+
+def _install(level: int, path: Path | None, backup_count: int) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    path: Path | None = None
-    if to_file:
-        path = log_file(settings, role)
+    if path is not None:
         ensure_dir(path.parent)
         handlers.append(logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_MAX_BYTES, backupCount=settings.log_file_count, encoding="utf-8"))
+            path, maxBytes=LOG_MAX_BYTES, backupCount=backup_count, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(RedactSecrets())
@@ -74,4 +84,3 @@ def setup_logging(settings: Settings, role: Role, *, to_file: bool = True) -> Pa
     # Libraries narrate at INFO (connections, job submissions); their warnings still show.
     for noisy in ("paramiko", "apscheduler", "uvicorn", "uvicorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    return path

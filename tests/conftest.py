@@ -31,8 +31,10 @@ def open_sites() -> Iterator[Sites]:
     try:
         pwd.getpwnam(UNPRIVILEGED_USER)
     except KeyError:
+        # two pytest-xdist workers may race to create it: whoever loses finds it made
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        UNPRIVILEGED_USER], check=True)
+                        UNPRIVILEGED_USER], check=False, capture_output=True)
+        pwd.getpwnam(UNPRIVILEGED_USER)
     base = Path(tempfile.mkdtemp(prefix="drsync-open-", dir="/tmp"))
     os.chmod(base, 0o755)
     try:

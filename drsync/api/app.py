@@ -26,14 +26,15 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from drsync import __version__
 from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.errors import DrsyncError
-from drsync.site.progress import build_document, standby_rpo_seconds
-from drsync.site.state import PrimaryState, SideProgress, StandbyState, clear_stop, request_stop
+from drsync.roles.status import progress_document
+from drsync.site.document import ProgressDocument, standby_rpo_seconds
+from drsync.site.state import PrimaryState, StandbyState, clear_stop, request_stop
 
 log = logging.getLogger("drsync.api.app")
 
@@ -53,29 +54,6 @@ class DaemonView(Protocol):
 
 
 # ------------------------------------------------------------------ response models
-
-
-class ApplyStates(BaseModel):
-    backupState: Literal["backuping", "stopped", "waiting", "abnormal"]
-    restoreState: Literal["restoring", "stopped", "waiting", "abnormal"]
-    backupSuccessTime: str
-    restoreSuccessTime: str
-
-
-class ProgressDocument(BaseModel):
-    """shared/spec/progress.md, with exactly its field names (aliases carry the spaces)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-    primary_cluster: SideProgress = Field(alias="primary cluster")
-    standby_cluster: SideProgress = Field(alias="standby cluster")
-    apply: ApplyStates
-    latestBarrierTime: str
-    recovery_point_objective: str = Field(alias="recovery point objective")
-    failover_recovery_point_time: str = Field(alias="failover recovery point time")
-    # drsync's additions (roles/status.py), after the spec's fields, as in `show-progress`
-    role_epoch: int = Field(0, alias="role epoch")
-    site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
-    last_role_change: str = Field("", alias="last role change")
 
 
 class Healthy(BaseModel):
@@ -185,11 +163,7 @@ def create_app(view: DaemonView) -> FastAPI:
     @app.get("/progress", response_model=ProgressDocument, response_model_by_alias=True,
              responses=_UNAVAILABLE, summary="The show-progress document of both sides")
     def progress() -> ProgressDocument:
-        from drsync.roles.status import role_fields
-
-        doc = build_document(*view.states())
-        doc.update(role_fields(view.settings, doc))
-        return ProgressDocument.model_validate(doc)
+        return progress_document(view.settings, view.states())
 
     @app.get("/healthz", response_model=Healthy, summary="200 when healthy, 503 with the failing checks",
              responses={503: {"model": Unhealthy, "description": "failing checks"}})

@@ -14,7 +14,7 @@ from typing import get_args
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from drsync.site.progress import standby_rpo_seconds
+from drsync.site.document import standby_rpo_seconds
 from drsync.site.state import PrimaryState, StandbyState
 
 __all__ = ["CONTENT_TYPE", "DrsyncMetrics"]

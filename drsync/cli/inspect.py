@@ -47,8 +47,9 @@ def show_progress(
     """Print the progress document of both sides (the DWS tool's JSON), with RPO."""
 
     def go() -> int:
-        from drsync.roles.status import role_fields
-        from drsync.site.progress import build_document, is_abnormal, membership_notes, read_states
+        from drsync.roles.status import progress_document
+        from drsync.site.document import membership_notes
+        from drsync.site.progress import read_states
 
         settings = _load(config)
         if watch:
@@ -56,18 +57,17 @@ def show_progress(
 
             return watch_progress(settings, interval, console=out)
         states = read_states(settings)
-        doc = build_document(*states)
-        doc.update(role_fields(settings, doc))
+        doc = progress_document(settings, states)
         chosen = fmt or ("table" if out.is_terminal else "json")
         if chosen not in ("json", "table"):
             raise DrsyncError(f"--format must be json or table, not {chosen!r}")
         if chosen == "json":
-            print(json.dumps(doc, indent=2, ensure_ascii=False))
+            print(json.dumps(doc.as_json(), indent=2, ensure_ascii=False))
         else:
             from drsync.cli.watch import progress_table
 
             out.print(progress_table(doc, membership_notes(*states)))
-        return 1 if is_abnormal(doc) else 0
+        return 1 if doc.abnormal else 0
 
     _run(go)
 

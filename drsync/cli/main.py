@@ -23,6 +23,7 @@ from typer._click import exceptions as click_exc  # typer vendors click since 0.
 from drsync import __version__
 from drsync.config import Settings, load_settings, swap_config_text
 from drsync.errors import ConfigError, DrsyncError
+from drsync.logsetup import setup_stderr_logging
 from drsync.roles.cli import register as register_role_commands
 
 app = typer.Typer(
@@ -42,11 +43,7 @@ log = logging.getLogger("drsync")
 
 
 def _setup_logging(level: str) -> None:
-    numeric = logging.CRITICAL if level == "FATAL" else getattr(logging, level, logging.INFO)
-    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
-    # paramiko narrates every connection at INFO; its warnings and errors still show.
-    logging.getLogger("paramiko").setLevel(max(numeric, logging.WARNING))
+    setup_stderr_logging(level)  # the daemon's setup (logsetup.py): same format, same redaction
 
 
 def _load(path: Path, side: str = "primary") -> Settings:

@@ -31,8 +31,9 @@ from drsync.errors import AuthError, DrsyncError, HostKeyError, LockBusyError, S
 from drsync.primary.fullsets import request_full_set_if_due
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
+from drsync.site.document import standby_rpo_seconds
 from drsync.site.locks import operation_lock
-from drsync.site.progress import UiHook, read_states, standby_rpo_seconds
+from drsync.site.progress import UiHook, read_states
 from drsync.site.retention import RetentionReport, run_retention
 from drsync.site.state import (
     LOCK_DIR,

@@ -1,32 +1,43 @@
-"""Role facts for show-progress: added next to the spec's fields, which stay unchanged."""
+"""The progress document with role facts: the one place it is assembled.
+
+`show-progress` (json, table, --watch) and `GET /progress` all call `progress_document`, so
+they cannot drift apart. Role facts are added next to the spec's fields, which stay unchanged.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from drsync.config import Settings
 from drsync.roles.audit import last_entry
 from drsync.roles.epoch import read_role, role_facts
+from drsync.site.document import ProgressDocument, build_document
+from drsync.site.progress import read_states
+from drsync.site.state import PrimaryState, StandbyState
 
 
-def role_fields(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
+def progress_document(settings: Settings,
+                      states: tuple[PrimaryState, StandbyState] | None = None) -> ProgressDocument:
+    """Both sides' progress (read now unless `states` are given) with the role facts."""
+    doc = build_document(*(states or read_states(settings)))
+    return add_role_fields(settings, doc)
+
+
+def add_role_fields(settings: Settings, doc: ProgressDocument) -> ProgressDocument:
     """`role epoch`, `site roles`, `last role change`; and the failover point from the role
     record when the standby state that held it was replaced by the promotion."""
     metas = [settings.primary_metadata_destination, settings.restore_metadata_destination]
-    out: dict[str, Any] = {}
     if settings.transport == "local":  # over SSH only this host's side is readable here
         roles = {str(m): read_role(m) for m in metas}
     else:
         here = next((m for m in metas if m.exists()), metas[0])
         roles = {str(here): read_role(here)}
-    out["role epoch"] = max((r.epoch for r in roles.values()), default=0)
-    out["site roles"] = {m: r.role or "unrecorded" for m, r in roles.items()}
+    doc.role_epoch = max((r.epoch for r in roles.values()), default=0)
+    doc.site_roles = {m: r.role or "unrecorded" for m, r in roles.items()}
     last = last_entry(metas)
-    out["last role change"] = (f"{last.get('command')} at {last.get('time')} by {last.get('who')}: "
-                               f"{last.get('outcome')}" if last else "")
-    if not doc.get("failover recovery point time"):
+    doc.last_role_change = (f"{last.get('command')} at {last.get('time')} by {last.get('who')}: "
+                            f"{last.get('outcome')}" if last else "")
+    if not doc.failover_recovery_point_time:
         for m in metas:
             point = role_facts(m).get("failover_point")
             if isinstance(point, str) and point:
-                out["failover recovery point time"] = point
-    return out
+                doc.failover_recovery_point_time = point
+    return doc

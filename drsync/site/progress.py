@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,21 +99,6 @@ class ProgressTracker:
         self.flush(force=True)
 
 
-def _ms_to_local(ms: int | None) -> str:
-    return local_time(ms / 1000) if ms is not None else ""
-
-
-def standby_rpo_seconds(standby: StandbyState, now: datetime | None = None) -> int | None:
-    """Seconds since the oldest per-table barrier (a table stuck behind counts with its own)."""
-    barriers = [t.barrier_ms for t in standby.tables.values()]
-    if standby.last_barrier_ms is not None:
-        barriers.append(standby.last_barrier_ms)
-    if not barriers:
-        return None
-    now_ms = (now or datetime.now(UTC)).timestamp() * 1000
-    return max(0, int((now_ms - min(barriers)) / 1000))
-
-
 def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
     """Both sides' state: this host's from disk, the other's over the transport.
 
@@ -148,41 +132,3 @@ def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model
     except DrsyncError as e:
         log.warning("cannot read the %s's state (%s); showing the last known one", peer, e.message)
         return model.model_validate_json(cache.read_bytes()) if cache.exists() else model()
-
-
-def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, Any]:
-    """The show-progress JSON document, with exactly the DWS tool's field names."""
-    p_side = primary.progress.model_copy(deep=True)
-    s_side = standby.progress.model_copy(deep=True)
-    # The spec's unrestoreKeys: shipped but not restored (sets still waiting to be shipped
-    # are the primary's backlog, visible in its own state, not the standby's).
-    pending = [k for k in primary.shipped if standby.last_key is None or k > standby.last_key]
-    unrestored = ",".join(pending) if pending else "N/A"
-    p_side.unrestoreKeys = s_side.unrestoreKeys = unrestored
-    rpo = standby_rpo_seconds(standby)
-    return {
-        "primary cluster": p_side.model_dump(),
-        "standby cluster": s_side.model_dump(),
-        "apply": {
-            "backupState": primary.state,
-            "restoreState": standby.state,
-            "backupSuccessTime": primary.success_time,
-            "restoreSuccessTime": standby.success_time,
-        },
-        "latestBarrierTime": _ms_to_local(standby.last_barrier_ms),
-        "recovery point objective": str(rpo) if rpo is not None else "",
-        "failover recovery point time": standby.failover_point,
-    }
-
-
-def membership_notes(primary: PrimaryState, standby: StandbyState) -> list[str]:
-    """Lines for a person (show-progress --format table): recent DDL events, desynchronised
-    tables. Not in the JSON document, whose fields are the DWS tool's."""
-    lines = [f"DDL {e}" for e in standby.recent_ddl[-10:]]
-    lines += [f"desynchronised {name} since {d.key} ({d.reason}; {d.operation})"
-              for name, d in sorted(standby.desynced.items())]
-    return lines
-
-
-def is_abnormal(doc: dict[str, Any]) -> bool:
-    return "abnormal" in (doc["apply"]["backupState"], doc["apply"]["restoreState"])

@@ -22,6 +22,7 @@ from drsync import __version__
 from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
+from drsync.logsetup import setup_stderr_logging
 from drsync.roles.remote import (
     agent_independent,
     agent_promote,
@@ -293,6 +294,7 @@ def probe_version(host: str, port: int, user: str, key: Path, known: Path, comma
 
 def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None,
               warehouse_root: Path | None = None) -> int:
+    setup_stderr_logging("WARNING")  # handlers log through the one redacting setup (logsetup.py)
     # Pinned with command="drsync agent ..." in authorized_keys, sshd runs us whatever the
     # client asked; a `drsync version` probe (prepare's reverse check) still gets its answer.
     original = os.environ.get("SSH_ORIGINAL_COMMAND", "").split()

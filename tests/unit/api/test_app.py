@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,29 @@ def test_schemathesis_finds_no_500(view: FakeDaemon, broken: bool) -> None:
         assert response.status_code < 500 or response.status_code == 503
 
     check()
+
+
+def _shape(value: Any) -> Any:
+    """Field names, nested, without values: what a parser of the document relies on."""
+    return {k: _shape(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def test_show_progress_json_and_get_progress_carry_the_same_fields(tmp_path: Path) -> None:
+    """One document, two renderers: a field the CLI prints is never dropped by the API's model
+    (and the other way round), including drsync's additions after the spec's fields."""
+    from drsync.site.progress import read_states
+    from tests.helpers import drsync
+
+    sites = make_sites(tmp_path / "sites")
+    settings = load_settings(sites.config)
+    cli = drsync("show-progress", "--format", "json", "-c", str(sites.config))
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout)
+
+    daemon = FakeDaemon(settings)
+    daemon.primary, daemon.standby = read_states(settings)
+    served = TestClient(create_app(daemon)).get("/progress").json()
+    assert _shape(printed) == _shape(served)
+    assert list(printed) == list(served)  # the same order too
+    assert set(printed) == SPEC_TOP | DRSYNC_TOP
+    assert printed["site roles"] == served["site roles"] and printed["apply"] == served["apply"]

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import IntegrityError
-from drsync.site.progress import ProgressTracker, build_document, is_abnormal, standby_rpo_seconds
+from drsync.site.document import ADDED_FIELDS, build_document, standby_rpo_seconds
+from drsync.site.progress import ProgressTracker
 from drsync.site.state import PrimaryState, SideProgress, StandbyState, StandbyTable, local_time
 
 SPEC = Path(__file__).resolve().parents[2] / "data" / "progress-spec.md"
@@ -41,12 +42,18 @@ def now_ms() -> int:
 
 
 def doc_for(**standby_kw: Any) -> dict[str, Any]:
-    return build_document(PrimaryState(), StandbyState(**standby_kw))
+    return doc_of(PrimaryState(), StandbyState(**standby_kw))
+
+
+def doc_of(primary: PrimaryState, standby: StandbyState) -> dict[str, Any]:
+    """The document as operators parse it."""
+    return build_document(primary, standby).as_json()
 
 
 def test_field_names_match_spec() -> None:
-    doc = build_document(PrimaryState(), StandbyState())
-    assert set(doc) == TOP
+    doc = doc_of(PrimaryState(), StandbyState())
+    assert list(doc)[:len(TOP)] == [n for n in doc if n in TOP]  # the spec's fields first
+    assert set(doc) == TOP | set(ADDED_FIELDS)
     assert set(doc["apply"]) == APPLY
     for side in ("primary cluster", "standby cluster"):
         assert set(doc[side]) == SIDE
@@ -64,7 +71,7 @@ def test_sides_and_apply_values() -> None:
                      progress=SideProgress(actionType="Restore", currentStep="APPLY",
                                            failedStep="APPLY", errorMsg="bundle b0 corrupt",
                                            errorCode="DRS320"))
-    doc = build_document(p, s)
+    doc = doc_of(p, s)
     assert doc["primary cluster"]["key"] == "20261123_141502"
     assert doc["primary cluster"]["priorKey"] == "20261123_141402"
     assert doc["primary cluster"]["actionType"] == "Backup"
@@ -75,19 +82,19 @@ def test_sides_and_apply_values() -> None:
                             "backupSuccessTime": "2026-11-23 15:15:02",
                             "restoreSuccessTime": "2026-11-23 15:10:00"}
     assert doc["failover recovery point time"] == "2026-11-23 15:00:00"
-    assert is_abnormal(doc)
+    assert doc["apply"]["backupState"] == "abnormal" or doc["apply"]["restoreState"] == "abnormal"
     # building the document does not change the states it reads
     assert p.progress.unrestoreKeys == "N/A"
 
 
 def test_defaults_when_nothing_happened() -> None:
-    doc = build_document(PrimaryState(), StandbyState())
+    doc = doc_of(PrimaryState(), StandbyState())
     assert doc["latestBarrierTime"] == ""
     assert doc["failover recovery point time"] == ""
     assert doc["primary cluster"]["priorKey"] == "N/A"
     assert doc["primary cluster"]["unrestoreKeys"] == "N/A"
     assert doc["primary cluster"]["failedStep"] == "INIT"
-    assert not is_abnormal(doc)
+    assert "abnormal" not in doc["apply"].values()
 
 
 def test_rpo_is_string_of_seconds_from_oldest_table_barrier() -> None:
@@ -128,12 +135,12 @@ def test_standby_rpo_seconds_with_fixed_now() -> None:
 def test_unrestore_keys_lists_shipped_not_restored() -> None:
     p = PrimaryState(shipped=["20261123_141302", "20261123_141402", "20261123_141502"])
     s = StandbyState(last_key="20261123_141302")
-    doc = build_document(p, s)
+    doc = doc_of(p, s)
     assert doc["primary cluster"]["unrestoreKeys"] == "20261123_141402,20261123_141502"
     assert doc["standby cluster"]["unrestoreKeys"] == "20261123_141402,20261123_141502"
-    caught_up = build_document(p, StandbyState(last_key="20261123_141502"))
+    caught_up = doc_of(p, StandbyState(last_key="20261123_141502"))
     assert caught_up["primary cluster"]["unrestoreKeys"] == "N/A"
-    nothing_restored = build_document(p, StandbyState())
+    nothing_restored = doc_of(p, StandbyState())
     assert nothing_restored["standby cluster"]["unrestoreKeys"] == ",".join(p.shipped)
 
 
@@ -141,7 +148,7 @@ def test_unrestore_keys_excludes_sets_not_yet_shipped() -> None:
     """spec: unrestoreKeys = "keys shipped but not restored"; a set still waiting on the
     primary (unshipped) has not been shipped."""
     p = PrimaryState(shipped=["20261123_141402"], unshipped=["20261123_141502"])
-    doc = build_document(p, StandbyState(last_key="20261123_141302"))
+    doc = doc_of(p, StandbyState(last_key="20261123_141302"))
     assert doc["primary cluster"]["unrestoreKeys"] == "20261123_141402"
 
 
@@ -183,7 +190,6 @@ def test_tracker_fail_records_step_and_code() -> None:
 
 
 def test_is_abnormal_either_side() -> None:
-    assert is_abnormal(build_document(PrimaryState(state="abnormal"), StandbyState()))
-    assert is_abnormal(build_document(PrimaryState(), StandbyState(state="abnormal")))
-    assert not is_abnormal(build_document(PrimaryState(state="stopped"),
-                                          StandbyState(state="restoring")))
+    assert build_document(PrimaryState(state="abnormal"), StandbyState()).abnormal
+    assert build_document(PrimaryState(), StandbyState(state="abnormal")).abnormal
+    assert not build_document(PrimaryState(state="stopped"), StandbyState(state="restoring")).abnormal
