@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, write_config
-from drsync.site.state import PrimaryState, StandbyState, load_state
+from drsync.site.state import PrimaryState, StandbyState, load_state, local_time
 from tests.helpers import Sites, drsync
 
 TOKEN = "daemon-test-token"
@@ -217,16 +217,24 @@ def _no_500_from_the_served_openapi(url: str) -> None:
 
 
 def test_sigterm_mid_round_finishes_the_step_and_a_restart_converges(tmp_path: Path, daemons: Any) -> None:
-    sites, p_port, s_port = _site_with_ports(tmp_path, grace="1s")  # BARRIER lasts 1 s
+    # BARRIER lasts 6 s: the SIGTERM sent on seeing it must land inside it even on a busy
+    # machine (with 1 s it sometimes landed in COLLECT: a race with the schedule)
+    sites, p_port, s_port = _site_with_ports(tmp_path, grace="6s")
     create_sample_warehouse(sites.primary, rows=30)
     standby = daemons(sites.config, "standby", s_port, tmp_path)
     primary = daemons(sites.config, "primary", p_port, tmp_path)
-    wait_for("first set restored", lambda: _caught_up(sites), timeout=40)
+    wait_for("first set restored", lambda: _caught_up(sites), timeout=60)
 
     ROUND_WRITES[0](sites.primary, 1)
     ROUND_WRITES[2](sites.primary, 1)
-    wait_for("a round in BARRIER", every=0.02,
-             check=lambda: primary.get("/progress")["primary cluster"]["currentStep"] == "BARRIER")
+    # a round that started after the writes, seen early in its 6 s BARRIER (not one about to leave it)
+    after = local_time(time.time() + 1)
+
+    def in_barrier() -> bool:
+        side = primary.get("/progress")["primary cluster"]
+        return bool(side["currentStep"] == "BARRIER" and side["actionStartTime"] >= after)
+
+    wait_for("a round in BARRIER", every=0.02, check=in_barrier)
     primary.signal(signal.SIGTERM)
     assert primary.stop() == 0
     assert "stopped before step COLLECT: the drsync daemon is shutting down; state stopped" in primary.log
@@ -235,7 +243,7 @@ def test_sigterm_mid_round_finishes_the_step_and_a_restart_converges(tmp_path: P
 
     primary.start()  # like systemd's Restart: the next round carries the writes
     written = _key_after_now()
-    wait_for("caught up after the restart", lambda: _caught_up(sites, after=written), timeout=40)
+    wait_for("caught up after the restart", lambda: _caught_up(sites, after=written), timeout=60)
     assert primary.stop() == 0 and standby.stop() == 0
     verify = drsync("verify", "-c", str(sites.config))
     assert verify.returncode == 0, verify.stdout + verify.stderr
