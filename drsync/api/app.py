@@ -34,6 +34,7 @@ from drsync.config import Role, Settings
 from drsync.errors import DrsyncError
 from drsync.roles.status import progress_document
 from drsync.site.document import ProgressDocument, standby_rpo_seconds
+from drsync.site.forecast import site_forecast
 from drsync.site.state import PrimaryState, StandbyState, clear_stop, request_stop
 
 log = logging.getLogger("drsync.api.app")
@@ -85,6 +86,8 @@ class DaemonStatus(BaseModel):
     reload: str = Field(description="outcome of the last SIGHUP, '' if none")
     paused: str = Field(description="why backup rounds do not start right now, '' when they do")
     jobs: dict[str, JobInfo]
+    recent_errors: list[str] = Field(default_factory=list,
+                                     description="the last warnings and errors of passes, newest last")
 
 
 class IntentRecorded(BaseModel):
@@ -177,7 +180,9 @@ def create_app(view: DaemonView) -> FastAPI:
              responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"},
                         **_UNAVAILABLE})
     def metrics() -> Response:
-        text = view.metrics.scrape(*view.states(), view.settings.rpo_target)
+        primary, standby = view.states()
+        text = view.metrics.scrape(primary, standby, view.settings.rpo_target,
+                                   site_forecast(view.settings, primary, standby))
         return Response(text, media_type=CONTENT_TYPE)
 
     @app.get("/status", response_model=DaemonStatus, summary="What the loop decided last, and why it pauses")

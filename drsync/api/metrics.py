@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from drsync.site.document import standby_rpo_seconds
+from drsync.site.forecast import Forecast
 from drsync.site.state import PrimaryState, StandbyState
 
 __all__ = ["CONTENT_TYPE", "DrsyncMetrics"]
@@ -41,6 +42,12 @@ class DrsyncMetrics:
         self.pending = Gauge("drsync_sets_pending", "Sets built on the primary and not yet restored",
                              registry=r)
         self.state = Gauge("drsync_state", "1 for the state each side is in", ["side", "state"], registry=r)
+        self.rpo_forecast = Gauge("drsync_rpo_forecast_seconds", "Highest RPO expected before the "
+                                  "standby has restored every pending set (site/forecast.py)", registry=r)
+        self.breach_predicted = Gauge("drsync_rpo_breach_predicted", "1 when that forecast is above "
+                                      "rpo-target: a breach predicted before it happens", registry=r)
+        self.backlog_bytes = Gauge("drsync_backlog_bytes", "Bytes of the sets built and not yet restored",
+                                   registry=r)
         self.table_lag = Gauge("drsync_table_lag_seconds", "Seconds since the barrier each standby "
                                "table is complete at", ["table"], registry=r)
 
@@ -49,10 +56,16 @@ class DrsyncMetrics:
         self.shipped.inc(shipped)
         self.applied.inc(applied)
 
-    def scrape(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None) -> bytes:
+    def scrape(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None,
+               forecast: Forecast | None = None) -> bytes:
         """Set the site gauges from both states and render everything (what /metrics serves)."""
         with self._lock:
             self.update(primary, standby, rpo_target)
+            if forecast is not None:
+                nan = float("nan")
+                self.rpo_forecast.set(nan if forecast.rpo_forecast_s is None else forecast.rpo_forecast_s)
+                self.breach_predicted.set(1 if forecast.breach_predicted else 0)
+                self.backlog_bytes.set(forecast.backlog_bytes)
             return self.render()
 
     def update(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None,

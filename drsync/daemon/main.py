@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,9 @@ from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
+from drsync.site.document import standby_rpo_seconds
 from drsync.site.progress import read_states
+from drsync.site.rpo_history import record_rpo
 from drsync.site.state import LAST_RESTORED, MANIFEST_DIR, PrimaryState, StandbyState, local_time
 
 if TYPE_CHECKING:
@@ -116,6 +119,7 @@ class Daemon:
         self.restart_into: Path | None = None  # set when the role changed under this daemon
         self._cache: tuple[float, PrimaryState, StandbyState] | None = None
         self._cache_lock = threading.Lock()
+        self.recent_errors: deque[str] = deque(maxlen=10)  # warnings and errors of passes, for the page
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1), "watch": ThreadPoolExecutor(1)}, timezone=UTC,
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
@@ -193,10 +197,21 @@ class Daemon:
             self._running.discard(job)
         log.log(level, "%s", line)
         self.jobs[job].last_decision, self.jobs[job].decided_at = line, local_time()
-        if job == self.main_job:
-            self._check_role()
+        if level >= logging.WARNING:
+            self.recent_errors.append(f"{local_time()} {job}: {line}")
         self._cache = None
+        if job == self.main_job:
+            self._record_rpo()
+            self._check_role()
         return line
+
+    def _record_rpo(self) -> None:
+        """One sample of the RPO history the dashboard charts (bounded; see site/rpo_history.py)."""
+        try:
+            rpo = standby_rpo_seconds(self.states()[1])
+            record_rpo(self.settings.metadata_dir(self.role), rpo, time.time())
+        except (DrsyncError, OSError) as e:  # a chart must never stop replication
+            log.debug("RPO history not recorded: %s", e)
 
     def _check_role(self) -> None:
         """After a role change, restart into the file whose side this host plays now."""
@@ -237,7 +252,7 @@ class Daemon:
                           "next_run": local_time(next_run.timestamp()) if next_run else ""}
         return {"role": self.role, "pid": os.getpid(), "loop_running": self.loop_running(),
                 "config": str(self.settings.source_file), "reload": self.reload_note,
-                "paused": self.passes.paused, "jobs": jobs}
+                "paused": self.passes.paused, "jobs": jobs, "recent_errors": list(self.recent_errors)}
 
     # ---------------------------------------------------------------- process
 

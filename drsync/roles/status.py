@@ -9,7 +9,8 @@ from __future__ import annotations
 from drsync.config import Settings
 from drsync.roles.audit import last_entry
 from drsync.roles.epoch import read_role, role_facts
-from drsync.site.document import ProgressDocument, build_document
+from drsync.site.document import ProgressDocument, RpoForecast, build_document
+from drsync.site.forecast import site_forecast
 from drsync.site.progress import read_states
 from drsync.site.state import PrimaryState, StandbyState
 
@@ -17,7 +18,9 @@ from drsync.site.state import PrimaryState, StandbyState
 def progress_document(settings: Settings,
                       states: tuple[PrimaryState, StandbyState] | None = None) -> ProgressDocument:
     """Both sides' progress (read now unless `states` are given) with the role facts."""
-    doc = build_document(*(states or read_states(settings)))
+    primary, standby = states or read_states(settings)
+    doc = build_document(primary, standby)
+    doc.rpo_forecast = RpoForecast.model_validate(site_forecast(settings, primary, standby).as_json())
     return add_role_fields(settings, doc)
 
 

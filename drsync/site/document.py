@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drsync.site.state import PrimaryState, SideProgress, StandbyState, local_time
 
 # drsync's additions after the spec's fields (roles/status.py fills them)
-ADDED_FIELDS = ("role epoch", "site roles", "last role change")
+ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast")
 
 
 class ApplyStates(BaseModel):
@@ -24,6 +24,17 @@ class ApplyStates(BaseModel):
     restoreState: Literal["restoring", "stopped", "waiting", "abnormal"]
     backupSuccessTime: str
     restoreSuccessTime: str
+
+
+class RpoForecast(BaseModel):
+    """site/forecast.py's answer: when the standby is caught up, and the RPO until then."""
+
+    backlogSets: int = 0
+    backlogBytes: int = 0
+    caughtUpInSeconds: int | None = None
+    rpoForecastSeconds: int | None = None
+    breachPredicted: bool = False
+    note: str = ""
 
 
 class ProgressDocument(BaseModel):
@@ -39,6 +50,7 @@ class ProgressDocument(BaseModel):
     role_epoch: int = Field(0, alias="role epoch")
     site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
     last_role_change: str = Field("", alias="last role change")
+    rpo_forecast: RpoForecast = Field(default_factory=RpoForecast, alias="rpo forecast")
 
     def as_json(self) -> dict[str, Any]:
         """The document as operators parse it (spec names, spec order, additions last)."""

@@ -22,7 +22,8 @@ from tests.helpers import make_sites
 
 SPEC_TOP = {"primary cluster", "standby cluster", "apply", "latestBarrierTime", "recovery point objective",
             "failover recovery point time"}
-DRSYNC_TOP = {"role epoch", "site roles", "last role change"}  # drsync's additions, after the spec's
+# drsync's additions, after the spec's
+DRSYNC_TOP = {"role epoch", "site roles", "last role change", "rpo forecast"}
 SPEC_SIDE = {"key", "priorKey", "actionType", "progress", "backupRate", "currentStep", "unrestoreKeys",
              "failedStep", "errorMsg", "errorCode", "actionStartTime", "actionEndTime", "updateTime"}
 TOKEN = "s3cr3t-token-value"
