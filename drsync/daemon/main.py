@@ -39,6 +39,7 @@ from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
+from drsync.peer import both_sites_here
 from drsync.site.progress import read_states
 from drsync.site.state import LAST_RESTORED, MANIFEST_DIR, PrimaryState, StandbyState, local_time
 
@@ -62,7 +63,7 @@ def detect_role(settings: Settings, asserted: str | None) -> Role:
     if asserted not in roles:
         raise ConfigError(f"--role {asserted!r}: allowed: primary, standby")
     claimed = roles[asserted]
-    if settings.transport == "local":
+    if both_sites_here(settings):
         if claimed is None:
             raise ConfigError("transport=local keeps both sites on this host: say which one this "
                               "daemon runs", hint="pass --role primary or --role standby")

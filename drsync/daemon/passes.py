@@ -28,6 +28,7 @@ from typing import TypeVar
 from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.errors import AuthError, DrsyncError, HostKeyError, LockBusyError, StoppedError, TransportError
+from drsync.peer import Peer, open_peer
 from drsync.primary.fullsets import request_full_set_if_due
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
@@ -44,7 +45,6 @@ from drsync.site.state import (
     stop_requested,
 )
 from drsync.standby.restore import RestoreResult, run_restore
-from drsync.transport import Transport, open_transport
 
 log = logging.getLogger("drsync.daemon.main")
 T = TypeVar("T")
@@ -73,9 +73,9 @@ def bundles_waiting(settings: Settings) -> int:
     return count
 
 
-def ship_pending(settings: Settings, ui: UiHook | None = None, transport: Transport | None = None) -> int:
+def ship_pending(settings: Settings, ui: UiHook | None = None, peer: Peer | None = None) -> int:
     """Ship the sets already built without cutting a new one: how backpressure drains."""
-    return run_backup(settings, ui, transport, cut=False).sets_shipped
+    return run_backup(settings, ui, peer, cut=False).sets_shipped
 
 
 class Passes:
@@ -94,7 +94,7 @@ class Passes:
         self.backpressure = False
         # One transport kept open across rounds (SSH connections and the remote agent stay up);
         # reopened after a transport failure or a reload. Only the pass thread touches it.
-        self._link: Transport | None = None
+        self._link: Peer | None = None
         self._link_settings: Settings | None = None
 
     def backup(self) -> Decision:
@@ -175,11 +175,11 @@ class Passes:
         except DrsyncError as e:
             return f"retention failed: {one_line(e.message)} ({e.code})", logging.WARNING
 
-    def _transport(self) -> Transport:
+    def _transport(self) -> Peer:
         if self._link is not None and self._link_settings is not self.settings:
             self.close_transport()  # the configuration was reloaded
         if self._link is None:
-            self._link, self._link_settings = open_transport(self.settings), self.settings
+            self._link, self._link_settings = open_peer(self.settings), self.settings
         return self._link
 
     def close_transport(self) -> None:

@@ -30,6 +30,7 @@ from drsync.fsutil import (
     read_json_object,
     rmtree_force,
 )
+from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableChange
 from drsync.primary.membership import (
     NO_PUBLICATIONS,
@@ -67,7 +68,6 @@ from drsync.site.state import (
 )
 from drsync.site.warehouse import TableRef
 from drsync.tableformat.delta import list_log
-from drsync.transport import Transport, open_transport
 
 log = logging.getLogger("drsync.primary.round")
 
@@ -88,12 +88,12 @@ class RoundResult:
 
 
 def run_backup(
-    settings: Settings, ui: UiHook | None = None, transport: Transport | None = None, cut: bool = True
+    settings: Settings, ui: UiHook | None = None, peer: Peer | None = None, cut: bool = True
 ) -> RoundResult:
     """One backup round: ship what is pending, then cut, build and ship a new set.
 
-    A daemon passes its long-lived `transport` so SSH connections (and the remote agents)
-    stay open across rounds; without one, a transport is opened and closed for this round.
+    A daemon passes its long-lived `peer` so SSH connections (and the remote agents) stay
+    open across rounds; without one, the peer is opened and closed for this round.
     `cut=False` only ships the sets already built: how backpressure drains."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
@@ -108,8 +108,9 @@ def run_backup(
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as stack:
-                if transport is None:
-                    transport = stack.enter_context(open_transport(settings))
+                if peer is None:
+                    peer = stack.enter_context(open_peer(settings))
+                transport = peer.data
                 # A peer of a newer role epoch: this site was failed over; ship nothing.
                 check_peer_epoch(transport.read_bytes("metadata", ROLE_FILE),
                                  max(state.role_epoch, read_role(meta).epoch))
@@ -128,7 +129,7 @@ def run_backup(
                     result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
                                        f"{time.monotonic() - started:.1f} s")
                 if result.sets_shipped and settings.remote_config_file is not None:
-                    trigger_restore(transport)
+                    trigger_restore(peer)
                 forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)

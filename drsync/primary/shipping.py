@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.faults import crash_point
+from drsync.peer import Peer
 from drsync.sets.manifest import (
     BundleInfo,
     load_manifest,
@@ -54,14 +55,13 @@ def ship_set(
     return sent
 
 
-def trigger_restore(transport: Transport) -> None:
-    """Ask the standby's agent to restore now (remote-config-file set). Best effort: a busy or
-    failing restore is the standby's to report; its own schedule runs anyway."""
-    call = getattr(transport, "call_once", None)
-    if call is None:
-        return  # transport=local: the standby's restore runs on its own schedule
+def trigger_restore(peer: Peer) -> None:
+    """Ask the standby to restore now (remote-config-file set). Best effort: a busy or failing
+    restore is the standby's to report; its own schedule runs anyway."""
     try:
-        reply = call("restore")
+        reply = peer.request_restore()
+        if reply is None:
+            return  # the standby's restore runs on its own schedule (transport=local)
         log.info("standby restore on request: %s", reply.get("message", ""))
     except DrsyncError as e:
         log.warning("standby restore on request did not run: %s", e.message)

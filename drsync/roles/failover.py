@@ -23,8 +23,9 @@ from pathlib import Path
 from drsync.config import Settings
 from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
+from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.roles import audit
-from drsync.roles.epoch import ROLE_FILE, parse_role, read_role, write_role
+from drsync.roles.epoch import read_role, write_role
 from drsync.roles.fence import make_writable
 from drsync.roles.sites import (
     Pair,
@@ -37,7 +38,7 @@ from drsync.roles.sites import (
 )
 from drsync.roles.tablelog import SetAside, inventory_at, set_aside_above, set_aside_table
 from drsync.sets.manifest import load_manifest
-from drsync.site.locks import lock_holder, operation_lock
+from drsync.site.locks import operation_lock
 from drsync.site.state import (
     LAST_RESTORED,
     LOCK_DIR,
@@ -130,7 +131,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         f"{len(aside)} table(s) had commits of an unfinished set set aside")
     say(f"when the old primary is back, run `drsync reprotect -c {config}` there; this site then "
         f"replicates to it (use {swapped_name(config.name)} here)")
-    metas = [pair.sm, pair.pm] if settings.transport == "local" else [pair.sm]
+    metas = [pair.sm, pair.pm] if both_sites_here(settings) else [pair.sm]
     audit.record(metas, "failover", config, f"done: recovery point {point}", new_epoch,
                  "; ".join(r.describe() for r in aside))
     return 0
@@ -141,23 +142,22 @@ def _old_primary_epoch(pair: Pair, force: bool) -> int:
 
     With transport=local: its backup lock is held (a round is running now). Over SSH: its
     agent answers at all (a primary that answers is not lost)."""
-    if pair.settings.transport == "local":
-        holder = lock_holder(pair.pm / LOCK_DIR, "backup")
-        if holder is not None and not force:
-            raise RoleError(f"failover: the primary is reachable and replicating (backup round "
-                            f"running, pid {holder})", hint="use switchover for a planned change, or --force")
-        return read_role(pair.pm).epoch
-    from drsync.transport.ssh import SshTransport
-
+    peer: Peer | None = None
     try:
-        with SshTransport(pair.settings, peer="primary") as link:
-            raw = link.read_bytes("metadata", ROLE_FILE)
+        peer = open_peer(pair.settings, toward="primary")
+        alive = peer.replicating()
+        epoch = peer.role().epoch
     except DrsyncError:
+        if peer is not None and peer.here:
+            raise
         return 0  # unreachable: lost, as the operator says; its epoch is at most ours
-    if not force:
-        raise RoleError(f"failover: the primary {pair.settings.primary_host_ip} is reachable (its agent "
-                        "answered over SSH)", hint="use switchover for a planned change, or --force")
-    return parse_role(raw).epoch
+    finally:
+        if peer is not None:
+            peer.close()
+    if alive is not None and not force:
+        raise RoleError(f"failover: the primary {alive}",
+                        hint="use switchover for a planned change, or --force")
+    return epoch
 
 
 def _newest_barrier(warehouse: Path, last_key: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drsync.config import Settings
+from drsync.peer import both_sites_here
 from drsync.roles.audit import last_entry
 from drsync.roles.epoch import read_role, role_facts
 
@@ -14,7 +15,7 @@ def role_fields(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
     record when the standby state that held it was replaced by the promotion."""
     metas = [settings.primary_metadata_destination, settings.restore_metadata_destination]
     out: dict[str, Any] = {}
-    if settings.transport == "local":  # over SSH only this host's side is readable here
+    if both_sites_here(settings):  # over SSH only this host's side is readable here
         roles = {str(m): read_role(m) for m in metas}
     else:
         here = next((m for m in metas if m.exists()), metas[0])

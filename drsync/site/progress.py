@@ -18,6 +18,7 @@ from typing import Any, Literal
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes
+from drsync.peer import both_sites_here, open_peer
 from drsync.site.state import (
     PrimaryState,
     SideProgress,
@@ -124,7 +125,7 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
     tells how old it is) together with a warning.
     """
     p_meta, s_meta = settings.primary_metadata_destination, settings.restore_metadata_destination
-    if settings.transport == "local":
+    if both_sites_here(settings):
         return load_state(p_meta, PrimaryState), load_state(s_meta, StandbyState)
     if (p_meta / PrimaryState.FILE).exists():
         return load_state(p_meta, PrimaryState), _remote_state(settings, "standby", StandbyState, p_meta)
@@ -135,12 +136,10 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
 
 def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model: type[Any],
                   cache_dir: Path) -> Any:
-    from drsync.transport.ssh import SshTransport
-
     cache = cache_dir / f"{model.FILE}.remote-cache"
     try:
-        with SshTransport(settings, peer=peer) as t:
-            raw = t.read_bytes("metadata", model.FILE)
+        with open_peer(settings, toward=peer) as other:
+            raw = other.read("metadata", model.FILE)
         if raw is not None:
             atomic_write_bytes(cache, raw)
             return model.model_validate_json(raw)

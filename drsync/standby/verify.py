@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
+from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.sets.bundle import file_hash
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
@@ -143,8 +144,8 @@ class _Sides:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.remote: Side | None = None
-        self._link: Any = None
-        if settings.transport == "ssh":
+        self._peer: Peer | None = None
+        if not both_sites_here(settings):
             here = [side for side, meta, model in (
                 ("standby", settings.restore_metadata_destination, StandbyState),
                 ("primary", settings.primary_metadata_destination, PrimaryState))
@@ -158,7 +159,7 @@ class _Sides:
         if self.remote != "standby":
             state: StandbyState = load_state(self.settings.restore_metadata_destination, StandbyState)
             return state
-        raw = self._agent().read_bytes("metadata", StandbyState.FILE)
+        raw = self._other().read("metadata", StandbyState.FILE)
         if raw is None:
             raise DrsyncError("verify: the standby has no DR state yet", hint="run a restore first")
         return StandbyState.model_validate(json.loads(raw))
@@ -166,23 +167,19 @@ class _Sides:
     def fingerprint(self, side: Side, name: str, version: int, deep: bool, also_hash: list[str] | None,
                     con: Any) -> Fingerprint:
         if side == self.remote:
-            reply = self._agent().call("fingerprint", table=name, version=version, deep=deep,
-                                       also_hash=also_hash or [])
-            return Fingerprint.model_validate(reply["fingerprint"])
+            return self._other().fingerprint(name, version, deep, also_hash or [])
         table_dir = TableRef.parse(name).path(self.settings.warehouse(side))
         return fingerprint(table_dir, name, version, deep, also_hash, con)
 
-    def _agent(self) -> Any:
-        if self._link is None:
-            from drsync.transport.ssh import SshTransport
-
+    def _other(self) -> Peer:
+        if self._peer is None:
             assert self.remote is not None
-            self._link = SshTransport(self.settings, peer=self.remote)
-        return self._link
+            self._peer = open_peer(self.settings, toward=self.remote)
+        return self._peer
 
     def close(self) -> None:
-        if self._link is not None:
-            self._link.close()
+        if self._peer is not None:
+            self._peer.close()
 
 
 def verify_tables(settings: Settings, only: str | None = None, deep: bool = False) -> list[TableVerdict]:
