@@ -86,7 +86,7 @@ from drsync.fsutil import rmtree_force
 from drsync.peer import Peer
 from drsync.primary.changes import collect_changes
 from drsync.primary.round import load_inventory, run_backup
-from drsync.site.state import MANIFEST_DIR
+from drsync.site.layout import MANIFEST_DIR
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.standby.restore import run_restore
 from drsync.tableformat.delta import LOG_DIR, list_log

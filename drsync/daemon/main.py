@@ -40,8 +40,9 @@ from drsync.errors import ConfigError, DrsyncError
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
 from drsync.peer import both_sites_here
+from drsync.site.layout import LAST_RESTORED, MANIFEST_DIR, manifest_key
 from drsync.site.progress import read_states
-from drsync.site.state import LAST_RESTORED, MANIFEST_DIR, PrimaryState, StandbyState, local_time
+from drsync.site.state import PrimaryState, StandbyState, local_time
 
 if TYPE_CHECKING:
     from drsync.api.app import ApiServer
@@ -164,10 +165,10 @@ class Daemon:
         except OSError:
             return
         last = str((read_json_object(meta / LAST_RESTORED) or {}).get("key") or "")
-        newest = max((n for n in names if n.endswith(".manifest.json")), default="")
+        newest = max((k for n in names if (k := manifest_key(n)) is not None), default="")
         # While a pass runs a wake would be dropped (one instance per job): look again after it.
-        if newest[:15] > max(last, self._woken_for) and self.main_job not in self._running:
-            self._woken_for = newest[:15]
+        if newest > max(last, self._woken_for) and self.main_job not in self._running:
+            self._woken_for = newest
             log.debug("set %s delivered: restoring now", self._woken_for)
             self.wake()
 

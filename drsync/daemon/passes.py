@@ -32,18 +32,11 @@ from drsync.peer import Peer, open_peer
 from drsync.primary.fullsets import request_full_set_if_due
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
+from drsync.site.layout import LOCK_DIR, MetadataLayout
 from drsync.site.locks import operation_lock
 from drsync.site.progress import UiHook, read_states, standby_rpo_seconds
 from drsync.site.retention import RetentionReport, run_retention
-from drsync.site.state import (
-    LOCK_DIR,
-    MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    load_state,
-    save_state,
-    stop_requested,
-)
+from drsync.site.state import PrimaryState, StandbyState, load_state, save_state, stop_requested
 from drsync.standby.restore import RestoreResult, run_restore
 
 log = logging.getLogger("drsync.daemon.main")
@@ -162,7 +155,7 @@ class Passes:
         for key in result.applied:
             with contextlib.suppress(DrsyncError):
                 applied += load_manifest(
-                    s.restore_metadata_destination / MANIFEST_DIR / f"{key}.manifest.json").data_bytes
+                    MetadataLayout(s.restore_metadata_destination).manifest(key)).data_bytes
         self.metrics.observe_pass(time.monotonic() - started, applied=applied)
         level = logging.WARNING if result.exit_code else logging.INFO
         return f"{result.message}, {self._rpo()}", level

@@ -15,9 +15,10 @@ from drsync.roles.newprimary import NewPrimary
 from drsync.roles.side import Side
 from drsync.roles.swap import SwapPoint, promote
 from drsync.sets.manifest import FORMAT_VERSION
+from drsync.site.layout import LOCK_DIR
 from drsync.site.locks import lock_holder
 from drsync.site.pairing import nearest_existing, prepare_roots
-from drsync.site.state import LOCK_DIR, PrimaryState, StandbyState, load_state
+from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
 from drsync.transport.base import Area, Transport
 from drsync.transport.local import LocalTransport

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from drsync.config import Settings
 from drsync.peer.base import Peer, Say, Toward
-from drsync.roles.epoch import ROLE_FILE, RoleRecord, parse_role, read_role
+from drsync.roles.epoch import RoleRecord, parse_role, read_role
+from drsync.site.layout import ROLE_FILE
 from drsync.transport.base import Area, Transport
 from drsync.transport.ssh import SshTransport
 

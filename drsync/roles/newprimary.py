@@ -10,6 +10,7 @@ from drsync.primary.round import load_inventory
 from drsync.roles.epoch import RoleRecord, read_role
 from drsync.roles.sites import remove, write_inventories_merge
 from drsync.roles.tablelog import Commits, commit_hashes
+from drsync.site.layout import MetadataLayout
 from drsync.site.state import PrimaryState, clear_stop, load_state
 from drsync.site.warehouse import TableRef
 
@@ -28,10 +29,9 @@ class NewPrimary:
         return state.last_key, state.last_barrier_ms
 
     def inventoried(self) -> dict[str, tuple[int, str | None]]:
-        root = self.meta / "tables"
         out: dict[str, tuple[int, str | None]] = {}
-        for p in sorted(root.glob("*/*/*.json")) if root.exists() else []:
-            ref = TableRef(p.parent.parent.name, p.parent.name, p.stem)
+        for p in MetadataLayout(self.meta).inventory_files():
+            ref = TableRef(*MetadataLayout.inventory_table(p))
             inv = load_inventory(self.meta, ref)
             if inv is not None:
                 out[ref.name] = (inv.version, inv.table_id)
@@ -52,6 +52,6 @@ class NewPrimary:
         write_inventories_merge(self.meta, rebuilt)
         for name in drop:
             t = TableRef.parse(name)
-            (self.meta / "tables" / t.db / t.schema / f"{t.table}.json").unlink(missing_ok=True)
-        remove(self.meta / "tables" / "index.json")  # the unchanged-table index must look again
+            MetadataLayout(self.meta).inventory(t).unlink(missing_ok=True)
+        remove(MetadataLayout(self.meta).index)  # the unchanged-table index must look again
         clear_stop(self.meta, "backup")

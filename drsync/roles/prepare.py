@@ -23,9 +23,9 @@ from drsync.config import Role, Settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes, ensure_dir
 from drsync.peer import Peer, both_sites_here, open_peer
+from drsync.site.layout import PAIR_FILE
 from drsync.site.pairing import (
     GIB,
-    PAIR_FILE,
     authorized_keys_line,
     host_of,
     keyscan_hint,

@@ -17,6 +17,7 @@ from drsync.errors import RoleError, TransportError
 from drsync.roles.epoch import read_role, refuse_older
 from drsync.roles.newprimary import NewPrimary
 from drsync.roles.side import Side
+from drsync.site.layout import HISTORY_CSV
 
 REPROTECT_OPS = {"reprotectinfo", "commits", "reprotected"}
 
@@ -122,7 +123,7 @@ def agent_independent(config: Path | None, roots: dict[str, Path], req: dict[str
                      == meta.resolve() else settings.primary_warehouse)
         csv = settings.backuprestoreinfo_file
     else:
-        csv = "backuprestoreinfo.csv"
+        csv = HISTORY_CSV
     side = Side(meta, roots["media"], warehouse, csv)
     if req.get("phase") == "check":
         has = side.has_state()

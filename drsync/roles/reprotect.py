@@ -33,15 +33,7 @@ from drsync.primary.changes import TableInventory
 from drsync.roles import audit
 from drsync.roles.epoch import RoleRecord, read_role, write_role
 from drsync.roles.fence import make_readonly
-from drsync.roles.sites import (
-    Pair,
-    archive,
-    remove,
-    stamp,
-    swapped_config,
-    swapped_name,
-    write_last_restored,
-)
+from drsync.roles.sites import Pair, archive, remove, swapped_config, swapped_name, write_last_restored
 from drsync.roles.tablelog import (
     Commits,
     SetAside,
@@ -51,16 +43,17 @@ from drsync.roles.tablelog import (
     set_aside_table,
     shared_version,
 )
-from drsync.site.locks import operation_lock
-from drsync.site.state import (
+from drsync.site.layout import (
+    INVENTORY_DIR,
     LOCK_DIR,
     MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    StandbyTable,
-    save_state,
+    MetadataLayout,
+    WarehouseLayout,
+    stamp,
 )
-from drsync.site.warehouse import DRSYNC_DIR, TableRef
+from drsync.site.locks import operation_lock
+from drsync.site.state import PrimaryState, StandbyState, StandbyTable, save_state
+from drsync.site.warehouse import TableRef
 
 Say = Callable[[str], None]
 
@@ -109,7 +102,7 @@ def _reprotect(pair: Pair, peer: NewPrimaryView, say: Say) -> int:
     if key is None or barrier_ms is None:
         raise RoleError(f"reprotect: the new primary's state in {pair.sm} names no set")
     swapped_config(config, write=True)  # the new direction runs with the swapped config
-    quarantine = pair.pw / DRSYNC_DIR / "reprotect-quarantine" / stamp()
+    quarantine = WarehouseLayout(pair.pw).quarantine("reprotect", stamp())
     with operation_lock(pair.pm / LOCK_DIR, "backup"):  # no round of the old primary meanwhile
         results: list[SetAside] = []
         tables: dict[str, StandbyTable] = {}
@@ -137,15 +130,15 @@ def _reprotect(pair: Pair, peer: NewPrimaryView, say: Say) -> int:
             make_readonly(mine)
         # The old primary's own sets would sit in its new inbox: out of the way, kept.
         if (pair.pm / MANIFEST_DIR).exists():
-            old = pair.pm / "role-history" / f"{stamp()}-reprotect-old-sets"
+            old = MetadataLayout(pair.pm).history / f"{stamp()}-reprotect-old-sets"
             os.makedirs(old, exist_ok=True)
             os.replace(pair.pm / MANIFEST_DIR, old / MANIFEST_DIR)
         write_role(pair.pm, "standby", new.epoch)
         save_state(pair.pm, StandbyState(last_key=key, last_barrier_ms=barrier_ms, tables=tables,
                                          role_epoch=new.epoch))
         write_last_restored(pair.pm, key, barrier_ms)
-        archive(pair.pm, [PrimaryState.FILE, "tables"], "reprotect-was-primary")
-        remove(pair.pm / "stop-backup.intent")
+        archive(pair.pm, [PrimaryState.FILE, INVENTORY_DIR], "reprotect-was-primary")
+        remove(MetadataLayout(pair.pm).intent("backup"))
     peer.finish(rebuilt, drop)  # the new primary ships again
     aside = [r for r in results if r.files]
     for r in aside:

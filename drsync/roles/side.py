@@ -5,30 +5,41 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from drsync.config import Settings
 from drsync.errors import RoleError
-from drsync.primary.fullsets import LAST_FULL_FILE
-from drsync.primary.membership import RESEED_FILE
-from drsync.publications.store import PUBLICATIONS_FILE
-from drsync.roles.epoch import JOURNAL_FILE, ROLE_FILE
 from drsync.roles.fence import make_writable
-from drsync.roles.sites import HISTORY_DIR, remove
+from drsync.roles.sites import remove
+from drsync.site.layout import (
+    HISTORY_DIR,
+    INVENTORY_DIR,
+    JOURNAL_FILE,
+    LAST_FULL_FILE,
+    LAST_RESTORED,
+    LOCK_DIR,
+    MANIFEST_DIR,
+    PAIR_FILE,
+    PUBLICATIONS_FILE,
+    RESEED_FILE,
+    ROLE_FILE,
+    WarehouseLayout,
+    intent_name,
+    is_set_key,
+    remote_cache_name,
+)
 from drsync.site.locks import lock_holder
-from drsync.site.state import LAST_RESTORED, LOCK_DIR, MANIFEST_DIR, PrimaryState, StandbyState, load_state
-from drsync.site.warehouse import DRSYNC_DIR, TableRef
+from drsync.site.state import PrimaryState, StandbyState, load_state
+from drsync.site.warehouse import TableRef
 
 Say = Callable[[str], None]
-_SET_DIR = re.compile(r"^\d{8}_\d{6}$")
 # Publications are part of the DR state (they travel in the manifests): cleared with it; a new
 # relationship starts by publishing again (`prepare --all-tables` or `publication create`).
-STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, "pair.json",
-               "stop-backup.intent", "stop-restore.intent", f"{PrimaryState.FILE}.remote-cache",
-               f"{StandbyState.FILE}.remote-cache", PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE]
+STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, PAIR_FILE,
+               intent_name("backup"), intent_name("restore"), remote_cache_name(PrimaryState.FILE),
+               remote_cache_name(StandbyState.FILE), PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE]
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,9 @@ class Side:
     csv: str
 
     def has_state(self) -> bool:
-        if any((self.meta / n).exists() for n in [*STATE_FILES, self.csv, MANIFEST_DIR, "tables"]):
+        if any((self.meta / n).exists() for n in [*STATE_FILES, self.csv, MANIFEST_DIR, INVENTORY_DIR]):
             return True
-        barriers = self.warehouse is not None and (self.warehouse / DRSYNC_DIR / "barriers").exists()
+        barriers = self.warehouse is not None and WarehouseLayout(self.warehouse).barriers.exists()
         return barriers or bool(_set_dirs(self.media))
 
     def check_stopped(self) -> None:
@@ -55,7 +66,7 @@ class Side:
             if pid is not None:
                 raise RoleError(f"set-independent: {op} is still running in {self.meta} (pid {pid})",
                                 hint=f"run drsync stop-{op}, then wait for it to finish")
-            stopped = ((self.meta / f"stop-{op}.intent").exists()
+            stopped = ((self.meta / intent_name(op)).exists()
                        or load_state(self.meta, model).state == "stopped")
             if not stopped:
                 raise RoleError(f"set-independent: {op} is not stopped ({self.meta / model.FILE})",
@@ -84,13 +95,13 @@ class Side:
         if sets:
             say(f"deleted {len(sets)} set(s) of bundles in {self.media}")
             actions += 1
-        for name, what in ((MANIFEST_DIR, "manifests"), ("tables", "table inventories")):
+        for name, what in ((MANIFEST_DIR, "manifests"), (INVENTORY_DIR, "table inventories")):
             if remove(self.meta / name):
                 say(f"deleted {what} {self.meta / name}")
                 actions += 1
-        for sub in ("barriers", "staging"):
-            if wh is not None and remove(wh / DRSYNC_DIR / sub):
-                say(f"deleted {wh / DRSYNC_DIR / sub}")
+        for sub in (WarehouseLayout(wh).barriers, WarehouseLayout(wh).staging) if wh is not None else ():
+            if remove(sub):
+                say(f"deleted {sub}")
                 actions += 1
         gone = [n for n in STATE_FILES if remove(self.meta / n)]
         if gone:
@@ -103,7 +114,7 @@ class Side:
 
 def _set_dirs(media: Path) -> list[Path]:
     with contextlib.suppress(FileNotFoundError):
-        return [Path(e.path) for e in os.scandir(media) if _SET_DIR.match(e.name) and e.is_dir()]
+        return [Path(e.path) for e in os.scandir(media) if is_set_key(e.name) and e.is_dir()]
     return []
 
 

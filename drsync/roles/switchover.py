@@ -30,18 +30,13 @@ from drsync.fsutil import atomic_write_json, read_json_object
 from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.primary.round import run_backup
 from drsync.roles import audit
-from drsync.roles.epoch import JOURNAL_FILE, assert_site_role, changing_roles, read_role, write_role
+from drsync.roles.epoch import assert_site_role, changing_roles, read_role, write_role
 from drsync.roles.fence import dir_modes, fence_table, unfence_table
 from drsync.roles.sites import Pair, swapped_config
 from drsync.roles.swap import SwapPoint, demote
 from drsync.sets.manifest import load_manifest
-from drsync.site.state import (
-    MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    load_state,
-    stop_requested,
-)
+from drsync.site.layout import JOURNAL_FILE, MetadataLayout, intent_name
+from drsync.site.state import PrimaryState, StandbyState, load_state, stop_requested
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.tableformat.delta import list_log
 
@@ -83,7 +78,7 @@ def _switchover(pair: Pair, standby: Peer, dry_run: bool, timeout: float, say: S
     if peer.role not in (None, "standby") or standby.read("metadata", StandbyState.FILE) is None:
         raise RoleError(f"switchover: the other site ({pair.sm}) is not a standby "
                         f"({peer.role or 'no standby state'}, role epoch {peer.epoch})")
-    if stop_requested(pair.pm, "backup") or standby.read("metadata", "stop-restore.intent") is not None:
+    if stop_requested(pair.pm, "backup") or standby.read("metadata", intent_name("restore")) is not None:
         op = "backup" if stop_requested(pair.pm, "backup") else "restore"
         raise RoleError(f"switchover: {op} is stopped (stop-{op}); the final round needs it",
                         hint=f"run `drsync start-{op}` with this site's config first")
@@ -93,7 +88,7 @@ def _switchover(pair: Pair, standby: Peer, dry_run: bool, timeout: float, say: S
                         hint="run a backup and a restore first")
     # The replicated tables are those of the newest set (publications decide which); a table
     # of the primary's own is neither fenced nor made read-only by the swap.
-    replicated = load_manifest(pair.pm / MANIFEST_DIR / f"{last_key}.manifest.json").versions
+    replicated = load_manifest(MetadataLayout(pair.pm).manifest(last_key)).versions
     tables = [t for t in discover_tables(pair.pw) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
     new_epoch = max(read_role(pair.pm).epoch, peer.epoch) + 1
@@ -168,7 +163,7 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
                                                                     for f in result.failed))
         state = load_state(pair.pm, PrimaryState)
         assert state.last_key is not None and state.last_barrier_ms is not None
-        manifest = load_manifest(pair.pm / MANIFEST_DIR / f"{state.last_key}.manifest.json")
+        manifest = load_manifest(MetadataLayout(pair.pm).manifest(state.last_key))
         latest = _latest(pair, tables)
         if all(manifest.versions.get(n) == v for n, v in latest.items()):
             say(f"final set {state.last_key} carries every table at its fenced version")

@@ -24,9 +24,9 @@ from typing import Any, Literal
 from drsync.config import Role, Settings
 from drsync.errors import ConfigError, DrsyncError
 from drsync.peer import Peer, both_sites_here, open_peer
+from drsync.site.layout import LOCK_DIR, PAIR_FILE, lock_name
 from drsync.site.locks import lock_holder, read_lock_pid
 from drsync.site.pairing import (
-    PAIR_FILE,
     gib,
     host_of,
     keyscan_hint,
@@ -41,7 +41,6 @@ from drsync.site.pairing import (
     user_of,
     wanted_pair,
 )
-from drsync.site.state import LOCK_DIR
 from drsync.transport.base import Area
 
 Status = Literal["OK", "FAILED", "SKIPPED"]
@@ -303,7 +302,7 @@ def check_directories_writable(ctx: _Context) -> str:
 
 
 def _lock(lock_dir: Path, op: str) -> str:
-    path = lock_dir / f"{op}.lock"
+    path = lock_dir / lock_name(op)
     pid = lock_holder(lock_dir, op)
     if pid is None:
         last = read_lock_pid(path)

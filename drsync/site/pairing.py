@@ -16,13 +16,13 @@ from drsync import __version__
 from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError
 from drsync.fsutil import atomic_write_bytes, ensure_dir
+from drsync.site.layout import PAIR_FILE
 from drsync.transport.ssh import Peer, agent_command
 
 if TYPE_CHECKING:
     from drsync.peer.base import Peer as OtherSite
 
 GIB = 1 << 30
-PAIR_FILE = "pair.json"
 
 
 def user_of(settings: Settings) -> str:

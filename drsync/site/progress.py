@@ -19,6 +19,7 @@ from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes
 from drsync.peer import both_sites_here, open_peer
+from drsync.site.layout import remote_cache_name
 from drsync.site.state import (
     PrimaryState,
     SideProgress,
@@ -136,7 +137,7 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
 
 def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model: type[Any],
                   cache_dir: Path) -> Any:
-    cache = cache_dir / f"{model.FILE}.remote-cache"
+    cache = cache_dir / remote_cache_name(model.FILE)
     try:
         with open_peer(settings, toward=peer) as other:
             raw = other.read("metadata", model.FILE)

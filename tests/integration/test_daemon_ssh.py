@@ -24,7 +24,8 @@ import pytest
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
 from drsync.sets.manifest import load_manifest
-from drsync.site.state import MANIFEST_DIR, local_time
+from drsync.site.layout import MANIFEST_DIR
+from drsync.site.state import local_time
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_ssh import ssh_sites
 from tests.sshd import SshServer
