@@ -85,8 +85,8 @@ class Passes:
         self._backup, self._restore, self._ship, self._retention = backup, restore, ship, retention
         self.paused = ""  # why backup rounds do not start right now ("" when they do)
         self.backpressure = False
-        # One transport kept open across rounds (SSH connections and the remote agent stay up);
-        # reopened after a transport failure or a reload. Only the pass thread touches it.
+        # One peer (its transport) kept open across rounds (SSH connections and the remote agent
+        # stay up); reopened after a transport failure or a reload. Only the pass thread touches it.
         self._link: Peer | None = None
         self._link_settings: Settings | None = None
 

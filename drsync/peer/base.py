@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from drsync.config import Settings
 from drsync.roles.epoch import RoleRecord
 from drsync.site.state import PrimaryState, StandbyState
+from drsync.standby.fingerprint import Fingerprint
 from drsync.transport.base import Area, Transport
 
 if TYPE_CHECKING:
     from drsync.primary.changes import TableInventory
     from drsync.roles.swap import SwapPoint
     from drsync.roles.tablelog import Commits
-    from drsync.standby.verify import Fingerprint
 
 Toward = Literal["standby", "primary"]
 Say = Any  # Callable[[str], None]; kept loose so the role commands' printers fit

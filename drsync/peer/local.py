@@ -20,6 +20,7 @@ from drsync.site.locks import lock_holder
 from drsync.site.pairing import nearest_existing, prepare_roots
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
+from drsync.standby.fingerprint import Fingerprint, fingerprint
 from drsync.transport.base import Area, Transport
 from drsync.transport.local import LocalTransport
 from drsync.transport.protocol import PROTOCOL_VERSION
@@ -27,7 +28,6 @@ from drsync.transport.protocol import PROTOCOL_VERSION
 if TYPE_CHECKING:
     from drsync.primary.changes import TableInventory
     from drsync.roles.tablelog import Commits
-    from drsync.standby.verify import Fingerprint
 
 
 class LocalPeer(Peer):
@@ -79,8 +79,6 @@ class LocalPeer(Peer):
         promote(self.settings, point)
 
     def fingerprint(self, table: str, version: int, deep: bool, also_hash: list[str]) -> Fingerprint:
-        from drsync.standby.verify import fingerprint  # imported on use: verify drives the peer
-
         table_dir = TableRef.parse(table).path(self.settings.warehouse(self.toward))
         return fingerprint(table_dir, table, version, deep, also_hash)
 

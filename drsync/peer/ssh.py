@@ -9,6 +9,7 @@ from drsync.config import Settings
 from drsync.peer.base import Peer, Say, Toward
 from drsync.roles.epoch import RoleRecord, parse_role, read_role
 from drsync.site.layout import ROLE_FILE
+from drsync.standby.fingerprint import Fingerprint
 from drsync.transport.base import Area, Transport
 from drsync.transport.ssh import SshTransport
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from drsync.primary.changes import TableInventory
     from drsync.roles.swap import SwapPoint
     from drsync.roles.tablelog import Commits
-    from drsync.standby.verify import Fingerprint
 
 
 def caller_epoch(settings: Settings, toward: Toward) -> int:
@@ -67,8 +67,6 @@ class SshPeer(Peer):
         self.link.call_once("promote", **asdict(point))
 
     def fingerprint(self, table: str, version: int, deep: bool, also_hash: list[str]) -> Fingerprint:
-        from drsync.standby.verify import Fingerprint  # imported on use: verify drives the peer
-
         reply = self.link.call("fingerprint", table=table, version=version, deep=deep, also_hash=also_hash)
         return Fingerprint.model_validate(reply["fingerprint"])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from drsync.config import Settings
 from drsync.primary.changes import TableInventory
-from drsync.primary.round import load_inventory
+from drsync.primary.membership import load_inventory
 from drsync.roles.epoch import RoleRecord, read_role
 from drsync.roles.sites import remove, write_inventories_merge
 from drsync.roles.tablelog import Commits, commit_hashes

@@ -1,5 +1,5 @@
-"""Role changes across SSH: the epoch on the link, the standby as the switchover sees it, and
-the agent's side of a promotion.
+"""Role changes across SSH, the agent's side: the epoch guard on the link, and what the agent
+does for a promotion, a reprotect and set-independent (served by standby/agentops.py).
 
 The caller says its epoch at `hello`; the agent refuses a caller older than its own site, on
 `hello` and on every later request of the connection. A switchover over SSH drives the

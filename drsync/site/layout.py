@@ -27,10 +27,18 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from drsync.site.warehouse import TableRef
+
+class TableRef(Protocol):
+    """A table's three-part name (drsync.site.warehouse.TableRef)."""
+
+    @property
+    def db(self) -> str: ...
+    @property
+    def schema(self) -> str: ...
+    @property
+    def table(self) -> str: ...
 
 # ---- set keys
 

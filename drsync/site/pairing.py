@@ -10,7 +10,7 @@ import pwd
 import shlex
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from drsync import __version__
 from drsync.config import Settings
@@ -19,8 +19,12 @@ from drsync.fsutil import atomic_write_bytes, ensure_dir
 from drsync.site.layout import PAIR_FILE
 from drsync.transport.ssh import Peer, agent_command
 
-if TYPE_CHECKING:
-    from drsync.peer.base import Peer as OtherSite
+
+class OtherSite(Protocol):
+    """The other site as `probe_primary` needs it (a `drsync.peer.Peer`)."""
+
+    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
+                   command: list[str]) -> str: ...
 
 GIB = 1 << 30
 
@@ -61,7 +65,7 @@ def keyscan_hint(settings: Settings, host: str) -> str:
 
 
 def ssh_failure(settings: Settings, e: DrsyncError) -> tuple[str, str, str]:
-    """(stage, message, hint) of a failure to open an SshTransport to the standby. Stages:
+    """(stage, message, hint) of a failure to open the SSH peer (the standby). Stages:
     ssh_reachable, host_key, ssh_login, remote_version."""
     host, port, known = host_of(settings, "standby"), settings.ssh_port, settings.known_hosts_file
     if isinstance(e, HostKeyError):

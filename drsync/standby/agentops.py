@@ -33,7 +33,7 @@ def op_restore(agent: Agent, req: dict[str, Any]) -> dict[str, Any]:
 
 def op_fingerprint(agent: Agent, req: dict[str, Any]) -> dict[str, Any]:
     """This side's fingerprint of one table at one version, for `drsync verify`."""
-    from drsync.standby.verify import fingerprint  # imported on use: the agent starts fast
+    from drsync.standby.fingerprint import fingerprint  # imported on use: the agent starts fast
 
     if agent.warehouse is None:
         raise TransportError("this agent was started without --warehouse-root: it cannot verify tables")
