@@ -9,6 +9,7 @@ site's directories on this host (transport=local), `SshPeer` asks its agent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from drsync.config import Settings
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from drsync.roles.tablelog import Commits
 
 Toward = Literal["standby", "primary"]
-Say = Any  # Callable[[str], None]; kept loose so the role commands' printers fit
+Say = Callable[[str], None]
 
 
 class Peer(ABC):

@@ -5,6 +5,10 @@ authorized_keys), it serves the fixed command set of `protocol.py` on stdin/stdo
 two roots given on its command line: the media (bundle inbox) and metadata destinations.
 Plain SFTP cannot do what this does on the receiving side: hash the bytes that actually
 landed, fsync them, and rename only a verified file into place.
+
+This module frames and dispatches, and serves the data operations itself; what the site does
+beyond moving bytes (restore, verify, promote, reprotect, ...) and the role-epoch guard come in
+as an `Operations` table (drsync/standby/agentops.py), so transport/ knows no standby logic.
 """
 
 from __future__ import annotations
