@@ -28,7 +28,7 @@ not mind since it treats tables independently); 10 tables get one new file per r
 OpenSSH server runs on 127.0.0.1 (`tests.sshd.start_sshd`) and every drsync config uses
 transport=ssh to a `drsync agent` started through it. Side by side, per round:
 
-* drsync as a daemon runs it: one `SshTransport` kept open across rounds, `run_backup(settings,
+* drsync as a daemon runs it: one `SshPeer` kept open across rounds, `run_backup(settings,
   transport=...)`, then `run_restore` (local on the standby host); the connection set-up is
   timed on its own;
 * the same, through `tests.faultproxy.FaultProxy` (no faults) between client and sshd, to count
@@ -83,13 +83,13 @@ from rich.table import Table
 from drsync.config import Settings, load_settings
 from drsync.demo import write_config
 from drsync.fsutil import rmtree_force
+from drsync.peer import Peer
 from drsync.primary.changes import collect_changes
 from drsync.primary.round import load_inventory, run_backup
-from drsync.site.state import MANIFEST_DIR
+from drsync.site.layout import MANIFEST_DIR
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.standby.restore import run_restore
 from drsync.tableformat.delta import LOG_DIR, list_log
-from drsync.transport import Transport
 
 GOAL_BYTES_RATIO = 1.02
 GOAL_TIME_RATIO = 0.1  # SSH mode: a kept-open drsync round vs an rsync -e ssh round
@@ -207,7 +207,7 @@ class Pair:
     # SSH mode: a transport kept open across rounds (None: run_backup opens one per round),
     # a FaultProxy whose byte counters this pair's connections go through, and the wall-clock
     # time at which each step of each backup / restore began (from the progress hook).
-    transport: Transport | None = None
+    transport: Peer | None = None
     proxy: Any = None
     phases: list[dict[str, float]] = field(default_factory=list)
 
@@ -280,7 +280,7 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def _check_backup(settings: Settings, transport: Transport | None = None,
+def _check_backup(settings: Settings, transport: Peer | None = None,
                   ui: Callable[[str, int, int], None] | None = None) -> None:
     result = run_backup(settings, ui, transport)
     if result.exit_code != 0 or result.key is None:
@@ -759,7 +759,7 @@ def phase_times(marks: dict[str, float]) -> dict[str, float]:
 def run_ssh(args: argparse.Namespace, root: Path) -> None:
     # tests/ is not installed: it sits next to bench/ in the repository.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from drsync.transport.ssh import SshTransport
+    from drsync.peer import open_peer
     from tests.faultproxy import FaultProxy
     from tests.sshd import start_sshd
 
@@ -814,13 +814,13 @@ def run_ssh(args: argparse.Namespace, root: Path) -> None:
         setup: dict[str, float] = {}
         for p in (kept, proxied):
             t0 = time.perf_counter()
-            p.transport = SshTransport(p.settings)
+            p.transport = open_peer(p.settings)
             setup[p.label] = time.perf_counter() - t0
         initial = {p.label: p.round() for p in pairs}
         initial_rsync = {x.label: x.round() for x in (rs, rsp)}
         for x in (rs, rsp):
             x.literal.clear()
-        console.print("connection set-up (SshTransport(): connect, auth, start the agent, hello): "
+        console.print("connection set-up (open_peer(): connect, auth, start the agent, hello): "
                       + ", ".join(f"{k} {fmt_s(v)}" for k, v in setup.items()))
         console.print("initial full copy (backup + restore): "
                       + ", ".join(f"{k} {fmt_s(v.total_s)}" for k, v in initial.items())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drsync.config import Role, Settings
 from drsync.fsutil import ensure_dir
+from drsync.site.layout import MetadataLayout
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -47,7 +48,7 @@ def level_of(settings: Settings, role: Role) -> int:
 
 
 def log_file(settings: Settings, role: Role) -> Path:
-    return settings.metadata_dir(role) / "logs" / "drsync.log"
+    return MetadataLayout(settings.metadata_dir(role)).log_file
 
 
 def setup_logging(settings: Settings, role: Role, *, to_file: bool = True) -> Path | None:

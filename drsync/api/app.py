@@ -24,17 +24,19 @@ from typing import Annotated, Any, Literal, Protocol
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from drsync import __version__
+from drsync.api.dashboard import history_rows, render_page
 from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.errors import DrsyncError
 from drsync.roles.status import progress_document
 from drsync.site.document import ProgressDocument, standby_rpo_seconds
 from drsync.site.forecast import site_forecast
+from drsync.site.rpo_history import load_history
 from drsync.site.state import PrimaryState, StandbyState, clear_stop, request_stop
 
 log = logging.getLogger("drsync.api.app")
@@ -167,6 +169,20 @@ def create_app(view: DaemonView) -> FastAPI:
              responses=_UNAVAILABLE, summary="The show-progress document of both sides")
     def progress() -> ProgressDocument:
         return progress_document(view.settings, view.states())
+
+    @app.get("/", response_class=HTMLResponse, summary="The dashboard (read-only, refreshes itself)",
+             responses={200: {"content": {"text/html": {}}, "description": "the page"}, **_UNAVAILABLE})
+    def dashboard() -> HTMLResponse:
+        settings = view.settings
+        primary, standby = view.states()
+        metas = [settings.primary_metadata_destination, settings.restore_metadata_destination]
+        page = render_page(
+            progress_document(settings, (primary, standby)), standby, role=view.role,
+            samples=load_history(settings.metadata_dir(view.role)),
+            history=history_rows(metas, settings.backuprestoreinfo_file),
+            errors=view.status().get("recent_errors", []),
+            target_s=settings.rpo_target.total_seconds() if settings.rpo_target else None)
+        return HTMLResponse(page)
 
     @app.get("/healthz", response_model=Healthy, summary="200 when healthy, 503 with the failing checks",
              responses={503: {"model": Unhealthy, "description": "failing checks"}})

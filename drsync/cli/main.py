@@ -307,9 +307,10 @@ def agent(
 
     Started by the primary over SSH (or pinned in authorized_keys with
     command="drsync agent --media-root ... --metadata-root ..."); not for interactive use."""
+    from drsync.standby.agentops import SITE_OPERATIONS
     from drsync.transport.agent import run_agent
 
-    raise typer.Exit(run_agent(media_root, metadata_root, config, warehouse_root))
+    raise typer.Exit(run_agent(media_root, metadata_root, config, warehouse_root, operations=SITE_OPERATIONS))
 
 
 @app.command()

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from drsync.site.layout import HISTORY_CSV
+
 Role = Literal["primary", "standby"]
 LogLevel = Literal["FATAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
@@ -21,7 +23,7 @@ class Settings(BaseModel):
 
     source_file: Path
     life_cycle: timedelta = timedelta(days=7)
-    backuprestoreinfo_file: str = "backuprestoreinfo.csv"
+    backuprestoreinfo_file: str = HISTORY_CSV
     username: str | None = None
     primary_env: Path | None = None
     standby_env: Path | None = None

@@ -40,10 +40,12 @@ from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
+from drsync.peer import both_sites_here
 from drsync.site.document import standby_rpo_seconds
+from drsync.site.layout import LAST_RESTORED, MANIFEST_DIR, manifest_key
 from drsync.site.progress import read_states
 from drsync.site.rpo_history import record_rpo
-from drsync.site.state import LAST_RESTORED, MANIFEST_DIR, PrimaryState, StandbyState, local_time
+from drsync.site.state import PrimaryState, StandbyState, local_time
 
 if TYPE_CHECKING:
     from drsync.api.app import ApiServer
@@ -65,7 +67,7 @@ def detect_role(settings: Settings, asserted: str | None) -> Role:
     if asserted not in roles:
         raise ConfigError(f"--role {asserted!r}: allowed: primary, standby")
     claimed = roles[asserted]
-    if settings.transport == "local":
+    if both_sites_here(settings):
         if claimed is None:
             raise ConfigError("transport=local keeps both sites on this host: say which one this "
                               "daemon runs", hint="pass --role primary or --role standby")
@@ -167,10 +169,10 @@ class Daemon:
         except OSError:
             return
         last = str((read_json_object(meta / LAST_RESTORED) or {}).get("key") or "")
-        newest = max((n for n in names if n.endswith(".manifest.json")), default="")
+        newest = max((k for n in names if (k := manifest_key(n)) is not None), default="")
         # While a pass runs a wake would be dropped (one instance per job): look again after it.
-        if newest[:15] > max(last, self._woken_for) and self.main_job not in self._running:
-            self._woken_for = newest[:15]
+        if newest > max(last, self._woken_for) and self.main_job not in self._running:
+            self._woken_for = newest
             log.debug("set %s delivered: restoring now", self._woken_for)
             self.wake()
 

@@ -28,24 +28,17 @@ from typing import TypeVar
 from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.errors import AuthError, DrsyncError, HostKeyError, LockBusyError, StoppedError, TransportError
+from drsync.peer import Peer, open_peer
 from drsync.primary.fullsets import request_full_set_if_due
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
 from drsync.site.document import standby_rpo_seconds
+from drsync.site.layout import LOCK_DIR, MetadataLayout
 from drsync.site.locks import operation_lock
 from drsync.site.progress import UiHook, read_states
 from drsync.site.retention import RetentionReport, run_retention
-from drsync.site.state import (
-    LOCK_DIR,
-    MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    load_state,
-    save_state,
-    stop_requested,
-)
+from drsync.site.state import PrimaryState, StandbyState, load_state, save_state, stop_requested
 from drsync.standby.restore import RestoreResult, run_restore
-from drsync.transport import Transport, open_transport
 
 log = logging.getLogger("drsync.daemon.main")
 T = TypeVar("T")
@@ -74,9 +67,9 @@ def bundles_waiting(settings: Settings) -> int:
     return count
 
 
-def ship_pending(settings: Settings, ui: UiHook | None = None, transport: Transport | None = None) -> int:
+def ship_pending(settings: Settings, ui: UiHook | None = None, peer: Peer | None = None) -> int:
     """Ship the sets already built without cutting a new one: how backpressure drains."""
-    return run_backup(settings, ui, transport, cut=False).sets_shipped
+    return run_backup(settings, ui, peer, cut=False).sets_shipped
 
 
 class Passes:
@@ -93,9 +86,9 @@ class Passes:
         self._backup, self._restore, self._ship, self._retention = backup, restore, ship, retention
         self.paused = ""  # why backup rounds do not start right now ("" when they do)
         self.backpressure = False
-        # One transport kept open across rounds (SSH connections and the remote agent stay up);
-        # reopened after a transport failure or a reload. Only the pass thread touches it.
-        self._link: Transport | None = None
+        # One peer (its transport) kept open across rounds (SSH connections and the remote agent
+        # stay up); reopened after a transport failure or a reload. Only the pass thread touches it.
+        self._link: Peer | None = None
         self._link_settings: Settings | None = None
 
     def backup(self) -> Decision:
@@ -163,7 +156,7 @@ class Passes:
         for key in result.applied:
             with contextlib.suppress(DrsyncError):
                 applied += load_manifest(
-                    s.restore_metadata_destination / MANIFEST_DIR / f"{key}.manifest.json").data_bytes
+                    MetadataLayout(s.restore_metadata_destination).manifest(key)).data_bytes
         self.metrics.observe_pass(time.monotonic() - started, applied=applied)
         level = logging.WARNING if result.exit_code else logging.INFO
         return f"{result.message}, {self._rpo()}", level
@@ -176,11 +169,11 @@ class Passes:
         except DrsyncError as e:
             return f"retention failed: {one_line(e.message)} ({e.code})", logging.WARNING
 
-    def _transport(self) -> Transport:
+    def _transport(self) -> Peer:
         if self._link is not None and self._link_settings is not self.settings:
             self.close_transport()  # the configuration was reloaded
         if self._link is None:
-            self._link, self._link_settings = open_transport(self.settings), self.settings
+            self._link, self._link_settings = open_peer(self.settings), self.settings
         return self._link
 
     def close_transport(self) -> None:

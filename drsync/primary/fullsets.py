@@ -16,8 +16,7 @@ from datetime import datetime
 from drsync.config import Settings
 from drsync.fsutil import atomic_write_json, read_json
 from drsync.primary.membership import request_reseed
-
-LAST_FULL_FILE = "last-full-set.json"
+from drsync.site.layout import LAST_FULL_FILE
 
 
 def request_full_set_if_due(settings: Settings, now: datetime) -> bool:

@@ -23,19 +23,18 @@ from drsync.primary.changes import TableChange, TableInventory, collect_changes
 from drsync.publications.publist import parse_pub_list
 from drsync.publications.store import Publications, load_publications
 from drsync.sets.manifest import DesyncEntry, Rename
+from drsync.site.layout import LOCK_DIR, RESEED_FILE, MetadataLayout
 from drsync.site.locks import operation_lock
-from drsync.site.state import LOCK_DIR
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.tableformat.delta import LOG_DIR, LogListing, list_log
 
 log = logging.getLogger("drsync.primary.membership")
-RESEED_FILE = "reseed.json"
 NO_PUBLICATIONS = ("no publications: nothing is protected (create one with `drsync publication "
                    "create`, e.g. --all-databases)")
 
 
 def inventory_path(meta: Path, table: TableRef) -> Path:
-    return meta / "tables" / table.db / table.schema / f"{table.table}.json"
+    return MetadataLayout(meta).inventory(table)
 
 
 def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
@@ -45,11 +44,7 @@ def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
 
 def inventoried(meta: Path) -> list[TableRef]:
     """Every table the primary keeps an inventory of (i.e. the standby holds or will hold)."""
-    root = meta / "tables"
-    found = []
-    for p in sorted(root.glob("*/*/*.json")):
-        found.append(TableRef(p.parent.parent.name, p.parent.name, p.name[: -len(".json")]))
-    return found
+    return [TableRef(*MetadataLayout.inventory_table(p)) for p in MetadataLayout(meta).inventory_files()]
 
 
 @dataclass

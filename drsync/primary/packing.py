@@ -14,7 +14,6 @@ from drsync.primary.changes import TableChange
 from drsync.sets.bundle import (
     BundleEntry,
     BundleResult,
-    bundle_suffix,
     plan_bundles,
     worth_compressing,
     write_bundle,
@@ -26,6 +25,7 @@ from drsync.sets.manifest import (
     ManifestFile,
     ManifestTable,
 )
+from drsync.site.layout import bundle_name
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import (
     PrimaryState,
@@ -66,7 +66,7 @@ def write_bundles(
     tracker.measure = "produced"
 
     def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none"]) -> BundleResult:
-        r = write_bundle(set_dir / f"{key}_{i:04d}{bundle_suffix(compression)}", group, compression,
+        r = write_bundle(set_dir / bundle_name(key, i, compression), group, compression,
                          settings.compression_level, lambda raw, out: tracker.add(raw, out))
         crash_point("backup.bundle_written")
         return r

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from drsync.fsutil import (
     read_json_object,
     rmtree_force,
 )
+from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableChange
 from drsync.primary.membership import (
     NO_PUBLICATIONS,
@@ -43,7 +43,7 @@ from drsync.primary.membership import (
 from drsync.primary.packing import make_manifest, write_bundles
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
-from drsync.roles.epoch import ROLE_FILE, assert_site_role, check_peer_epoch, read_role
+from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
 from drsync.sets.bundle import (
     BundleResult,
 )
@@ -53,21 +53,12 @@ from drsync.sets.manifest import (
     history_detail,
     next_key,
 )
+from drsync.site.layout import LOCK_DIR, MANIFEST_DIR, ROLE_FILE, SET_ENTRY_NAME, MetadataLayout
 from drsync.site.locks import operation_lock
 from drsync.site.progress import ProgressTracker, UiHook
-from drsync.site.state import (
-    LOCK_DIR,
-    MANIFEST_DIR,
-    PrimaryState,
-    append_history,
-    load_state,
-    local_time,
-    save_state,
-    stop_requested,
-)
+from drsync.site.state import PrimaryState, append_history, load_state, local_time, save_state, stop_requested
 from drsync.site.warehouse import TableRef
 from drsync.tableformat.delta import list_log
-from drsync.transport import Transport, open_transport
 
 log = logging.getLogger("drsync.primary.round")
 
@@ -88,12 +79,12 @@ class RoundResult:
 
 
 def run_backup(
-    settings: Settings, ui: UiHook | None = None, transport: Transport | None = None, cut: bool = True
+    settings: Settings, ui: UiHook | None = None, peer: Peer | None = None, cut: bool = True
 ) -> RoundResult:
     """One backup round: ship what is pending, then cut, build and ship a new set.
 
-    A daemon passes its long-lived `transport` so SSH connections (and the remote agents)
-    stay open across rounds; without one, a transport is opened and closed for this round.
+    A daemon passes its long-lived `peer` so SSH connections (and the remote agents) stay
+    open across rounds; without one, the peer is opened and closed for this round.
     `cut=False` only ships the sets already built: how backpressure drains."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
@@ -108,8 +99,9 @@ def run_backup(
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as stack:
-                if transport is None:
-                    transport = stack.enter_context(open_transport(settings))
+                if peer is None:
+                    peer = stack.enter_context(open_peer(settings))
+                transport = peer.data
                 # A peer of a newer role epoch: this site was failed over; ship nothing.
                 check_peer_epoch(transport.read_bytes("metadata", ROLE_FILE),
                                  max(state.role_epoch, read_role(meta).epoch))
@@ -128,7 +120,7 @@ def run_backup(
                     result.message += (f", {result.bytes_shipped / 1e6:.1f} MB shipped in "
                                        f"{time.monotonic() - started:.1f} s")
                 if result.sets_shipped and settings.remote_config_file is not None:
-                    trigger_restore(transport)
+                    trigger_restore(peer)
                 forget_restored(state, transport)
         except DrsyncError as e:
             tracker.fail(e)
@@ -245,7 +237,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     if plan.publications is not None:
         manifest.publications = plan.publications.model_dump()
     crash_point("backup.bundled")
-    atomic_write_bytes(meta / MANIFEST_DIR / f"{key}.manifest.json", manifest.to_bytes())
+    atomic_write_bytes(MetadataLayout(meta).manifest(key), manifest.to_bytes())
     crash_point("backup.manifest_written")
 
     # Commit point: from here the set is part of the chain.
@@ -260,7 +252,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         atomic_write_json(path, change.inventory.to_json())
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
-    atomic_write_json(meta / "tables" / INDEX_FILE, new_index)
+    atomic_write_json(MetadataLayout(meta).index, new_index)
     if plan.reseed_all or plan.reseed:
         clear_reseed(meta, plan.reseed_all, {t.name for t, c in changes if c.replace} | plan.reseed)
     nbytes = manifest.data_bytes
@@ -283,9 +275,6 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     if plan.message:
         msg += f"; {plan.message}"
     return RoundResult(key, msg, len(changes), 0, failed, note=plan.message)
-
-
-_SET_NAME = re.compile(r"^(\d{8}_\d{6})(\.manifest\.json)?$")
 
 
 def _vanished_needed(changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
@@ -322,7 +311,7 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
     for folder in (media, meta / MANIFEST_DIR):
         with contextlib.suppress(FileNotFoundError):
             for entry in folder.iterdir():
-                m = _SET_NAME.match(entry.name)
+                m = SET_ENTRY_NAME.match(entry.name)
                 if m and (last_key is None or m[1] > last_key):
                     log.info("removing %s, left by a backup round that did not complete", entry)
                     if entry.is_dir():
@@ -331,11 +320,8 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
                         entry.unlink()
 
 
-INDEX_FILE = "index.json"
-
-
 def _load_index(meta: Path) -> dict[str, list[object]]:
-    return read_json_object(meta / "tables" / INDEX_FILE) or {}
+    return read_json_object(MetadataLayout(meta).index) or {}
 
 
 def _log_signature(table_dir: Path) -> str | None:

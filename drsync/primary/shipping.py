@@ -11,17 +11,21 @@ from concurrent.futures import ThreadPoolExecutor
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.faults import crash_point
+from drsync.peer import Peer
 from drsync.sets.manifest import (
     BundleInfo,
     load_manifest,
 )
-from drsync.site.progress import ProgressTracker
-from drsync.site.state import (
+from drsync.site.layout import (
     LAST_RESTORED,
     MANIFEST_DIR,
-    PrimaryState,
-    save_state,
+    MetadataLayout,
+    bundle_rel,
+    manifest_name,
+    manifest_rel,
 )
+from drsync.site.progress import ProgressTracker
+from drsync.site.state import PrimaryState, save_state
 from drsync.transport import Transport
 
 log = logging.getLogger("drsync.primary.round")
@@ -32,20 +36,20 @@ def ship_set(
 ) -> int:
     """Deliver one built set: bundles (parallel, resumable), then the manifest."""
     meta, media = settings.primary_metadata_destination, settings.primary_media_destination
-    manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+    manifest = load_manifest(MetadataLayout(meta).manifest(key))
     tracker.step("SHIP")
     tracker.total = sum(b.size for b in manifest.bundles)
     tracker.measure = "consumed"
 
     def send(b: BundleInfo) -> int:
-        n = transport.send_file(media / key / b.name, "media", f"{key}/{b.name}", size=b.size,
+        n = transport.send_file(media / key / b.name, "media", bundle_rel(key, b.name), size=b.size,
                                 blake2b=b.blake2b, progress=lambda k: tracker.add(consumed=k))
         crash_point("backup.bundle_shipped")
         return n
 
     with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
         sent = sum(pool.map(send, manifest.bundles))
-    transport.write_bytes("metadata", f"{MANIFEST_DIR}/{key}.manifest.json", manifest.to_bytes())
+    transport.write_bytes("metadata", manifest_rel(key), manifest.to_bytes())
     crash_point("backup.manifest_shipped")
     state.unshipped.remove(key)
     state.shipped.append(key)
@@ -54,14 +58,13 @@ def ship_set(
     return sent
 
 
-def trigger_restore(transport: Transport) -> None:
-    """Ask the standby's agent to restore now (remote-config-file set). Best effort: a busy or
-    failing restore is the standby's to report; its own schedule runs anyway."""
-    call = getattr(transport, "call_once", None)
-    if call is None:
-        return  # transport=local: the standby's restore runs on its own schedule
+def trigger_restore(peer: Peer) -> None:
+    """Ask the standby to restore now (remote-config-file set). Best effort: a busy or failing
+    restore is the standby's to report; its own schedule runs anyway."""
     try:
-        reply = call("restore")
+        reply = peer.request_restore()
+        if reply is None:
+            return  # the standby's restore runs on its own schedule (transport=local)
         log.info("standby restore on request: %s", reply.get("message", ""))
     except DrsyncError as e:
         log.warning("standby restore on request did not run: %s", e.message)
@@ -74,7 +77,7 @@ def requeue_lost(state: PrimaryState, transport: Transport) -> None:
         return
     inbox = transport.list_dir("metadata", MANIFEST_DIR)
     forget_restored(state, transport)
-    lost = [k for k in state.shipped if f"{k}.manifest.json" not in inbox]
+    lost = [k for k in state.shipped if manifest_name(k) not in inbox]
     if lost:
         log.warning("set(s) %s are no longer in the standby's inbox; shipping them again", ", ".join(lost))
         state.shipped = [k for k in state.shipped if k not in lost]

@@ -23,10 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from drsync.errors import ConfigError, UnsafePathError
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
+from drsync.site.layout import LOCK_DIR, PUBLICATIONS_FILE
 from drsync.site.locks import operation_lock
-from drsync.site.state import LOCK_DIR
 
-PUBLICATIONS_FILE = "publications.json"
 ALL_DATABASES = "*"
 # One name component: no separator, no path trick, no control character, no leading '.'/'_'
 # (drsync's own directories and hidden scratch never hold tables).

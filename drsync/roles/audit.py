@@ -16,9 +16,8 @@ from typing import Any
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.roles.epoch import read_role
+from drsync.site.layout import AUDIT_FILE
 from drsync.site.state import local_time
-
-AUDIT_FILE = "audit.log"
 
 
 def who() -> str:

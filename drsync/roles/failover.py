@@ -16,32 +16,30 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
+from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.roles import audit
-from drsync.roles.epoch import ROLE_FILE, parse_role, read_role, write_role
+from drsync.roles.epoch import read_role, write_role
 from drsync.roles.fence import make_writable
-from drsync.roles.sites import (
-    Pair,
-    archive,
-    stamp,
-    swapped_config,
-    swapped_name,
-    when,
-    write_inventories,
-)
+from drsync.roles.sites import Pair, archive, swapped_config, swapped_name, when, write_inventories
 from drsync.roles.tablelog import SetAside, inventory_at, set_aside_above, set_aside_table
 from drsync.sets.manifest import load_manifest
-from drsync.site.locks import lock_holder, operation_lock
-from drsync.site.state import (
+from drsync.site.layout import (
+    BARRIER_OR_MANIFEST_NAME,
     LAST_RESTORED,
     LOCK_DIR,
     MANIFEST_DIR,
+    MetadataLayout,
+    WarehouseLayout,
+    stamp,
+)
+from drsync.site.locks import operation_lock
+from drsync.site.state import (
     PrimaryState,
     StandbyState,
     StandbyTable,
@@ -50,11 +48,10 @@ from drsync.site.state import (
     request_stop,
     save_state,
 )
-from drsync.site.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.site.warehouse import TableRef, discover_tables
 from drsync.standby.restore import barrier_dir
 
 Say = Callable[[str], None]
-_KEY = re.compile(r"^(\d{8}_\d{6})\.(?:json|manifest\.json)$")
 LOG_NEW = ".drsync-log-new"
 
 
@@ -74,11 +71,11 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         key = _newest_barrier(pair.sw, state.last_key)
         if key is None:
             raise RoleError("failover: the standby has not restored any set; there is nothing to promote")
-        versions: dict[str, int] = read_json(barrier_dir(pair.sw) / f"{key}.json")
+        versions: dict[str, int] = read_json(WarehouseLayout(pair.sw).barrier_map(key))
         barrier_ms = _barrier_ms(pair, state, key)
-        quarantine = pair.sw / DRSYNC_DIR / "failover-quarantine" / stamp()
+        quarantine = WarehouseLayout(pair.sw).quarantine("failover", stamp())
         unfinished = _unfinished_files(pair, key)
-        rmtree_force(pair.sw / DRSYNC_DIR / "staging")  # drsync's scratch copies of set files
+        rmtree_force(WarehouseLayout(pair.sw).staging)  # drsync's scratch copies of set files
         results: list[SetAside] = []
         for t in discover_tables(pair.sw):
             tdir = t.path(pair.sw)
@@ -130,7 +127,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         f"{len(aside)} table(s) had commits of an unfinished set set aside")
     say(f"when the old primary is back, run `drsync reprotect -c {config}` there; this site then "
         f"replicates to it (use {swapped_name(config.name)} here)")
-    metas = [pair.sm, pair.pm] if settings.transport == "local" else [pair.sm]
+    metas = [pair.sm, pair.pm] if both_sites_here(settings) else [pair.sm]
     audit.record(metas, "failover", config, f"done: recovery point {point}", new_epoch,
                  "; ".join(r.describe() for r in aside))
     return 0
@@ -141,32 +138,32 @@ def _old_primary_epoch(pair: Pair, force: bool) -> int:
 
     With transport=local: its backup lock is held (a round is running now). Over SSH: its
     agent answers at all (a primary that answers is not lost)."""
-    if pair.settings.transport == "local":
-        holder = lock_holder(pair.pm / LOCK_DIR, "backup")
-        if holder is not None and not force:
-            raise RoleError(f"failover: the primary is reachable and replicating (backup round "
-                            f"running, pid {holder})", hint="use switchover for a planned change, or --force")
-        return read_role(pair.pm).epoch
-    from drsync.transport.ssh import SshTransport
-
+    peer: Peer | None = None
     try:
-        with SshTransport(pair.settings, peer="primary") as link:
-            raw = link.read_bytes("metadata", ROLE_FILE)
+        peer = open_peer(pair.settings, toward="primary")
+        alive = peer.replicating()
+        epoch = peer.role().epoch
     except DrsyncError:
+        if peer is not None and peer.here:
+            raise
         return 0  # unreachable: lost, as the operator says; its epoch is at most ours
-    if not force:
-        raise RoleError(f"failover: the primary {pair.settings.primary_host_ip} is reachable (its agent "
-                        "answered over SSH)", hint="use switchover for a planned change, or --force")
-    return parse_role(raw).epoch
+    finally:
+        if peer is not None:
+            peer.close()
+    if alive is not None and not force:
+        raise RoleError(f"failover: the primary {alive}",
+                        hint="use switchover for a planned change, or --force")
+    return epoch
 
 
 def _newest_barrier(warehouse: Path, last_key: str | None) -> str | None:
     keys: list[str] = []
     with contextlib.suppress(FileNotFoundError):
-        keys = [m[1] for e in os.scandir(barrier_dir(warehouse)) if (m := _KEY.match(e.name))]
+        names = [e.name for e in os.scandir(barrier_dir(warehouse))]
+        keys = [m[1] for n in names if (m := BARRIER_OR_MANIFEST_NAME.match(n))]
     newest = max(keys, default=None)
     if last_key is not None and (newest is None or newest < last_key):
-        return last_key if (barrier_dir(warehouse) / f"{last_key}.json").exists() else None
+        return last_key if WarehouseLayout(warehouse).barrier_map(last_key).exists() else None
     return newest
 
 
@@ -174,7 +171,7 @@ def _barrier_ms(pair: Pair, state: StandbyState, key: str) -> int:
     if state.last_key == key and state.last_barrier_ms is not None:
         return state.last_barrier_ms
     try:  # the barrier map was published but the state not yet committed
-        return load_manifest(pair.sm / MANIFEST_DIR / f"{key}.manifest.json").barrier_ms
+        return load_manifest(MetadataLayout(pair.sm).manifest(key)).barrier_ms
     except ManifestError as e:
         raise RoleError(f"failover: barrier {key} is published but its manifest is unreadable: "
                         f"{e.message}") from None
@@ -185,7 +182,7 @@ def _unfinished_files(pair: Pair, key: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     with contextlib.suppress(FileNotFoundError):
         for e in os.scandir(pair.sm / MANIFEST_DIR):
-            m = _KEY.match(e.name)
+            m = BARRIER_OR_MANIFEST_NAME.match(e.name)
             if m and m[1] > key:
                 with contextlib.suppress(ManifestError):
                     for t in load_manifest(Path(e.path)).tables:
@@ -196,10 +193,10 @@ def _unfinished_files(pair: Pair, key: str) -> dict[str, set[str]]:
 
 def _set_aside_manifests(pair: Pair, key: str) -> None:
     """Sets after the recovery point are never applied: out of the inbox, kept for the record."""
-    dest = pair.sm / MANIFEST_DIR / "failover-set-aside"
+    dest = MetadataLayout(pair.sm).failover_set_aside
     with contextlib.suppress(FileNotFoundError):
         for e in list(os.scandir(pair.sm / MANIFEST_DIR)):
-            m = _KEY.match(e.name)
+            m = BARRIER_OR_MANIFEST_NAME.match(e.name)
             if m and m[1] > key:
                 os.makedirs(dest, exist_ok=True)
                 os.replace(e.path, dest / e.name)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
-from drsync.roles.epoch import JOURNAL_FILE, read_role
+from drsync.roles.epoch import read_role
 from drsync.roles.sites import swapped_name
+from drsync.site.layout import JOURNAL_FILE
 
 
 def plays(settings: Settings, role: Role) -> bool:

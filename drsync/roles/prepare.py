@@ -22,6 +22,8 @@ from typing import Any
 from drsync.config import Role, Settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes, ensure_dir
+from drsync.peer import Peer, both_sites_here, open_peer
+from drsync.site.layout import PAIR_FILE
 from drsync.site.pairing import (
     GIB,
     authorized_keys_line,
@@ -36,8 +38,6 @@ from drsync.site.pairing import (
     user_of,
     wanted_pair,
 )
-from drsync.transport.agent import PAIR_FILE
-from drsync.transport.ssh import SshTransport
 
 SAFE_MODE = 0o750
 
@@ -112,7 +112,7 @@ class _Prepare:
         # A diagnostic answers at once: no retries with back-off on a refused probe.
         self.s = settings.model_copy(update={"check_balance_retry_times": 0})
         self.check_only = check_only
-        self.remote: SshTransport | None = None
+        self.remote: Peer | None = None
         self.connect_error: DrsyncError | None = None
         self.user = user_of(settings)
         self.pair = json.dumps(wanted_pair(settings), indent=2).encode() + b"\n"
@@ -123,7 +123,7 @@ class _Prepare:
             raise DrsyncError(f"{cfg}: primary-cluster-id and standby-cluster-id must be set to record "
                               "the pair", hint=f"add to {cfg} on both sites: primary-cluster-id="
                               f"{uuid.uuid4()} and standby-cluster-id={uuid.uuid4()}")
-        if s.transport == "ssh":
+        if not both_sites_here(s):
             key, known = s.ssh_key_file, s.known_hosts_file
             if key is None or not key.is_file():
                 raise DrsyncError(f"ssh-key-file {key} does not exist",
@@ -134,7 +134,7 @@ class _Prepare:
         return f"{cfg} is valid (transport={s.transport})"
 
     def local_dirs(self) -> str:
-        roles: tuple[Role, ...] = ("primary", "standby") if self.s.transport == "local" else ("primary",)
+        roles: tuple[Role, ...] = ("primary", "standby") if both_sites_here(self.s) else ("primary",)
         dirs = [d for r in roles for d in (self.s.media_dir(r), self.s.metadata_dir(r))]
         return "; ".join(local_dir(d, not self.check_only, self.user) for d in dirs)
 
@@ -142,7 +142,7 @@ class _Prepare:
         s = self.s
         where = f"{self.user}@{host_of(s, 'standby')}:{s.ssh_port}"
         try:
-            self.remote = SshTransport(s)
+            self.remote = open_peer(s)
         except DrsyncError as e:
             stage, message, hint = ssh_failure(s, e)
             if stage != "remote_version":
@@ -153,7 +153,7 @@ class _Prepare:
     def remote_version(self) -> str:
         if self.connect_error is not None or self.remote is None:
             raise self.connect_error or DrsyncError("not connected")
-        hello = self.remote.call("hello")
+        hello = self.remote.hello()
         return (f"the standby runs drsync {hello.get('version')} (protocol {hello.get('protocol')}, "
                 f"format {hello.get('format')}), same as here")
 
@@ -166,7 +166,7 @@ class _Prepare:
     def standby_pair(self) -> dict[str, Any] | None:
         if self.remote is None:
             return read_local_pair(self.s.restore_metadata_destination)
-        return parse_pair(self.remote.read_bytes("metadata", PAIR_FILE))
+        return parse_pair(self.remote.read("metadata", PAIR_FILE))
 
     def cluster_pair(self) -> str:
         want, found = wanted_pair(self.s), []
@@ -186,11 +186,11 @@ class _Prepare:
             return self.record(s.restore_metadata_destination)
         if self.check_only and self.standby_pair() is None:
             # The agent's prepare creates its roots even with check_only: measure, do not touch.
-            free = self.remote.call("df", area="media").get("free", 0)
+            free = self.remote.df("media")["free"]
             return (f"not prepared yet: prepare creates {s.restore_media_destination} and "
                     f"{s.restore_metadata_destination} on {host_of(s, 'standby')} "
                     f"({free / GIB:.1f} GiB free)")
-        reply = self.remote.call("prepare", check_only=self.check_only, **wanted_pair(s))
+        reply = self.remote.prepare(self.check_only, wanted_pair(s))
         details = []
         standby = host_of(s, "standby")
         for area, path in (("media", s.restore_media_destination),
@@ -217,11 +217,11 @@ class _Prepare:
 
 
 def run_prepare(settings: Settings, check_only: bool) -> PrepareReport:
-    line = authorized_keys_line(settings) if settings.transport == "ssh" else None
+    line = authorized_keys_line(settings) if not both_sites_here(settings) else None
     report = PrepareReport(check_only, authorized_keys=line)
     job = _Prepare(settings, check_only)
     steps = [("config", job.config), ("local_directories", job.local_dirs)]
-    if settings.transport == "ssh":
+    if not both_sites_here(settings):
         steps += [("ssh_primary_to_standby", job.ssh_primary_to_standby),
                   ("remote_version", job.remote_version),
                   ("ssh_standby_to_primary", job.ssh_standby_to_primary)]

@@ -15,7 +15,7 @@ new standby state names as restored, and carries only what changed since. Where 
 shared version differs from that inventory (the old primary lacked a commit), the inventory is
 rebuilt from the old primary's copy, which is now exactly at the shared version.
 
-The new primary is reached as a `LocalPeer` (transport=local) or through its agent (SSH): the
+The new primary is reached through the `Peer` (opened with purpose "reprotect"): over SSH its
 agent lets an old primary in for these operations only (`hello` with purpose "reprotect").
 """
 
@@ -28,21 +28,12 @@ from typing import Any
 
 from drsync.config import Settings
 from drsync.errors import RoleError
+from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableInventory
-from drsync.primary.round import load_inventory
 from drsync.roles import audit
 from drsync.roles.epoch import RoleRecord, read_role, write_role
 from drsync.roles.fence import make_readonly
-from drsync.roles.sites import (
-    Pair,
-    archive,
-    remove,
-    stamp,
-    swapped_config,
-    swapped_name,
-    write_inventories_merge,
-    write_last_restored,
-)
+from drsync.roles.sites import Pair, archive, remove, swapped_config, swapped_name, write_last_restored
 from drsync.roles.tablelog import (
     Commits,
     SetAside,
@@ -52,70 +43,32 @@ from drsync.roles.tablelog import (
     set_aside_table,
     shared_version,
 )
-from drsync.site.locks import operation_lock
-from drsync.site.state import (
+from drsync.site.layout import (
+    INVENTORY_DIR,
     LOCK_DIR,
     MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    StandbyTable,
-    clear_stop,
-    load_state,
-    save_state,
+    MetadataLayout,
+    WarehouseLayout,
+    stamp,
 )
-from drsync.site.warehouse import DRSYNC_DIR, TableRef
+from drsync.site.locks import operation_lock
+from drsync.site.state import PrimaryState, StandbyState, StandbyTable, save_state
+from drsync.site.warehouse import TableRef
 
 Say = Callable[[str], None]
-class LocalPeer:
-    """The new primary on this host (its side of `settings` is the standby side)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.meta, self.warehouse = settings.restore_metadata_destination, settings.standby_warehouse
-
-    def close(self) -> None:
-        pass
-
-    def role(self) -> RoleRecord:
-        return read_role(self.meta)
-
-    def head(self) -> tuple[str | None, int | None]:
-        state: PrimaryState = load_state(self.meta, PrimaryState)
-        return state.last_key, state.last_barrier_ms
-
-    def inventoried(self) -> dict[str, tuple[int, str | None]]:
-        root = self.meta / "tables"
-        out: dict[str, tuple[int, str | None]] = {}
-        for p in sorted(root.glob("*/*/*.json")) if root.exists() else []:
-            ref = TableRef(p.parent.parent.name, p.parent.name, p.stem)
-            inv = load_inventory(self.meta, ref)
-            if inv is not None:
-                out[ref.name] = (inv.version, inv.table_id)
-        return out
-
-    def commits(self, name: str) -> Commits | None:
-        return commit_hashes(TableRef.parse(name).path(self.warehouse))
-
-    def finish(self, rebuilt: dict[str, TableInventory], drop: list[str]) -> None:
-        """Inventories for what the old primary holds now; then the new primary ships again."""
-        write_inventories_merge(self.meta, rebuilt)
-        for name in drop:
-            t = TableRef.parse(name)
-            (self.meta / "tables" / t.db / t.schema / f"{t.table}.json").unlink(missing_ok=True)
-        remove(self.meta / "tables" / "index.json")  # the unchanged-table index must look again
-        clear_stop(self.meta, "backup")
 
 
-class SshPeer:
-    """The new primary through its agent (transport=ssh)."""
+def run_reprotect(settings: Settings, config: Path, *, say: Say = print) -> int:
+    with open_peer(settings, purpose="reprotect") as peer:
+        return _reprotect(Pair(settings, config), NewPrimaryView(peer), say)
 
-    def __init__(self, settings: Settings) -> None:
-        from drsync.transport.ssh import SshTransport
 
-        self.link = SshTransport(settings, purpose="reprotect")
-        self.info: dict[str, Any] = self.link.call_once("reprotectinfo")
+class NewPrimaryView:
+    """The new primary as the reprotect sees it: its facts asked once, through the peer."""
 
-    def close(self) -> None:
-        self.link.close()
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.info: dict[str, Any] = peer.reprotect_info()
 
     def role(self) -> RoleRecord:
         role = self.info.get("role")
@@ -129,23 +82,13 @@ class SshPeer:
         return {str(n): (int(v[0]), v[1]) for n, v in dict(self.info.get("tables") or {}).items()}
 
     def commits(self, name: str) -> Commits | None:
-        raw = self.link.call_once("commits", table=name).get("commits")
-        return None if raw is None else {int(v): (int(c[0]), str(c[1])) for v, c in raw.items()}
+        return self.peer.commits(name)
 
     def finish(self, rebuilt: dict[str, TableInventory], drop: list[str]) -> None:
-        self.link.call_once("reprotected", inventories={n: i.to_json() for n, i in rebuilt.items()},
-                            drop=drop)
+        self.peer.reprotected(rebuilt, drop)
 
 
-def run_reprotect(settings: Settings, config: Path, *, say: Say = print) -> int:
-    peer: LocalPeer | SshPeer = LocalPeer(settings) if settings.transport == "local" else SshPeer(settings)
-    try:
-        return _reprotect(Pair(settings, config), peer, say)
-    finally:
-        peer.close()
-
-
-def _reprotect(pair: Pair, peer: LocalPeer | SshPeer, say: Say) -> int:
+def _reprotect(pair: Pair, peer: NewPrimaryView, say: Say) -> int:
     config = pair.config
     own, new = read_role(pair.pm), peer.role()
     if own.role == "standby" and own.epoch == new.epoch and new.role == "primary":
@@ -159,7 +102,7 @@ def _reprotect(pair: Pair, peer: LocalPeer | SshPeer, say: Say) -> int:
     if key is None or barrier_ms is None:
         raise RoleError(f"reprotect: the new primary's state in {pair.sm} names no set")
     swapped_config(config, write=True)  # the new direction runs with the swapped config
-    quarantine = pair.pw / DRSYNC_DIR / "reprotect-quarantine" / stamp()
+    quarantine = WarehouseLayout(pair.pw).quarantine("reprotect", stamp())
     with operation_lock(pair.pm / LOCK_DIR, "backup"):  # no round of the old primary meanwhile
         results: list[SetAside] = []
         tables: dict[str, StandbyTable] = {}
@@ -187,15 +130,15 @@ def _reprotect(pair: Pair, peer: LocalPeer | SshPeer, say: Say) -> int:
             make_readonly(mine)
         # The old primary's own sets would sit in its new inbox: out of the way, kept.
         if (pair.pm / MANIFEST_DIR).exists():
-            old = pair.pm / "role-history" / f"{stamp()}-reprotect-old-sets"
+            old = MetadataLayout(pair.pm).history / f"{stamp()}-reprotect-old-sets"
             os.makedirs(old, exist_ok=True)
             os.replace(pair.pm / MANIFEST_DIR, old / MANIFEST_DIR)
         write_role(pair.pm, "standby", new.epoch)
         save_state(pair.pm, StandbyState(last_key=key, last_barrier_ms=barrier_ms, tables=tables,
                                          role_epoch=new.epoch))
         write_last_restored(pair.pm, key, barrier_ms)
-        archive(pair.pm, [PrimaryState.FILE, "tables"], "reprotect-was-primary")
-        remove(pair.pm / "stop-backup.intent")
+        archive(pair.pm, [PrimaryState.FILE, INVENTORY_DIR], "reprotect-was-primary")
+        remove(MetadataLayout(pair.pm).intent("backup"))
     peer.finish(rebuilt, drop)  # the new primary ships again
     aside = [r for r in results if r.files]
     for r in aside:

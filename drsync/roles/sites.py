@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from drsync.config import Settings, load_settings, swap_config_text
 from drsync.errors import ConfigError, RoleError
 from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, fsync_dir, rmtree_force
 from drsync.primary.changes import TableInventory
-from drsync.site.state import LAST_RESTORED, local_time
+from drsync.site.layout import HISTORY_DIR, LAST_RESTORED, MetadataLayout, stamp
+from drsync.site.state import local_time
 from drsync.site.warehouse import TableRef
-
-HISTORY_DIR = "role-history"  # where a role change keeps the state files it replaced
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def swapped_config(config: Path, write: bool) -> tuple[Path, Settings | None]:
 def archive(meta: Path, names: list[str], tag: str) -> list[str]:
     """Move state files a role change replaces to `<meta>/role-history/<time>-<tag>/` (kept
     for the record, out of the way of the side's new role)."""
-    dest = meta / HISTORY_DIR / f"{time.strftime('%Y%m%d_%H%M%S')}-{tag}"
+    dest = meta / HISTORY_DIR / f"{stamp()}-{tag}"
     moved: list[str] = []
     for name in names:
         src = meta / name
@@ -99,11 +97,10 @@ def archive(meta: Path, names: list[str], tag: str) -> list[str]:
 def write_inventories(meta: Path, inventories: dict[str, TableInventory]) -> None:
     """A new primary's inventories: written fresh (old ones and the unchanged-table index of an
     earlier primary role are dropped: they describe another peer)."""
-    tables = meta / "tables"
-    rmtree_force(tables)
+    layout = MetadataLayout(meta)
+    rmtree_force(layout.inventories)
     for name, inv in inventories.items():
-        ref = TableRef.parse(name)
-        path = tables / ref.db / ref.schema / f"{ref.table}.json"
+        path = layout.inventory(TableRef.parse(name))
         ensure_dir(path.parent)
         atomic_write_json(path, inv.to_json())
 
@@ -112,16 +109,12 @@ def write_inventories_merge(meta: Path, inventories: dict[str, TableInventory]) 
     """Replace some of a primary's inventories, keeping the others."""
     for name, inv in inventories.items():
         ref = TableRef.parse(name)
-        atomic_write_json(meta / "tables" / ref.db / ref.schema / f"{ref.table}.json", inv.to_json())
-    remove(meta / "tables" / "index.json")  # the unchanged-table index must look again
+        atomic_write_json(MetadataLayout(meta).inventory(ref), inv.to_json())
+    remove(MetadataLayout(meta).index)  # the unchanged-table index must look again
 
 
 def write_last_restored(meta: Path, key: str, barrier_ms: int) -> None:
     atomic_write_json(meta / LAST_RESTORED, {"key": key, "barrier_ms": barrier_ms})
-
-
-def stamp() -> str:
-    return time.strftime("%Y%m%d_%H%M%S")
 
 
 def when(ms: int | None) -> str:

@@ -7,6 +7,7 @@ they cannot drift apart. Role facts are added next to the spec's fields, which s
 from __future__ import annotations
 
 from drsync.config import Settings
+from drsync.peer import both_sites_here
 from drsync.roles.audit import last_entry
 from drsync.roles.epoch import read_role, role_facts
 from drsync.site.document import ProgressDocument, RpoForecast, build_document
@@ -28,7 +29,7 @@ def add_role_fields(settings: Settings, doc: ProgressDocument) -> ProgressDocume
     """`role epoch`, `site roles`, `last role change`; and the failover point from the role
     record when the standby state that held it was replaced by the promotion."""
     metas = [settings.primary_metadata_destination, settings.restore_metadata_destination]
-    if settings.transport == "local":  # over SSH only this host's side is readable here
+    if both_sites_here(settings):  # over SSH only this host's side is readable here
         roles = {str(m): read_role(m) for m in metas}
     else:
         here = next((m for m in metas if m.exists()), metas[0])

@@ -16,15 +16,8 @@ from drsync.roles.epoch import write_role
 from drsync.roles.fence import make_readonly, make_writable
 from drsync.roles.sites import archive, write_inventories, write_last_restored
 from drsync.roles.tablelog import inventory_at
-from drsync.site.state import (
-    LAST_RESTORED,
-    PrimaryState,
-    StandbyState,
-    StandbyTable,
-    clear_stop,
-    load_state,
-    save_state,
-)
+from drsync.site.layout import INVENTORY_DIR, LAST_RESTORED
+from drsync.site.state import PrimaryState, StandbyState, StandbyTable, clear_stop, load_state, save_state
 from drsync.site.warehouse import TableRef
 
 
@@ -68,7 +61,7 @@ def demote(settings: Settings, p: SwapPoint) -> None:
                                       role_epoch=p.epoch))
     write_last_restored(meta, p.key, p.barrier_ms)
     crash_point("switchover.demoted")
-    archive(meta, [PrimaryState.FILE, "tables"], "switchover-was-primary")
+    archive(meta, [PrimaryState.FILE, INVENTORY_DIR], "switchover-was-primary")
     clear_stop(meta, "backup")
     for name in p.versions:
         make_readonly(TableRef.parse(name).path(warehouse))

@@ -25,23 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from drsync.config import Settings
-from drsync.errors import DrsyncError, RoleError
+from drsync.errors import DrsyncError, LockBusyError, RoleError, TransportError
 from drsync.fsutil import atomic_write_json, read_json_object
+from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.primary.round import run_backup
 from drsync.roles import audit
-from drsync.roles.epoch import JOURNAL_FILE, assert_site_role, changing_roles, read_role, write_role
+from drsync.roles.epoch import assert_site_role, changing_roles, read_role, write_role
 from drsync.roles.fence import dir_modes, fence_table, unfence_table
-from drsync.roles.remote import StandbyView
 from drsync.roles.sites import Pair, swapped_config
-from drsync.roles.swap import SwapPoint, demote, promote
+from drsync.roles.swap import SwapPoint, demote
 from drsync.sets.manifest import load_manifest
-from drsync.site.state import (
-    MANIFEST_DIR,
-    PrimaryState,
-    StandbyState,
-    load_state,
-    stop_requested,
-)
+from drsync.site.layout import JOURNAL_FILE, MetadataLayout, intent_name
+from drsync.site.state import PrimaryState, StandbyState, load_state, stop_requested
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.tableformat.delta import list_log
 
@@ -60,14 +55,16 @@ def _save_journal(meta: Path, journal: dict[str, Any]) -> None:
 def run_switchover(settings: Settings, config: Path, *, dry_run: bool = False, timeout: float = 300.0,
                    say: Say = print) -> int:
     pair = Pair(settings, config)
-    standby = StandbyView(settings)  # over SSH: the standby's agent (needs remote-config-file)
-    try:
+    if not both_sites_here(settings) and settings.remote_config_file is None:
+        raise TransportError(
+            "switchover over SSH needs remote-config-file: the standby's agent restores "
+            "and takes the primary role with its own config",
+            hint="set remote-config-file to backupRestore.ini's path on the standby host")
+    with open_peer(settings) as standby:
         return _switchover(pair, standby, dry_run, timeout, say)
-    finally:
-        standby.close()
 
 
-def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float, say: Say) -> int:
+def _switchover(pair: Pair, standby: Peer, dry_run: bool, timeout: float, say: Say) -> int:
     config = pair.config
     journal = load_journal(pair.pm)
     if journal is not None and not dry_run:
@@ -78,10 +75,10 @@ def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float,
         say(f"a previous switchover stopped at step {journal.get('step')!r}: rolled back (tables unfenced)")
     assert_site_role(pair.pm, "primary", "switchover")
     peer = standby.role()
-    if peer.role not in (None, "standby") or standby.read(StandbyState.FILE) is None:
+    if peer.role not in (None, "standby") or standby.read("metadata", StandbyState.FILE) is None:
         raise RoleError(f"switchover: the other site ({pair.sm}) is not a standby "
                         f"({peer.role or 'no standby state'}, role epoch {peer.epoch})")
-    if stop_requested(pair.pm, "backup") or standby.read("stop-restore.intent") is not None:
+    if stop_requested(pair.pm, "backup") or standby.read("metadata", intent_name("restore")) is not None:
         op = "backup" if stop_requested(pair.pm, "backup") else "restore"
         raise RoleError(f"switchover: {op} is stopped (stop-{op}); the final round needs it",
                         hint=f"run `drsync start-{op}` with this site's config first")
@@ -91,7 +88,7 @@ def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float,
                         hint="run a backup and a restore first")
     # The replicated tables are those of the newest set (publications decide which); a table
     # of the primary's own is neither fenced nor made read-only by the swap.
-    replicated = load_manifest(pair.pm / MANIFEST_DIR / f"{last_key}.manifest.json").versions
+    replicated = load_manifest(MetadataLayout(pair.pm).manifest(last_key)).versions
     tables = [t for t in discover_tables(pair.pw) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
     new_epoch = max(read_role(pair.pm).epoch, peer.epoch) + 1
@@ -133,7 +130,7 @@ def _switchover(pair: Pair, standby: StandbyView, dry_run: bool, timeout: float,
     return _finish(pair, standby, journal, say)
 
 
-def _fence_and_drain(pair: Pair, standby: StandbyView, journal: dict[str, Any], tables: list[TableRef],
+def _fence_and_drain(pair: Pair, standby: Peer, journal: dict[str, Any], tables: list[TableRef],
                      timeout: float, say: Say) -> None:
     """Fence, final round, wait for the standby; then record the point of no return."""
     for t in tables:
@@ -166,7 +163,7 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
                                                                     for f in result.failed))
         state = load_state(pair.pm, PrimaryState)
         assert state.last_key is not None and state.last_barrier_ms is not None
-        manifest = load_manifest(pair.pm / MANIFEST_DIR / f"{state.last_key}.manifest.json")
+        manifest = load_manifest(MetadataLayout(pair.pm).manifest(state.last_key))
         latest = _latest(pair, tables)
         if all(manifest.versions.get(n) == v for n, v in latest.items()):
             say(f"final set {state.last_key} carries every table at its fenced version")
@@ -174,16 +171,22 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
     raise RoleError(f"after {ROUNDS} rounds the last set still misses commits made before the fence")
 
 
-def _wait_restored(standby: StandbyView, key: str, versions: dict[str, int], timeout: float,
+def _wait_restored(standby: Peer, key: str, versions: dict[str, int], timeout: float,
                    say: Say) -> StandbyState:
     deadline = time.monotonic() + timeout
+    last_error = ""
     while True:
-        standby.restore()  # a busy restore (the standby's daemon) is simply waited for
-        state = standby.state()
+        try:
+            standby.restore()
+        except LockBusyError:
+            pass  # a busy restore (the standby's daemon) is simply waited for
+        except DrsyncError as e:
+            last_error = e.message
+        state = standby.standby_state()
         if state.last_key is not None and state.last_key >= key:
             break
         if time.monotonic() > deadline:
-            why = f"; its last restore failed: {standby.last_error}" if standby.last_error else ""
+            why = f"; its last restore failed: {last_error}" if last_error else ""
             raise RoleError(f"the standby did not restore set {key} within {timeout:.0f} s "
                             f"(it is at {state.last_key or 'no set'}){why}")
         time.sleep(0.5)
@@ -212,17 +215,14 @@ def _rollback(pair: Pair, journal: dict[str, Any]) -> None:
     (pair.pm / JOURNAL_FILE).unlink(missing_ok=True)
 
 
-def _finish(pair: Pair, standby: StandbyView, journal: dict[str, Any], say: Say) -> int:
+def _finish(pair: Pair, standby: Peer, journal: dict[str, Any], say: Say) -> int:
     """The swap. Every step can be repeated: a crash here is completed by the next run."""
     point = SwapPoint(int(journal["new_epoch"]), str(journal["key"]), int(journal["barrier_ms"]),
                       dict(journal["versions"]), dict(journal.get("table_ids", {})))
     # This side's new role first: over SSH our agent calls then carry the new epoch, so a
     # re-run after a crash is not refused by a standby that was already promoted.
     write_role(pair.pm, "standby", point.epoch)
-    if pair.settings.transport == "local":
-        promote(pair.settings, point)
-    else:
-        standby.promote(point)
+    standby.promote(point)
     demote(pair.settings, point)
     (pair.pm / JOURNAL_FILE).unlink(missing_ok=True)
     sw = journal.get("sw_config", "sw_backupRestore.ini")

@@ -42,8 +42,6 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def bundle_suffix(compression: str) -> str:
-    return ".tar.zst" if compression == "zstd" else ".tar"
 
 
 @dataclass

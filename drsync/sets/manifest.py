@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from drsync.errors import ManifestError, UnsafePathError
 from drsync.site.confine import safe_relpath
+from drsync.site.layout import KEY_FORMAT
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
 FORMAT_VERSION = "1.1"
-KEY_FORMAT = "%Y%m%d_%H%M%S"
 
 FileKind = Literal[
     "data", "dv", "cdc", "commit", "checkpoint", "sidecar", "crc", "compacted", "last_checkpoint"

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from drsync.config import Role, Settings
 from drsync.errors import ConfigError, DrsyncError
+from drsync.peer import Peer, both_sites_here, open_peer
+from drsync.site.layout import LOCK_DIR, PAIR_FILE, lock_name
 from drsync.site.locks import lock_holder, read_lock_pid
 from drsync.site.pairing import (
     gib,
@@ -39,9 +41,7 @@ from drsync.site.pairing import (
     user_of,
     wanted_pair,
 )
-from drsync.site.state import LOCK_DIR
-from drsync.transport.agent import PAIR_FILE
-from drsync.transport.ssh import SshTransport
+from drsync.transport.base import Area
 
 Status = Literal["OK", "FAILED", "SKIPPED"]
 MAX_SKEW = 5.0  # seconds
@@ -74,7 +74,7 @@ class _Context:
     def __init__(self, settings: Settings) -> None:
         self.s = settings.model_copy(update={"check_balance_retry_times": 0})  # answer at once
         self.failed: set[str] = set()
-        self._remote: SshTransport | None = None
+        self._remote: Peer | None = None
         self._error: tuple[str, str, str] | None = None  # (stage, message, hint) of the login
         self._tried = False
 
@@ -83,7 +83,7 @@ class _Context:
         if not self._tried:
             self._tried = True
             try:
-                self._remote = SshTransport(self.s)
+                self._remote = open_peer(self.s)
             except DrsyncError as e:
                 stage, message, hint = ssh_failure(self.s, e)
                 # TCP answered (ssh_reachable passed): a failed handshake is reported by host_key.
@@ -91,13 +91,13 @@ class _Context:
         return self._error
 
     def login(self) -> tuple[str, str, str] | None:
-        if self.s.transport == "local":
+        if both_sites_here(self.s):
             raise Skip("transport=local")
         if "ssh_reachable" in self.failed:
             raise Skip("not checked: ssh_reachable failed")
         return self.open()
 
-    def remote(self) -> SshTransport:
+    def remote(self) -> Peer:
         error = self.login()
         if error is not None or self._remote is None:
             raise Skip(f"not checked: {error[0] if error else 'ssh'} failed")
@@ -123,7 +123,7 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
 @check("config")
 def check_config(ctx: _Context) -> str:
     s = ctx.s
-    if s.transport == "ssh":
+    if not both_sites_here(s):
         for key, path in (("ssh-key-file", s.ssh_key_file), ("known-hosts-file", s.known_hosts_file)):
             if path is None or not path.is_file():
                 hint = (f"ssh-keygen -t ed25519 -N '' -f {path}" if key == "ssh-key-file"
@@ -135,7 +135,7 @@ def check_config(ctx: _Context) -> str:
 @check("ssh_reachable")
 def check_ssh_reachable(ctx: _Context) -> str:
     s = ctx.s
-    if s.transport == "local":
+    if both_sites_here(s):
         raise Skip("transport=local")
     host = host_of(s, "standby")
     try:
@@ -176,7 +176,7 @@ def check_ssh_login(ctx: _Context) -> str:
 @check("remote_version")
 def check_remote_version(ctx: _Context) -> str:
     def detail() -> str:
-        hello = ctx.remote().call("hello")
+        hello = ctx.remote().hello()
         return (f"the standby runs drsync {hello.get('version')} (protocol {hello.get('protocol')}), "
                 "same as here")
 
@@ -193,7 +193,7 @@ def check_standby_to_primary(ctx: _Context) -> str:
 def check_clock_skew(ctx: _Context) -> str:
     remote = ctx.remote()
     before = time.time()
-    remote_time = float(remote.call("hello").get("time", 0.0))
+    remote_time = float(remote.hello().get("time", 0.0))
     after = time.time()
     # The agent read its clock somewhere inside [before, after] of ours: skew beyond that window.
     skew = max(remote_time - after, before - remote_time, 0.0)
@@ -248,12 +248,13 @@ def check_primary_disk_space(ctx: _Context) -> str:
 def check_standby_disk_space(ctx: _Context) -> str:
     s = ctx.s
     paths = (s.restore_media_destination, s.restore_metadata_destination)
-    if s.transport == "local":
+    if both_sites_here(s):
         return _space("this host", _local_usage(paths))
     remote = ctx.remote()
     usage: list[tuple[Path, int, int, object]] = []
-    for area, path in zip(("media", "metadata"), paths, strict=True):
-        df = remote.call("df", area=area)
+    areas: tuple[Area, Area] = ("media", "metadata")
+    for area, path in zip(areas, paths, strict=True):
+        df = remote.df(area)
         free, total = int(df.get("free", 0)), int(df.get("total", 0))
         usage.append((path, free, total, (free >> 24, total)))  # same numbers: same filesystem
     return _space(host_of(s, "standby"), usage)
@@ -273,24 +274,24 @@ def _writable_here(path: Path) -> str | None:
 @check("directories_writable")
 def check_directories_writable(ctx: _Context) -> str:
     s = ctx.s
-    roles: tuple[Role, ...] = ("primary", "standby") if s.transport == "local" else ("primary",)
+    roles: tuple[Role, ...] = ("primary", "standby") if both_sites_here(s) else ("primary",)
     local = [p for r in roles for p in (s.media_dir(r), s.metadata_dir(r))]
     problems = [p for p in map(_writable_here, local) if p]
     fix = f"drsync prepare -c {s.source_file} creates them; else chown {user_of(s)} DIR && chmod 750 DIR"
     if problems:
         raise DrsyncError("; ".join(problems), hint=fix)
     done = f"{len(local)} directories writable on this host"
-    if s.transport == "local":
+    if both_sites_here(s):
         return done
     try:
         remote = ctx.remote()
     except Skip as e:
         raise Skip(f"{done}; the standby's {e}") from None
     host = host_of(s, "standby")
-    if remote.read_bytes("metadata", PAIR_FILE) is None:  # the agent's prepare would create its roots
+    if remote.read("metadata", PAIR_FILE) is None:  # the agent's prepare would create its roots
         raise DrsyncError(f"{done}; the standby {host} is not prepared ({PAIR_FILE} missing)",
                           hint=f"drsync prepare -c {s.source_file}")
-    reply = remote.call("prepare", check_only=True, **wanted_pair(s))
+    reply = remote.prepare(True, wanted_pair(s))
     bad = [f"{host}:{path}" for area, path in (("media", s.restore_media_destination),
                                                ("metadata", s.restore_metadata_destination))
            if not (reply.get(area) or {}).get("writable")]
@@ -301,7 +302,7 @@ def check_directories_writable(ctx: _Context) -> str:
 
 
 def _lock(lock_dir: Path, op: str) -> str:
-    path = lock_dir / f"{op}.lock"
+    path = lock_dir / lock_name(op)
     pid = lock_holder(lock_dir, op)
     if pid is None:
         last = read_lock_pid(path)
@@ -328,7 +329,7 @@ def check_backup_lock(ctx: _Context) -> str:
 
 @check("restore_lock")
 def check_restore_lock(ctx: _Context) -> str:
-    if ctx.s.transport == "ssh":
+    if not both_sites_here(ctx.s):
         raise Skip(f"the restore lock is on the standby {host_of(ctx.s, 'standby')}; the agent cannot "
                    "query locks")
     return _lock(ctx.s.restore_metadata_destination / LOCK_DIR, "restore")
@@ -341,14 +342,14 @@ def check_pair_recorded(ctx: _Context) -> str:
     if None in want.values():
         raise DrsyncError(f"{cfg}: primary-cluster-id and standby-cluster-id are not set",
                           hint=f"set both in {cfg} on both sites, then drsync prepare -c {cfg}")
-    roles: tuple[Role, ...] = ("primary", "standby") if s.transport == "local" else ("primary",)
+    roles: tuple[Role, ...] = ("primary", "standby") if both_sites_here(s) else ("primary",)
     sides = [(str(s.metadata_dir(r) / PAIR_FILE), read_local_pair(s.metadata_dir(r))) for r in roles]
     for where, pair in sides:
         if pair is not None and pair != want:
             raise pair_mismatch(s, where, pair)
-    if s.transport == "ssh":
+    if not both_sites_here(s):
         where = f"{host_of(s, 'standby')}:{s.restore_metadata_destination / PAIR_FILE}"
-        pair = parse_pair(ctx.remote().read_bytes("metadata", PAIR_FILE))
+        pair = parse_pair(ctx.remote().read("metadata", PAIR_FILE))
         if pair is not None and pair != want:
             raise pair_mismatch(s, where, pair)
         sides.append((where, pair))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drsync.errors import LockBusyError
 from drsync.fsutil import ensure_dir
+from drsync.site.layout import lock_name
 
 # Inside the daemon several threads may try the same operation; flock is per open file
 # description, so a second open() in the same process would succeed. This guards that.
@@ -41,7 +42,7 @@ def read_lock_pid(path: Path) -> int | None:
 def operation_lock(lock_dir: Path, operation: str) -> Iterator[Path]:
     """Hold `<lock_dir>/<operation>.lock` for the duration, or raise LockBusyError at once."""
     ensure_dir(lock_dir)
-    path = lock_dir / f"{operation}.lock"
+    path = lock_dir / lock_name(operation)
     tlock = _thread_lock(path)
     if not tlock.acquire(blocking=False):
         raise LockBusyError(f"another drsync {operation} is already running in this process")
@@ -69,7 +70,7 @@ def operation_lock(lock_dir: Path, operation: str) -> Iterator[Path]:
 
 def lock_holder(lock_dir: Path, operation: str) -> int | None:
     """PID of the live process holding the lock, or None if it is free."""
-    path = lock_dir / f"{operation}.lock"
+    path = lock_dir / lock_name(operation)
     if not path.exists():
         return None
     fd = os.open(path, os.O_RDONLY)

@@ -8,14 +8,23 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drsync import __version__
 from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError
-from drsync.transport.agent import PAIR_FILE
-from drsync.transport.ssh import Peer, SshTransport, agent_command
+from drsync.fsutil import atomic_write_bytes, ensure_dir
+from drsync.site.layout import PAIR_FILE
+from drsync.transport.ssh import Peer, agent_command
+
+
+class OtherSite(Protocol):
+    """The other site as `probe_primary` needs it (a `drsync.peer.Peer`)."""
+
+    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
+                   command: list[str]) -> str: ...
 
 GIB = 1 << 30
 
@@ -56,7 +65,7 @@ def keyscan_hint(settings: Settings, host: str) -> str:
 
 
 def ssh_failure(settings: Settings, e: DrsyncError) -> tuple[str, str, str]:
-    """(stage, message, hint) of a failure to open an SshTransport to the standby. Stages:
+    """(stage, message, hint) of a failure to open the SSH peer (the standby). Stages:
     ssh_reachable, host_key, ssh_login, remote_version."""
     host, port, known = host_of(settings, "standby"), settings.ssh_port, settings.known_hosts_file
     if isinstance(e, HostKeyError):
@@ -87,14 +96,13 @@ def ssh_failure(settings: Settings, e: DrsyncError) -> tuple[str, str, str]:
         f"must print {__version__}")
 
 
-def probe_primary(settings: Settings, remote: SshTransport) -> str:
+def probe_primary(settings: Settings, remote: OtherSite) -> str:
     """Make the standby's agent log in to the primary; raises DrsyncError with a hint."""
     primary = host_of(settings, "primary")
     try:
-        version = str(remote.call(
-            "probe", host=primary, port=settings.ssh_port, user=user_of(settings),
-            key_file=str(settings.ssh_key_file), known_hosts=str(settings.known_hosts_file),
-            command=list(settings.remote_drsync_command)).get("version"))
+        version = remote.probe_back(
+            primary, settings.ssh_port, user_of(settings), str(settings.ssh_key_file),
+            str(settings.known_hosts_file), list(settings.remote_drsync_command))
     except DrsyncError as e:
         standby = host_of(settings, "standby")
         if "known_hosts" in e.message or "BadHostKey" in e.message:
@@ -165,3 +173,23 @@ def nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def prepare_roots(roots: dict[str, Path], pair: dict[str, str | None], check_only: bool) -> dict[str, Any]:
+    """A site's side of prepare: create its roots (mode 0750) and record the cluster pair, then
+    report the pair recorded there and each root's space and access. `check_only` changes nothing."""
+    if not check_only:
+        for root in roots.values():
+            ensure_dir(root, mode=0o750)
+        atomic_write_bytes(roots["metadata"] / PAIR_FILE, json.dumps(pair, indent=2).encode() + b"\n")
+    try:
+        recorded: Any = json.loads((roots["metadata"] / PAIR_FILE).read_bytes())
+    except (FileNotFoundError, ValueError):
+        recorded = None
+    out: dict[str, Any] = {"pair": recorded}
+    for area, root in roots.items():
+        probe = nearest_existing(root)
+        usage = shutil.disk_usage(probe)
+        out[area] = {"free": usage.free, "total": usage.total, "exists": root.exists(),
+                     "writable": os.access(probe, os.W_OK)}
+    return out

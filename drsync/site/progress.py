@@ -17,6 +17,8 @@ from typing import Any, Literal
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes
+from drsync.peer import both_sites_here, open_peer
+from drsync.site.layout import remote_cache_name
 from drsync.site.state import (
     PrimaryState,
     SideProgress,
@@ -108,7 +110,7 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
     tells how old it is) together with a warning.
     """
     p_meta, s_meta = settings.primary_metadata_destination, settings.restore_metadata_destination
-    if settings.transport == "local":
+    if both_sites_here(settings):
         return load_state(p_meta, PrimaryState), load_state(s_meta, StandbyState)
     if (p_meta / PrimaryState.FILE).exists():
         return load_state(p_meta, PrimaryState), _remote_state(settings, "standby", StandbyState, p_meta)
@@ -119,12 +121,10 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
 
 def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model: type[Any],
                   cache_dir: Path) -> Any:
-    from drsync.transport.ssh import SshTransport
-
-    cache = cache_dir / f"{model.FILE}.remote-cache"
+    cache = cache_dir / remote_cache_name(model.FILE)
     try:
-        with SshTransport(settings, peer=peer) as t:
-            raw = t.read_bytes("metadata", model.FILE)
+        with open_peer(settings, toward=peer) as other:
+            raw = other.read("metadata", model.FILE)
         if raw is not None:
             atomic_write_bytes(cache, raw)
             return model.model_validate_json(raw)

@@ -30,12 +30,18 @@ from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import rmtree_force
 from drsync.sets.manifest import key_time
+from drsync.site.layout import (
+    BARRIER_MAP_NAME,
+    LOCK_DIR,
+    MANIFEST_DIR,
+    MANIFEST_NAME,
+    SET_KEY,
+    MetadataLayout,
+    WarehouseLayout,
+    set_dir,
+)
 from drsync.site.locks import operation_lock
-from drsync.site.state import LOCK_DIR, MANIFEST_DIR, StandbyState, load_state
-
-_KEY = re.compile(r"^(\d{8}_\d{6})$")
-_MANIFEST = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
-_BARRIER_MAP = re.compile(r"^(\d{8}_\d{6})\.json$")
+from drsync.site.state import StandbyState, load_state
 
 
 @dataclass
@@ -103,24 +109,22 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
             standby = load_state(meta, StandbyState)
         report = RetentionReport(role, standby.last_key)
         manifests = meta / MANIFEST_DIR
-        sets = _keys_in(media, _KEY, dirs=True) | _keys_in(manifests, _MANIFEST, dirs=False)
+        sets = _keys_in(media, SET_KEY, dirs=True) | _keys_in(manifests, MANIFEST_NAME, dirs=False)
         for key in _expired(sets, standby.last_key, cutoff, protected):
-            bundles = media / key
+            bundles = set_dir(media, key)
             report.bytes_freed += _tree_size(bundles)
             rmtree_force(bundles)
-            manifest = manifests / f"{key}.manifest.json"
+            manifest = MetadataLayout(meta).manifest(key)
             with contextlib.suppress(FileNotFoundError):
                 report.bytes_freed += manifest.stat().st_size
                 manifest.unlink()
             report.deleted_sets.append(key)
         report.kept_sets = len(sets) - len(report.deleted_sets)
         if role == "standby":
-            from drsync.standby.restore import barrier_dir
-
-            maps_dir = barrier_dir(settings.standby_warehouse)
-            maps = _keys_in(maps_dir, _BARRIER_MAP, dirs=False)
+            maps_dir = WarehouseLayout(settings.standby_warehouse).barriers
+            maps = _keys_in(maps_dir, BARRIER_MAP_NAME, dirs=False)
             for key in _expired(maps, standby.last_key, cutoff, set()):
-                path = maps_dir / f"{key}.json"
+                path = WarehouseLayout(settings.standby_warehouse).barrier_map(key)
                 with contextlib.suppress(FileNotFoundError):
                     report.bytes_freed += path.stat().st_size
                     path.unlink()

@@ -23,10 +23,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
-
-MANIFEST_DIR = "manifests"
-LAST_RESTORED = "last-restored.json"  # standby: {"key", "barrier_ms"} of the newest restored set
-LOCK_DIR = "locks"
+from drsync.site.layout import (
+    PRIMARY_STATE_FILE,
+    STANDBY_STATE_FILE,
+    intent_name,
+)
 
 
 def local_time(ts: float | None = None) -> str:
@@ -61,7 +62,7 @@ class SideProgress(BaseModel):
 
 
 class PrimaryState(BaseModel):
-    FILE: ClassVar[str] = "primary-state.json"
+    FILE: ClassVar[str] = PRIMARY_STATE_FILE
     last_key: str | None = None  # newest set built (the chain head)
     last_barrier_ms: int | None = None
     unshipped: list[str] = []  # built, not yet delivered, in chain order
@@ -88,7 +89,7 @@ class DesyncedTable(BaseModel):
 
 
 class StandbyState(BaseModel):
-    FILE: ClassVar[str] = "standby-state.json"
+    FILE: ClassVar[str] = STANDBY_STATE_FILE
     last_key: str | None = None  # newest set fully restored
     last_barrier_ms: int | None = None
     tables: dict[str, StandbyTable] = {}
@@ -147,7 +148,7 @@ def read_history(path: Path) -> list[dict[str, str]]:
 
 
 def _intent_file(metadata_dir: Path, operation: str) -> Path:
-    return metadata_dir / f"stop-{operation}.intent"
+    return metadata_dir / intent_name(operation)
 
 
 def request_stop(metadata_dir: Path, operation: str) -> None:

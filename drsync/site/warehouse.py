@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from drsync.site.layout import DRSYNC_DIR
 from drsync.tableformat.delta import LOG_DIR
 
 # drsync's own directory in a warehouse (barrier maps, staging); never a database.
-DRSYNC_DIR = "_drsync"
 
 
 @dataclass(frozen=True)

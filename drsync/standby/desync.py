@@ -24,8 +24,8 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
-from drsync.publications.store import PUBLICATIONS_FILE
 from drsync.sets.manifest import Manifest, ManifestTable
+from drsync.site.layout import PUBLICATIONS_FILE
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
 from drsync.standby.apply import apply_table

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +39,18 @@ from drsync.fsutil import (
 from drsync.roles.epoch import assert_site_role, read_role
 from drsync.sets.bundle import Expected, extract_bundle
 from drsync.sets.manifest import Manifest, history_detail, load_manifest
-from drsync.site.locks import operation_lock
-from drsync.site.progress import ProgressTracker, UiHook
-from drsync.site.state import (
+from drsync.site.layout import (
     LAST_RESTORED,
     LOCK_DIR,
     MANIFEST_DIR,
+    MetadataLayout,
+    WarehouseLayout,
+    manifest_key,
+    manifest_name,
+)
+from drsync.site.locks import operation_lock
+from drsync.site.progress import ProgressTracker, UiHook
+from drsync.site.state import (
     StandbyState,
     StandbyTable,
     append_history,
@@ -54,7 +59,6 @@ from drsync.site.state import (
     save_state,
     stop_requested,
 )
-from drsync.site.warehouse import DRSYNC_DIR
 from drsync.standby.apply import apply_table, check_conflicts, delete_files
 from drsync.standby.desync import (
     apply_desync,
@@ -68,7 +72,6 @@ from drsync.tableformat.ddl import event_text
 
 log = logging.getLogger("drsync.standby.restore")
 RECENT_DDL = 20  # DDL events kept in the standby state for show-progress
-_MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
 
 
 @dataclass
@@ -79,16 +82,16 @@ class RestoreResult:
 
 
 def barrier_dir(warehouse: Path) -> Path:
-    return warehouse / DRSYNC_DIR / "barriers"
+    return WarehouseLayout(warehouse).barriers
 
 
 def reject_manifest(meta: Path, key: str, reason: str) -> None:
     """Set a manifest aside (never delete evidence); the primary sees it gone and re-ships."""
-    src = meta / MANIFEST_DIR / f"{key}.manifest.json"
-    dest_dir = meta / MANIFEST_DIR / "rejected"
+    layout = MetadataLayout(meta)
+    src, dest_dir = layout.manifest(key), layout.rejected
     ensure_dir(dest_dir)
     with contextlib.suppress(FileNotFoundError):
-        os.replace(src, dest_dir / f"{key}.manifest.json.{int(time.time())}")
+        os.replace(src, layout.rejected_manifest(key, int(time.time())))
         fsync_dir(src.parent)
     log.error("set %s set aside in %s: %s; the primary ships it again at its next round",
               key, dest_dir, reason)
@@ -103,20 +106,20 @@ def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], Cha
     keys: list[str] = []
     with contextlib.suppress(FileNotFoundError):
         for e in os.scandir(meta / MANIFEST_DIR):
-            m = _MANIFEST_NAME.match(e.name)
-            if m and (last_key is None or m[1] > last_key):
-                keys.append(m[1])
+            key = manifest_key(e.name)
+            if key is not None and (last_key is None or key > last_key):
+                keys.append(key)
     chain: list[Manifest] = []
     expected_prior = last_key
     for key in sorted(keys):
         try:
-            manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+            manifest = load_manifest(MetadataLayout(meta).manifest(key))
         except ManifestError as e:
             if "not valid JSON" in e.message:  # torn or truncated: ask for it again
                 reject_manifest(meta, key, e.message)
             raise
         if manifest.key != key:
-            raise ManifestError(f"manifest {key}.manifest.json carries key {manifest.key}")
+            raise ManifestError(f"manifest {manifest_name(key)} carries key {manifest.key}")
         if manifest.prior_key is None and expected_prior is not None:
             return chain, ChainError(
                 f"set {key} starts a new chain, but the standby is at {expected_prior}: the "
@@ -143,7 +146,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
         # it behind, and no later run applies that set again to remove it. Under the lock,
         # every staging directory is such a leftover (apply_set re-extracts what it needs).
         with contextlib.suppress(FileNotFoundError):
-            for leftover in (settings.standby_warehouse / DRSYNC_DIR / "staging").iterdir():
+            for leftover in WarehouseLayout(settings.standby_warehouse).staging.iterdir():
                 rmtree_force(leftover)
         if stop_requested(meta, "restore"):
             state.state = "stopped"
@@ -211,7 +214,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     _check_pair(settings, state, m)
 
     tracker.step("VERIFY")
-    staging = warehouse / DRSYNC_DIR / "staging" / m.key
+    staging = WarehouseLayout(warehouse).staging / m.key
     rmtree_force(staging)
     tracker.total = sum(f.size for t in m.tables for f in t.files)
     tracker.measure = "consumed"
@@ -265,7 +268,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             state.tables[name].version = version
             state.tables[name].barrier_ms = m.barrier_ms
     ensure_dir(barrier_dir(warehouse))
-    atomic_write_json(barrier_dir(warehouse) / f"{m.key}.json", m.versions)
+    atomic_write_json(WarehouseLayout(warehouse).barrier_map(m.key), m.versions)
     crash_point("restore.barrier_published")
     for t in m.tables:
         delete_files(warehouse / t.path, t.deletions)

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
-from drsync.sets.bundle import file_hash
+from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
-from drsync.tableformat.delta import list_log, snapshot
+from drsync.standby.fingerprint import Fingerprint, fingerprint
 
 
 @dataclass
@@ -37,44 +34,6 @@ class TableVerdict:
     rows: int | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-class Fingerprint(BaseModel):
-    """One side's copy of one table at one version; plain data, so it can cross the link."""
-
-    version: int
-    error: str = ""  # the log could not be replayed at `version` on this side
-    needs: list[str] | None = None  # data/DV files `version` needs (None: not replayable)
-    files: dict[str, tuple[int, str]] = {}  # rel -> (size, blake2b) of those present here
-    commits: dict[int, str] = {}  # commit version <= `version` -> blake2b
-    rows: tuple[int, int] | None = None  # (count, checksum) read by DuckDB
-    rows_error: str = ""
-
-
-def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
-                also_hash: list[str] | None = None, con: Any = None) -> Fingerprint:
-    """This side's fingerprint. `also_hash`: files the other side's version needs, hashed here
-    too when present, so a file both hold is compared even where this side cannot replay."""
-    fp = Fingerprint(version=version)
-    try:
-        listing = list_log(table_dir)
-        fp.commits = {cv: file_hash(table_dir / lf.name)
-                      for cv, lf in listing.commits.items() if cv <= version}
-        fp.needs = sorted(snapshot(table_dir, version, listing, name).data_files)
-    except DrsyncError as e:
-        fp.error = e.message
-    for rel in sorted(set(fp.needs or []) | set(also_hash or [])):
-        path = table_dir / rel
-        if path.is_file():
-            fp.files[rel] = (path.stat().st_size, file_hash(path))
-    if deep:
-        from drsync.standby.reader import connect, table_checksum
-
-        try:
-            fp.rows = table_checksum(con if con is not None else connect(), table_dir, version)
-        except Exception as e:  # DuckDB raises its own error types
-            fp.rows_error = _first_line(e)
-    return fp
 
 
 def compare(name: str, standby: Fingerprint, primary: Fingerprint) -> TableVerdict:
@@ -143,8 +102,8 @@ class _Sides:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.remote: Side | None = None
-        self._link: Any = None
-        if settings.transport == "ssh":
+        self._peer: Peer | None = None
+        if not both_sites_here(settings):
             here = [side for side, meta, model in (
                 ("standby", settings.restore_metadata_destination, StandbyState),
                 ("primary", settings.primary_metadata_destination, PrimaryState))
@@ -158,7 +117,7 @@ class _Sides:
         if self.remote != "standby":
             state: StandbyState = load_state(self.settings.restore_metadata_destination, StandbyState)
             return state
-        raw = self._agent().read_bytes("metadata", StandbyState.FILE)
+        raw = self._other().read("metadata", StandbyState.FILE)
         if raw is None:
             raise DrsyncError("verify: the standby has no DR state yet", hint="run a restore first")
         return StandbyState.model_validate(json.loads(raw))
@@ -166,23 +125,19 @@ class _Sides:
     def fingerprint(self, side: Side, name: str, version: int, deep: bool, also_hash: list[str] | None,
                     con: Any) -> Fingerprint:
         if side == self.remote:
-            reply = self._agent().call("fingerprint", table=name, version=version, deep=deep,
-                                       also_hash=also_hash or [])
-            return Fingerprint.model_validate(reply["fingerprint"])
+            return self._other().fingerprint(name, version, deep, also_hash or [])
         table_dir = TableRef.parse(name).path(self.settings.warehouse(side))
         return fingerprint(table_dir, name, version, deep, also_hash, con)
 
-    def _agent(self) -> Any:
-        if self._link is None:
-            from drsync.transport.ssh import SshTransport
-
+    def _other(self) -> Peer:
+        if self._peer is None:
             assert self.remote is not None
-            self._link = SshTransport(self.settings, peer=self.remote)
-        return self._link
+            self._peer = open_peer(self.settings, toward=self.remote)
+        return self._peer
 
     def close(self) -> None:
-        if self._link is not None:
-            self._link.close()
+        if self._peer is not None:
+            self._peer.close()
 
 
 def verify_tables(settings: Settings, only: str | None = None, deep: bool = False) -> list[TableVerdict]:
@@ -209,7 +164,3 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
         return verdicts
     finally:
         sides.close()
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

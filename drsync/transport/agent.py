@@ -5,16 +5,21 @@ authorized_keys), it serves the fixed command set of `protocol.py` on stdin/stdo
 two roots given on its command line: the media (bundle inbox) and metadata destinations.
 Plain SFTP cannot do what this does on the receiving side: hash the bytes that actually
 landed, fsync them, and rename only a verified file into place.
+
+This module frames and dispatches, and serves the data operations itself; what the site does
+beyond moving bytes (restore, verify, promote, reprotect, ...) and the role-epoch guard come in
+as an `Operations` table (drsync/standby/agentops.py), so transport/ knows no standby logic.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,28 +28,33 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.logsetup import setup_stderr_logging
-from drsync.roles.remote import (
-    agent_independent,
-    agent_promote,
-    agent_settings,
-    hello_check,
-    op_allowed,
-    reprotect_info,
-    reprotected,
-    table_commits,
-)
 from drsync.sets.bundle import file_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
 from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
+# A data operation: (request, the stream its payload is on) -> (reply fields, reply payload).
+DataOp = Callable[[dict[str, Any], BinaryIO], tuple[dict[str, Any], bytes]]
+# A site operation: (the agent, the request) -> the reply's fields. No payload either way.
+Handler = Callable[["Agent", dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What the site behind the agent does beyond moving bytes (drsync/standby/agentops.py):
+    its handlers by op name, and the role-epoch guard applied at hello and to every request."""
+
+    handlers: Mapping[str, Handler]
+    hello_check: Callable[[Path, int | None, str], None]  # (metadata root, caller epoch, purpose)
+    allowed: Callable[[Path, int | None, str, str], None]  # the same and the op
 
 
 class Agent:
     def __init__(self, media_root: Path, metadata_root: Path, config: Path | None = None,
-                 warehouse_root: Path | None = None) -> None:
+                 warehouse_root: Path | None = None, *, operations: Operations) -> None:
         self.roots = {"media": media_root, "metadata": metadata_root}
+        self.operations = operations
         self.config = config
         self.warehouse = warehouse_root  # read only: tables are fingerprinted, never written here
         self.caller_epoch: int | None = None  # from hello
@@ -68,10 +78,11 @@ class Agent:
                 if op == "bye":
                     write_frame(w, {"ok": True})
                     return
-                handler = getattr(self, f"op_{op}", None) if isinstance(op, str) and op.isalpha() else None
+                handler = self._handler(op)
                 if handler is not None and op != "hello":
                     try:
-                        op_allowed(self.roots["metadata"], self.caller_epoch, self.purpose, str(op))
+                        self.operations.allowed(self.roots["metadata"], self.caller_epoch, self.purpose,
+                                                str(op))
                     except DrsyncError:
                         n = req.get("length", 0)
                         self._drain(r, n if isinstance(n, int) and n > 0 else 0)  # stay in sync
@@ -88,11 +99,23 @@ class Agent:
                 write_frame(w, {"ok": False, "code": code,
                                 "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
 
+    def _handler(self, op: object) -> DataOp | None:
+        """The data operations are this class's `op_*`; the site's come from `operations`."""
+        if not (isinstance(op, str) and op.isalpha()):
+            return None
+        data_op = getattr(self, f"op_{op}", None)
+        if data_op is not None:
+            return data_op
+        site_op = self.operations.handlers.get(op)
+        if site_op is None:
+            return None
+        return lambda req, r: (site_op(self, req), b"")
+
     def op_hello(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         # The caller's role epoch: an old primary (failed over) is refused here, for good.
         self.caller_epoch = req.get("role_epoch") if isinstance(req.get("role_epoch"), int) else None
         self.purpose = str(req.get("purpose") or "")
-        hello_check(self.roots["metadata"], self.caller_epoch, self.purpose)
+        self.operations.hello_check(self.roots["metadata"], self.caller_epoch, self.purpose)
         return {"version": __version__, "format": FORMAT_VERSION, "protocol": PROTOCOL_VERSION,
                 "time": time.time(), "pid": os.getpid()}, b""
 
@@ -185,115 +208,8 @@ class Agent:
         return {"free": usage.free, "total": usage.total}, b""
 
 
-    def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Run one restore pass now (the primary asks right after shipping a set)."""
-        from drsync.standby.restore import run_restore
-
-        result = run_restore(agent_settings(self.config, self.roots["metadata"]))
-        return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
-
-    def op_fingerprint(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """This side's fingerprint of one table at one version, for `drsync verify`."""
-        from drsync.standby.verify import fingerprint
-
-        if self.warehouse is None:
-            raise TransportError("this agent was started without --warehouse-root: it cannot verify tables")
-        name, version, also = req.get("table"), req.get("version"), req.get("also_hash", [])
-        if not (isinstance(name, str) and name.count(".") == 2 and isinstance(version, int)
-                and isinstance(also, list) and all(isinstance(a, str) for a in also)):
-            raise TransportError("fingerprint: bad arguments")
-        table_dir = self.warehouse / safe_relpath(name.replace(".", "/"), table=name, where="table name")
-        also = [safe_relpath(a, table=name, where="file path") for a in also]
-        fp = fingerprint(table_dir, name, version, bool(req.get("deep")), also)
-        return {"fingerprint": fp.model_dump(mode="json")}, b""
-
-    def op_promote(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Switchover over SSH: this standby becomes the primary (roles/swap.py)."""
-        return agent_promote(self.config, self.roots["metadata"], req), b""
-
-    def op_reprotectinfo(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        return reprotect_info(self.config, self.roots["metadata"]), b""
-
-    def op_commits(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        return table_commits(self.config, self.roots["metadata"], req), b""
-
-    def op_reprotected(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        return reprotected(self.config, self.roots["metadata"], req), b""
-
-    def op_independent(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        return agent_independent(self.config, self.roots, req), b""
-
-    def op_prepare(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Create both roots (mode 0750) and record the cluster pair; report space and access."""
-        pair = {k: req.get(k) for k in ("primary_cluster_id", "standby_cluster_id")}
-        if not all(v is None or isinstance(v, str) for v in pair.values()):
-            raise TransportError("prepare: cluster ids must be strings")
-        check_only = bool(req.get("check_only"))
-        if not check_only:  # --check changes nothing on this host either
-            for root in self.roots.values():
-                ensure_dir(root, mode=0o750)
-            atomic_write_bytes(self.roots["metadata"] / PAIR_FILE,
-                               json.dumps(pair, indent=2).encode() + b"\n")
-        out: dict[str, Any] = {"pair": _read_json(self.roots["metadata"] / PAIR_FILE)}
-        for area, root in self.roots.items():
-            probe = root
-            while not probe.exists():
-                probe = probe.parent
-            usage = shutil.disk_usage(probe)
-            out[area] = {"free": usage.free, "total": usage.total, "exists": root.exists(),
-                         "writable": os.access(probe, os.W_OK)}
-        return out, b""
-
-    def op_probe(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Connect from here back to the primary (strict host keys, key only) and run
-        `<command> version` there: proves the standby->primary direction of the pair."""
-        host, port, user = req.get("host"), req.get("port"), req.get("user")
-        key, known, command = req.get("key_file"), req.get("known_hosts"), req.get("command")
-        if not (isinstance(host, str) and isinstance(port, int) and isinstance(user, str)
-                and isinstance(command, list) and all(isinstance(w, str) for w in command)
-                and isinstance(key, str) and key.startswith("/")
-                and isinstance(known, str) and known.startswith("/")):
-            raise TransportError("probe: bad arguments")
-        return {"version": probe_version(host, port, user, Path(key), Path(known), command)}, b""
-
-
-PAIR_FILE = "pair.json"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def probe_version(host: str, port: int, user: str, key: Path, known: Path, command: list[str]) -> str:
-    """Log in to host strictly (key only, known host keys only) and return `drsync version`."""
-    import shlex
-
-    import paramiko
-
-    client = paramiko.SSHClient()
-    try:
-        client.load_host_keys(str(known))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(host, port=port, username=user, key_filename=str(key), allow_agent=False,
-                       look_for_keys=False, timeout=15, banner_timeout=15, auth_timeout=15)
-        _, stdout, stderr = client.exec_command(" ".join(shlex.quote(w) for w in [*command, "version"]),
-                                                timeout=60)
-        version = stdout.read().decode().strip()
-        if stdout.channel.recv_exit_status() != 0:
-            raise TransportError(f"{user}@{host}:{port} ran {command[0]} version and it failed: "
-                                 f"{stderr.read().decode(errors='replace').strip()[-300:]}")
-        return version
-    except (OSError, paramiko.SSHException) as e:
-        raise TransportError(f"from this host to {user}@{host}:{port}: {type(e).__name__}: {e}") from None
-    finally:
-        client.close()
-
-
 def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None,
-              warehouse_root: Path | None = None) -> int:
+              warehouse_root: Path | None = None, *, operations: Operations) -> int:
     setup_stderr_logging("WARNING")  # handlers log through the one redacting setup (logsetup.py)
     # Pinned with command="drsync agent ..." in authorized_keys, sshd runs us whatever the
     # client asked; a `drsync version` probe (prepare's reverse check) still gets its answer.
@@ -308,7 +224,7 @@ def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None,
     r = open(sys.stdin.fileno(), "rb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     w = open(sys.stdout.fileno(), "wb", buffering=CHUNK, closefd=False)  # noqa: SIM115
     try:
-        Agent(media_root, metadata_root, config, warehouse_root).serve(r, w)
+        Agent(media_root, metadata_root, config, warehouse_root, operations=operations).serve(r, w)
     except (EOFError, BrokenPipeError):
         return 0  # the primary went away: nothing half-renamed, .part files stay for resume
     except TransportError as e:

@@ -22,7 +22,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,6 @@ from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
-from drsync.roles.remote import caller_epoch
 from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
 from drsync.transport.protocol import read_header, read_payload, write_frame
@@ -243,8 +242,10 @@ class SshTransport(Transport):
     """Talks to the agent of `peer`: the standby (shipping sets) or, from the standby, the
     primary (reading its state for show-progress, the mutual trust the DWS tool requires)."""
 
-    def __init__(self, settings: Settings, peer: Peer = "standby", purpose: str = "") -> None:
+    def __init__(self, settings: Settings, peer: Peer = "standby", purpose: str = "",
+                 role_epoch: Callable[[], int] = lambda: 0) -> None:
         self.settings = settings
+        self.role_epoch = role_epoch  # this site's epoch, said at each link's hello
         self.peer = peer
         self.purpose = purpose
         self.host = (settings.restore_host_ip if peer == "standby" else settings.primary_host_ip) or ""
@@ -261,7 +262,7 @@ class SshTransport(Transport):
         self._count = 1
 
     def _connect(self) -> Link:
-        return Link(self.settings, self.command, self.host, caller_epoch(self.settings, self.peer),
+        return Link(self.settings, self.command, self.host, self.role_epoch(),
                     self.purpose)
 
     def _connect_retrying(self) -> Link:

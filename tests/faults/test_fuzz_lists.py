@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drsync.publications.store import PUBLICATIONS_FILE
+from drsync.site.layout import PUBLICATIONS_FILE
 from drsync.site.state import PrimaryState, load_state
 from tests.faults.conftest import Reliability, soak
 from tests.faults.test_fuzz_cli import _check, _run

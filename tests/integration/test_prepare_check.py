@@ -16,7 +16,7 @@ from drsync.config import Settings, load_settings
 from drsync.demo import write_config
 from drsync.roles.prepare import PrepareReport, run_prepare
 from drsync.site.checks import format_checks, run_checks
-from drsync.transport.agent import PAIR_FILE
+from drsync.site.layout import PAIR_FILE
 from drsync.transport.ssh import agent_command
 from tests.helpers import drsync, tree
 from tests.sshd import SshServer

@@ -29,7 +29,8 @@ from drsync.errors import ConfigError, HostKeyError, LockBusyError, TransportErr
 from drsync.logsetup import redact, setup_logging
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
-from drsync.site.state import MANIFEST_DIR, PrimaryState, StandbyState, load_state, request_stop, save_state
+from drsync.site.layout import MANIFEST_DIR
+from drsync.site.state import PrimaryState, StandbyState, load_state, request_stop, save_state
 from drsync.standby.restore import run_restore
 from drsync.standby.verify import verify_tables
 from tests.helpers import Sites, make_sites

@@ -18,6 +18,7 @@ from drsync.roles.epoch import (
     write_role,
 )
 from drsync.site.state import PrimaryState, StandbyState, save_state
+from drsync.standby.agentops import site_agent
 from drsync.transport.agent import Agent
 from drsync.transport.protocol import read_header, write_frame
 from tests.helpers import Sites, drsync
@@ -80,13 +81,13 @@ def test_agent_refuses_a_caller_of_an_older_epoch(tmp_path: Path) -> None:
     media.mkdir()
     meta.mkdir()
     write_role(meta, "standby", 2)
-    old = _exchange(Agent(media, meta), {"op": "hello", "role_epoch": 1},
+    old = _exchange(site_agent(media, meta), {"op": "hello", "role_epoch": 1},
                     {"op": "list", "area": "metadata", "rel": "."})
     assert [r["ok"] for r in old] == [False, False]
     assert old[0]["code"] == "DRS700" and "older than this site's 2" in str(old[0]["error"])
-    silent = _exchange(Agent(media, meta), {"op": "list", "area": "metadata", "rel": "."})
+    silent = _exchange(site_agent(media, meta), {"op": "list", "area": "metadata", "rel": "."})
     assert silent[0]["ok"] is False  # no hello: counts as epoch 0
-    current = _exchange(Agent(media, meta), {"op": "hello", "role_epoch": 2},
+    current = _exchange(site_agent(media, meta), {"op": "hello", "role_epoch": 2},
                         {"op": "list", "area": "metadata", "rel": "."})
     assert [r["ok"] for r in current] == [True, True]
 
@@ -109,7 +110,7 @@ def test_agent_lets_an_old_primary_in_for_the_reprotect_ops_only(tmp_path: Path)
     media.mkdir()
     meta.mkdir()
     write_role(meta, "primary", 2)
-    replies = _exchange(Agent(media, meta),
+    replies = _exchange(site_agent(media, meta),
                         {"op": "hello", "role_epoch": 1, "purpose": "reprotect"},
                         {"op": "write", "area": "metadata", "rel": "x"},  # not a reprotect op
                         {"op": "reprotectinfo"})  # allowed, but this agent has no --config
@@ -118,7 +119,7 @@ def test_agent_lets_an_old_primary_in_for_the_reprotect_ops_only(tmp_path: Path)
     assert replies[2]["ok"] is False and "without --config" in str(replies[2]["error"])
     assert not (meta / "x").exists()
     # A current caller cannot use the reprotect ops outside a reprotect connection.
-    current = _exchange(Agent(media, meta), {"op": "hello", "role_epoch": 2}, {"op": "reprotected"})
+    current = _exchange(site_agent(media, meta), {"op": "hello", "role_epoch": 2}, {"op": "reprotected"})
     assert current[1]["ok"] is False and "replication connection" in str(current[1]["error"])
 
 
@@ -132,7 +133,7 @@ def test_a_refused_request_with_a_payload_keeps_the_stream_in_sync(tmp_path: Pat
     write_frame(inp, {"op": "write", "area": "metadata", "rel": "m"}, b"x" * 1000)
     write_frame(inp, {"op": "list", "area": "metadata", "rel": "."})
     inp.seek(0)
-    Agent(media, meta).serve(inp, out)
+    site_agent(media, meta).serve(inp, out)
     out.seek(0)
     replies = []
     while (h := read_header(out)) is not None:

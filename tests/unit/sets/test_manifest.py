@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from drsync.errors import ManifestError, UnsafePathError
 from drsync.sets.manifest import (
     FORMAT_VERSION,
-    KEY_FORMAT,
     Manifest,
     ManifestFile,
     ManifestTable,
@@ -25,6 +24,7 @@ from drsync.sets.manifest import (
     next_key,
     parse_manifest,
 )
+from drsync.site.layout import KEY_FORMAT
 
 WHERE = "/inbox/manifests/20261123_141502.manifest.json"
 

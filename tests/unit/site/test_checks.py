@@ -22,9 +22,8 @@ from drsync.errors import ConfigError, DrsyncError
 from drsync.roles.prepare import run_prepare
 from drsync.site import checks
 from drsync.site.checks import CheckResult, config_failure, format_checks, run_checks
+from drsync.site.layout import LOCK_DIR, PAIR_FILE
 from drsync.site.pairing import space_threshold
-from drsync.site.state import LOCK_DIR
-from drsync.transport.agent import PAIR_FILE
 from tests.helpers import REPO, Sites, as_owner_of, make_sites, tree
 
 SSH_CHECKS = ("ssh_reachable", "host_key", "ssh_login", "remote_version", "standby_to_primary", "clock_skew")
@@ -228,8 +227,7 @@ class _FakeRemote:
     def __init__(self, offset: float) -> None:
         self.offset = offset
 
-    def call(self, op: str, **args: Any) -> dict[str, Any]:
-        assert op == "hello"
+    def hello(self) -> dict[str, Any]:  # the other site as a Peer, with a skewed clock
         return {"time": time.time() + self.offset}
 
 

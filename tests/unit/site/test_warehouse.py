@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from drsync.site.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.site.layout import DRSYNC_DIR
+from drsync.site.warehouse import TableRef, discover_tables
 
 
 def make_table(path: Path) -> None:

@@ -1,0 +1,56 @@
+"""One side's fingerprint of one table at one version (what `drsync verify` compares): the
+files the version needs with their sizes and hashes, the commit hashes, and with `deep` the
+rows as DuckDB reads them. Computed on this host, or by the other host's agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from drsync.errors import DrsyncError
+from drsync.sets.bundle import file_hash
+from drsync.tableformat.delta import list_log, snapshot
+
+
+class Fingerprint(BaseModel):
+    """One side's copy of one table at one version; plain data, so it can cross the link."""
+
+    version: int
+    error: str = ""  # the log could not be replayed at `version` on this side
+    needs: list[str] | None = None  # data/DV files `version` needs (None: not replayable)
+    files: dict[str, tuple[int, str]] = {}  # rel -> (size, blake2b) of those present here
+    commits: dict[int, str] = {}  # commit version <= `version` -> blake2b
+    rows: tuple[int, int] | None = None  # (count, checksum) read by DuckDB
+    rows_error: str = ""
+
+
+def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
+                also_hash: list[str] | None = None, con: Any = None) -> Fingerprint:
+    """This side's fingerprint. `also_hash`: files the other side's version needs, hashed here
+    too when present, so a file both hold is compared even where this side cannot replay."""
+    fp = Fingerprint(version=version)
+    try:
+        listing = list_log(table_dir)
+        fp.commits = {cv: file_hash(table_dir / lf.name)
+                      for cv, lf in listing.commits.items() if cv <= version}
+        fp.needs = sorted(snapshot(table_dir, version, listing, name).data_files)
+    except DrsyncError as e:
+        fp.error = e.message
+    for rel in sorted(set(fp.needs or []) | set(also_hash or [])):
+        path = table_dir / rel
+        if path.is_file():
+            fp.files[rel] = (path.stat().st_size, file_hash(path))
+    if deep:
+        from drsync.standby.reader import connect, table_checksum
+
+        try:
+            fp.rows = table_checksum(con if con is not None else connect(), table_dir, version)
+        except Exception as e:  # DuckDB raises its own error types
+            fp.rows_error = _first_line(e)
+    return fp
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
