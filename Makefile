@@ -19,12 +19,14 @@ demo: $(STAMP)
 	$(BIN)/python -m drsync.demo --dir demo
 
 # Tests talk to a real OpenSSH server on 127.0.0.1 (started by the tests, never a system
-# service) and benchmarks compare with rsync: install them when missing (we are root on CI).
+# service), benchmarks compare with rsync, and the dashboard is tested in Debian's headless
+# Chromium: install them when missing (we are root on CI).
 sysdeps:
-	@if ! test -x /usr/sbin/sshd || ! command -v rsync >/dev/null || ! command -v ssh-keygen >/dev/null; then \
-		echo "installing openssh-server, openssh-client, rsync"; \
+	@if ! test -x /usr/sbin/sshd || ! command -v rsync >/dev/null || ! command -v ssh-keygen >/dev/null \
+		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing openssh-server, openssh-client, rsync, chromium, chromium-driver"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends openssh-server openssh-client rsync >/dev/null; \
+			--no-install-recommends openssh-server openssh-client rsync chromium chromium-driver >/dev/null; \
 	fi
 
 # Independent tests run on three pytest-xdist workers (most of a test's time is waiting for

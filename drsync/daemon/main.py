@@ -44,6 +44,7 @@ from drsync.peer import both_sites_here
 from drsync.site.document import standby_rpo_seconds
 from drsync.site.layout import LAST_RESTORED, MANIFEST_DIR, manifest_key
 from drsync.site.progress import read_states
+from drsync.site.rpo_history import STEP_S as RPO_STEP_S
 from drsync.site.rpo_history import record_rpo
 from drsync.site.state import PrimaryState, StandbyState, local_time
 
@@ -211,7 +212,9 @@ class Daemon:
         """One sample of the RPO history the dashboard charts (bounded; see site/rpo_history.py)."""
         try:
             rpo = standby_rpo_seconds(self.states()[1])
-            record_rpo(self.settings.metadata_dir(self.role), rpo, time.time())
+            # --tick (tests, demos) samples as often as it runs passes; otherwise every STEP_S
+            record_rpo(self.settings.metadata_dir(self.role), rpo, time.time(),
+                       step_s=self.tick or RPO_STEP_S)
         except (DrsyncError, OSError) as e:  # a chart must never stop replication
             log.debug("RPO history not recorded: %s", e)
 

@@ -74,7 +74,7 @@ def measured_rate(history: Iterable[dict[str, str]]) -> PipelineRate | None:
     times add: 1/rate = 1/ship + 1/apply (an action with no rows yet is left out)."""
     per_action: dict[str, list[tuple[int, float]]] = {}
     for row in history:
-        if row.get("status") not in ("success", "partial"):
+        if row.get("status") not in ("complete", "partial"):  # a set's status (sets/manifest.py)
             continue
         try:
             nbytes, seconds = int(row.get("bytes") or 0), float(row.get("seconds") or 0)

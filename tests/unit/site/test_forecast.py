@@ -10,7 +10,7 @@ from drsync.site.rpo_history import STEP_S, WINDOW_S, load_history, record_rpo
 MB = 1 << 20
 
 
-def row(action: str, nbytes: int, seconds: float, status: str = "success") -> dict[str, str]:
+def row(action: str, nbytes: int, seconds: float, status: str = "complete") -> dict[str, str]:
     return {"action": action, "bytes": str(nbytes), "seconds": str(seconds), "status": status}
 
 
