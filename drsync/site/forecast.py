@@ -22,6 +22,9 @@ from datetime import UTC, datetime
 from statistics import median
 
 from drsync.config import Settings
+from drsync.errors import DrsyncError
+from drsync.sets.manifest import load_manifest
+from drsync.site.layout import KEY_FORMAT, KEY_LENGTH, MetadataLayout
 from drsync.site.state import PrimaryState, StandbyState, read_history
 
 RECENT_ROWS = 20  # rounds and restores the rate is measured over
@@ -55,7 +58,7 @@ def _round(value: float | None) -> int | None:
 def key_barrier_s(key: str) -> float | None:
     """A set key names its barrier's UTC second (YYYYMMDD_HHMMSS, sometimes bumped by one)."""
     try:
-        return datetime.strptime(key[:15], "%Y%m%d_%H%M%S").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(key[:KEY_LENGTH], KEY_FORMAT).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
@@ -122,6 +125,15 @@ def forecast(pending: list[tuple[str, int]], restored_barrier_s: float | None, r
     return Forecast(len(pending), backlog, rate.bytes_per_s, caught_up, peak, breach, note)
 
 
+def _manifest_bytes(settings: Settings, key: str) -> int:
+    """A set being shipped has no csv row yet: its manifest (written before SHIP) has the size."""
+    path = MetadataLayout(settings.primary_metadata_destination).manifest(key)
+    try:
+        return load_manifest(path).data_bytes
+    except (OSError, DrsyncError):
+        return 0
+
+
 def site_forecast(settings: Settings, primary: PrimaryState, standby: StandbyState,
                   now_s: float | None = None) -> Forecast:
     """The forecast from what this host can read: both sides' history csv where present (with
@@ -133,7 +145,7 @@ def site_forecast(settings: Settings, primary: PrimaryState, standby: StandbySta
                  for row in history if row.get("action") == "backup" and (row.get("bytes") or "").isdigit()}
     keys = sorted({k for k in primary.shipped + primary.unshipped
                    if standby.last_key is None or k > standby.last_key})
-    pending = [(k, set_bytes.get(k, 0)) for k in keys]
+    pending = [(k, set_bytes[k] if k in set_bytes else _manifest_bytes(settings, k)) for k in keys]
     restored = standby.last_barrier_ms / 1000 if standby.last_barrier_ms is not None else None
     target = settings.rpo_target.total_seconds() if settings.rpo_target else None
     return forecast(pending, restored, measured_rate(history), target,

@@ -109,6 +109,7 @@ HISTORY_DIR = "role-history"  # where a role change keeps the state files it rep
 LOG_DIR = "logs"
 LOG_FILE = "drsync.log"
 HISTORY_CSV = "backuprestoreinfo.csv"  # the default of backuprestoreinfo-file
+RPO_HISTORY_FILE = "rpo-history.json"  # the dashboard's 24 h RPO chart (site/rpo_history.py)
 REMOTE_CACHE_SUFFIX = ".remote-cache"
 
 

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 
 from drsync.fsutil import atomic_write_bytes
+from drsync.site.layout import RPO_HISTORY_FILE as HISTORY_FILE
 
-HISTORY_FILE = "rpo-history.json"
 WINDOW_S = 24 * 3600
 STEP_S = 30.0
 

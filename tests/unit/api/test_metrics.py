@@ -68,3 +68,12 @@ def test_each_daemon_has_its_own_registry() -> None:
     a, b = DrsyncMetrics(), DrsyncMetrics()  # no "Duplicated timeseries" from a global registry
     a.observe_pass(1, shipped=5)
     assert _samples(b)[("drsync_bytes_shipped_total", ())] == 0
+
+
+def test_forecast_gauges() -> None:
+    from drsync.site.forecast import PipelineRate, forecast
+
+    f = forecast([("20261206_120000", 100 << 20)], 0.0, PipelineRate(1 << 20, 0), target_s=60, now_s=10.0)
+    text = DrsyncMetrics().scrape(PrimaryState(), StandbyState(), None, f).decode()
+    assert "drsync_rpo_forecast_seconds 110.0" in text
+    assert "drsync_rpo_breach_predicted 1.0" in text and "drsync_backlog_bytes 1.048576e+08" in text
