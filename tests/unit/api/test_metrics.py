@@ -77,3 +77,14 @@ def test_forecast_gauges() -> None:
     text = DrsyncMetrics().scrape(PrimaryState(), StandbyState(), None, f).decode()
     assert "drsync_rpo_forecast_seconds 110.0" in text
     assert "drsync_rpo_breach_predicted 1.0" in text and "drsync_backlog_bytes 1.048576e+08" in text
+
+
+def test_example_alert_rules_name_only_metrics_that_exist() -> None:
+    import re
+    from pathlib import Path
+
+    rules = (Path(__file__).resolve().parents[3] / "docs" / "alerts.yml").read_text()
+    named = set(re.findall(r"\bdrsync_[a-z_]+", rules))
+    served = {m.name for m in text_string_to_metric_families(
+        DrsyncMetrics().scrape(PrimaryState(), StandbyState(), None).decode())}
+    assert named and named <= served, named - served
