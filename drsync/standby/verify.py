@@ -25,7 +25,7 @@ from drsync.errors import DrsyncError
 from drsync.sets.bundle import file_hash
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
-from drsync.tableformat.delta import list_log, snapshot
+from drsync.tableformat import require_format
 
 
 @dataclass
@@ -57,10 +57,10 @@ def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
     too when present, so a file both hold is compared even where this side cannot replay."""
     fp = Fingerprint(version=version)
     try:
-        listing = list_log(table_dir)
-        fp.commits = {cv: file_hash(table_dir / lf.name)
-                      for cv, lf in listing.commits.items() if cv <= version}
-        fp.needs = sorted(snapshot(table_dir, version, listing, name).data_files)
+        fmt = require_format(table_dir)
+        fp.commits = {cv: file_hash(table_dir / rel)
+                      for cv, rel in fmt.commits(table_dir).items() if cv <= version}
+        fp.needs = sorted(fmt.snapshot_files(table_dir, name, version))
     except DrsyncError as e:
         fp.error = e.message
     for rel in sorted(set(fp.needs or []) | set(also_hash or [])):
