@@ -4,8 +4,9 @@ For each replicated table at its barrier version `v` (from the standby state), e
 computes a **fingerprint** of its own copy, on its own host:
   * the data/DV files version `v` needs, with sizes and BLAKE2b;
   * the BLAKE2b of every commit file up to `v`;
-  * `--deep`: row count and an order-independent checksum of all rows at `v`, read by DuckDB's
-    delta extension (not by drsync's own log code).
+  * `--deep`: row count and an order-independent checksum of all rows at `v`, read by the
+    table format's independent reader (Delta: DuckDB's delta extension), not by drsync's own
+    log code.
 The two fingerprints are then compared here. With transport=ssh the other side's fingerprint
 comes from its agent (`fingerprint` operation), so no table data crosses the link: verify runs
 on either host, and each side's files are hashed where they live.
@@ -25,7 +26,7 @@ from drsync.errors import DrsyncError
 from drsync.sets.bundle import file_hash
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
-from drsync.tableformat import require_format
+from drsync.tableformat import formats, require_format
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Fingerprint(BaseModel):
 def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
                 also_hash: list[str] | None = None, con: Any = None) -> Fingerprint:
     """This side's fingerprint. `also_hash`: files the other side's version needs, hashed here
-    too when present, so a file both hold is compared even where this side cannot replay."""
+    too when present, so a file both hold is compared even where this side cannot replay.
+    `con`: row readers by format name (opened here when absent)."""
     fp = Fingerprint(version=version)
     try:
         fmt = require_format(table_dir)
@@ -68,10 +70,12 @@ def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
         if path.is_file():
             fp.files[rel] = (path.stat().st_size, file_hash(path))
     if deep:
-        from drsync.standby.reader import connect, table_checksum
-
         try:
-            fp.rows = table_checksum(con if con is not None else connect(), table_dir, version)
+            fmt = require_format(table_dir)
+            readers = con if con is not None else {}
+            if fmt.name not in readers:
+                readers[fmt.name] = fmt.open_row_reader()
+            fp.rows = fmt.row_checksum(readers[fmt.name], table_dir, version)
         except Exception as e:  # DuckDB raises its own error types
             fp.rows_error = _first_line(e)
     return fp
@@ -195,11 +199,9 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
                 raise DrsyncError(f"table {only} is not replicated to this standby",
                                   hint="run show-progress, or check the name (db.schema.table)")
             names = [only]
-        con: Any = None
-        if deep:
-            from drsync.standby.reader import connect
-
-            con = connect()
+        con: dict[str, Any] | None = None
+        if deep:  # a missing reader fails the command here, not each table
+            con = {fmt.name: fmt.open_row_reader() for fmt in formats()}
         verdicts = []
         for name in names:
             version = state.tables[name].version

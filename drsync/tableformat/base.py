@@ -177,6 +177,13 @@ class TableFormat(Protocol):
         """Rewrite a staged file in place before it is installed at `table_dir` (called only
         if `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
 
+    # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
+    def open_row_reader(self) -> Any:
+        """A reader (e.g. a DuckDB connection with the format's extension) for row_checksum."""
+
+    def row_checksum(self, reader: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
+        """(row count, order-independent checksum of all rows) at `version`."""
+
     # --- role changes ----------------------------------------------------------------------
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
         """What lies above `version` (moved aside to take the table back to it)."""

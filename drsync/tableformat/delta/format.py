@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.tableformat.base import FileRef, FileRole, SetAsidePlan, TableChange, TableInventory
-from drsync.tableformat.delta import actions, checkpoints, collect, log
+from drsync.tableformat.delta import actions, checkpoints, collect, log, reader
 from drsync.tableformat.delta.log import LOG_DIR, LogListing
 
 _COMMIT_PATH = re.compile(rf"^{LOG_DIR}/(\d{{20}})\.json$")
@@ -75,6 +75,12 @@ class DeltaFormat:
 
     def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
         return None  # Delta paths are relative to the table: a copy reads as it is
+
+    def open_row_reader(self) -> Any:
+        return reader.connect()
+
+    def row_checksum(self, con: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
+        return reader.table_checksum(con, table_dir, version)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
         listing = log.list_log(table_dir)

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from drsync.errors import TableFormatError, UnsafePathError
 from drsync.tableformat import delta
-from drsync.tableformat.delta import paths as delta_paths
 from drsync.tableformat.delta import (
     LogFile,
     commit_timestamp_ms,
@@ -30,6 +29,7 @@ from drsync.tableformat.delta import (
     safe_relpath,
     snapshot,
 )
+from drsync.tableformat.delta import paths as delta_paths
 
 TESTDATA = Path(__file__).resolve().parents[2] / "data" / "delta-rs"
 AWKWARD = ["a b", "a=b", "100%", "Zürich", "x/y", "#?&"]
