@@ -17,23 +17,23 @@ from drsync.tableformat.delta import DeltaFormat
 
 
 def test_delta_is_registered() -> None:
-    assert [f.name for f in formats()] == ["delta"]
+    assert "delta" in [f.name for f in formats()]
     assert isinstance(get("delta"), DeltaFormat)
 
 
 def test_format_of_a_delta_table_and_of_a_plain_directory(tmp_path: Path) -> None:
     write_deltalake(str(tmp_path / "t"), pa.table({"x": [1, 2]}))
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "plain" / "x.parquet").write_bytes(b"not a table")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.parquet").write_bytes(b"not a table")
     assert format_of(tmp_path / "t") is get("delta")
-    assert format_of(tmp_path / "plain") is None
+    assert format_of(tmp_path / "other") is None
     assert format_of(tmp_path / "absent") is None
-    with pytest.raises(TableFormatError, match=r"plain: not a Delta table"):
-        require_format(tmp_path / "plain")
+    with pytest.raises(TableFormatError, match=r"other: not a Delta( or .+)? table"):
+        require_format(tmp_path / "other")
 
 
 def test_unknown_format_refused_with_the_known_ones() -> None:
-    with pytest.raises(TableFormatError, match=r"unknown table format 'hudi' \(this drsync knows: delta\)"):
+    with pytest.raises(TableFormatError, match=r"unknown table format 'hudi' \(this drsync knows: .*delta"):
         get("hudi")
 
 
@@ -54,18 +54,18 @@ from pathlib import Path
 from drsync.tableformat.base import FileRole
 
 
-class PlainFormat:
-    name = "plain"
-    title = "plain directory"
+class StubFormat:
+    name = "stubfmt"
+    title = "stub"
 
     def is_table(self, table_dir: Path) -> bool:
-        return (table_dir / "PLAIN").is_file()
+        return (table_dir / "STUB").is_file()
 
     def role(self, kind: str) -> FileRole:
         return FileRole.DATA
 
 
-FORMAT = PlainFormat()
+FORMAT = StubFormat()
 '''
 
 
@@ -82,18 +82,20 @@ def extra_format_dir(tmp_path: Path) -> Iterator[Path]:
     finally:
         registry.__path__.remove(str(extra))
         registry._FORMATS = None
-        sys.modules.pop("drsync.tableformat.plain", None)
+        sys.modules.pop("drsync.tableformat.stubfmt", None)
 
 
 def test_a_new_format_package_is_found_without_a_registry_line(
         extra_format_dir: Path, tmp_path: Path) -> None:
     """The bar of issue 12: adding a format is one new package (exposing FORMAT)."""
-    (extra_format_dir / "plain").mkdir()
-    (extra_format_dir / "plain" / "__init__.py").write_text(STUB)
-    assert [f.name for f in formats()] == ["delta", "plain"]
+    before = [f.name for f in formats()]
+    registry._FORMATS = None
+    (extra_format_dir / "stubfmt").mkdir()
+    (extra_format_dir / "stubfmt" / "__init__.py").write_text(STUB)
+    assert [f.name for f in formats()] == sorted([*before, "stubfmt"])
     table = tmp_path / "t"
     table.mkdir()
-    (table / "PLAIN").write_text("")
-    assert format_of(table) is get("plain")
-    with pytest.raises(TableFormatError, match="not a Delta or plain directory table"):
+    (table / "STUB").write_text("")
+    assert format_of(table) is get("stubfmt")
+    with pytest.raises(TableFormatError, match=r"not a Delta or (.+ or )?stub table"):
         require_format(tmp_path)
