@@ -71,7 +71,7 @@ class DesyncEntry(BaseModel):
 
 
 class Rename(BaseModel):
-    """A table moved on the primary (same Delta table id): moved on the standby, not copied."""
+    """A table moved on the primary (same table id): moved on the standby, not copied."""
 
     from_name: str
     to_name: str
