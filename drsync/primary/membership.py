@@ -2,7 +2,7 @@
 
 `plan_round` reads the publications (and pub.list) once and splits the warehouse into: the
 published tables to collect, the inventoried tables that are no longer protected or whose
-directory vanished (*desynchronised*), and the vanished tables' Delta ids, so that a table
+directory vanished (*desynchronised*), and the vanished tables' ids, so that a table
 moved within published objects is recognised (`match_rename`) instead of copied again.
 It also reads the reseed intent (`request_reseed`), which the round clears after its commit
 point (`clear_reseed`).
@@ -26,7 +26,8 @@ from drsync.sets.manifest import DesyncEntry, Rename
 from drsync.site.layout import LOCK_DIR, RESEED_FILE, MetadataLayout
 from drsync.site.locks import operation_lock
 from drsync.site.warehouse import TableRef, discover_tables
-from drsync.tableformat.delta import LOG_DIR, LogListing, list_log
+from drsync.tableformat import format_of, require_format
+from drsync.tableformat.base import TableLog
 
 log = logging.getLogger("drsync.primary.membership")
 NO_PUBLICATIONS = ("no publications: nothing is protected (create one with `drsync publication "
@@ -52,7 +53,7 @@ class RoundPlan:
     publications: Publications | None
     tables: list[TableRef] = field(default_factory=list)
     desync: list[DesyncEntry] = field(default_factory=list)
-    # Delta table id -> (name, inventory) of inventoried tables whose directory is gone
+    # table id -> (name, inventory) of inventoried tables whose directory is gone
     vanished: dict[str, tuple[TableRef, TableInventory]] = field(default_factory=dict)
     reseed_all: bool = False
     reseed: set[str] = field(default_factory=set)
@@ -95,7 +96,7 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> Ro
     for ref in inventoried(meta):
         if ref.name in published:
             continue
-        if not (ref.path(warehouse) / LOG_DIR).is_dir():
+        if format_of(ref.path(warehouse)) is None:
             inv = load_inventory(meta, ref)
             if inv is not None and inv.table_id:
                 plan.vanished[inv.table_id] = (ref, inv)
@@ -123,7 +124,7 @@ def move_and_forget(meta: Path, renames: list[Rename], desync: list[DesyncEntry]
 def collect_table(
     warehouse: Path, table: TableRef, barrier_ms: int, prev: TableInventory | None,
     plan: RoundPlan, reseed: bool,
-) -> tuple[TableChange | None, LogListing, TableRef | None, TableInventory | None]:
+) -> tuple[TableChange | None, TableLog, TableRef | None, TableInventory | None]:
     """`_collect_table`, with any unexpected failure turned into a DrsyncError naming the table
     (the round leaves that table out; one bad table never stops the others)."""
     try:
@@ -140,14 +141,14 @@ def collect_table(
 def _collect_table(
     warehouse: Path, table: TableRef, barrier_ms: int, prev: TableInventory | None,
     plan: RoundPlan, reseed: bool,
-) -> tuple[TableChange | None, LogListing, TableRef | None, TableInventory | None]:
+) -> tuple[TableChange | None, TableLog, TableRef | None, TableInventory | None]:
     """One table's change: a reseed or a re-created table is shipped in full as a replacement;
-    a new table carrying a vanished table's Delta id is that table, moved (not copied again).
+    a new table carrying a vanished table's id is that table, moved (not copied again).
     Returns the change, the listing, the name it moved from, and the inventory it builds on."""
     if any("." in part for part in (table.db, table.schema, table.table)):
         raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
     tdir = table.path(warehouse)
-    listing = list_log(tdir)
+    listing = require_format(tdir).read_log(tdir)
     if reseed and prev is not None:
         log.info("table %s: reseed requested; copying it again in full", table.name)
         change = collect_changes(tdir, table.name, listing, barrier_ms, None)

@@ -100,7 +100,7 @@ def make_manifest(
                 "path": f.path, "kind": f.kind, "size": p.size, "mtime_ns": f.mtime_ns,
                 "version": f.version, "blake2b": p.blake2b, "bundle": bundle}))
         tables.append(ManifestTable.model_validate({
-            "name": table.name, "table_id": change.table_id, "mode": change.mode,
+            "name": table.name, "format": change.format, "table_id": change.table_id, "mode": change.mode,
             "from_version": change.from_version, "to_version": change.to_version, "files": files,
             "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
             "expose_at_once": change.expose_at_once, "replace": change.replace,

@@ -11,9 +11,7 @@ standby's inbox means the whole set is there.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +56,8 @@ from drsync.site.locks import operation_lock
 from drsync.site.progress import ProgressTracker, UiHook
 from drsync.site.state import PrimaryState, append_history, load_state, local_time, save_state, stop_requested
 from drsync.site.warehouse import TableRef
-from drsync.tableformat.delta import list_log
+from drsync.tableformat import format_of, get
+from drsync.tableformat.base import FileRole
 
 log = logging.getLogger("drsync.primary.round")
 
@@ -291,11 +290,13 @@ def _vanished_needed(changes: list[tuple[TableRef, TableChange]], results: list[
         for f in change.files:
             if f"{table.relpath}/{f.path}" not in missing:
                 continue
-            if f.kind not in ("data", "dv", "cdc") or (f.path in inv.files and f.path not in inv.removed):
+            is_data = get(change.format).role(f.kind) is FileRole.DATA
+            if not is_data or (f.path in inv.files and f.path not in inv.removed):
                 gone.append(f.path)
         if gone:
             try:
-                newer = (list_log(table.path(warehouse)).latest_version or -1) > change.to_version
+                tdir = table.path(warehouse)
+                newer = (get(change.format).read_log(tdir).latest_version or -1) > change.to_version
             except DrsyncError:
                 newer = False
             if newer:
@@ -325,16 +326,6 @@ def _load_index(meta: Path) -> dict[str, list[object]]:
 
 
 def _log_signature(table_dir: Path) -> str | None:
-    """Identity of a `_delta_log`: the directory's inode, mtime and ctime, and a digest of its
-    entry names.
-
-    Names, because some filesystems keep times in whole seconds; the directory's times too,
-    because a table dropped and re-created reuses every name and often the freed inode."""
-    log_dir = table_dir / "_delta_log"
-    try:
-        st = os.stat(log_dir)
-        names = sorted(os.listdir(log_dir))
-    except OSError:
-        return None
-    digest = hashlib.blake2b(chr(0).join(names).encode(), digest_size=16).hexdigest()
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}"
+    """Identity of a table's log as it is now (None: no table of a known format, or unreadable)."""
+    fmt = format_of(table_dir)
+    return fmt.log_signature(table_dir) if fmt is not None else None

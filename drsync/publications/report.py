@@ -7,7 +7,7 @@ from typing import Any
 
 from drsync.publications.store import ALL_DATABASES, Publication, load_publications
 from drsync.site.warehouse import discover_tables
-from drsync.tableformat.delta import LOG_DIR
+from drsync.tableformat import format_of
 
 
 def missing_objects(warehouse: Path, pub: Publication) -> list[str]:
@@ -18,7 +18,7 @@ def missing_objects(warehouse: Path, pub: Publication) -> list[str]:
     out = [] if base.is_dir() else [f"database {pub.db}"]
     out += [f"schema {pub.db}.{s}" for s in pub.schemas if not (base / s).is_dir()]
     out += [f"table {pub.db}.{t}" for t in pub.tables
-            if not (base / t.replace(".", "/") / LOG_DIR).is_dir()]
+            if format_of(base / t.replace(".", "/")) is None]
     return out if base.is_dir() else out[:1]
 
 

@@ -25,6 +25,7 @@ from drsync.errors import ConfigError, UnsafePathError
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.site.layout import LOCK_DIR, PUBLICATIONS_FILE
 from drsync.site.locks import operation_lock
+from drsync.tableformat import format_of
 
 ALL_DATABASES = "*"
 # One name component: no separator, no path trick, no control character, no leading '.'/'_'
@@ -233,7 +234,8 @@ def cancel_objects(meta: Path, warehouse: Path, objects: list[str] | None) -> li
             return failed
         for obj in objects:
             where = warehouse.joinpath(*obj.split("."))
-            if not (where / "_delta_log" if obj.count(".") == 2 else where).is_dir():
+            exists = format_of(where) is not None if obj.count(".") == 2 else where.is_dir()
+            if not exists:
                 failed.append((obj, "does not exist on the primary"))
                 continue
             hits = [p for p in pubs.publications if _cancel_one(p, obj)]

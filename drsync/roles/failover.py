@@ -50,6 +50,8 @@ from drsync.site.state import (
 )
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.standby.restore import barrier_dir
+from drsync.tableformat import get as get_format
+from drsync.tableformat.base import FileRole
 
 Say = Callable[[str], None]
 LOG_NEW = ".drsync-log-new"
@@ -186,8 +188,9 @@ def _unfinished_files(pair: Pair, key: str) -> dict[str, set[str]]:
             if m and m[1] > key:
                 with contextlib.suppress(ManifestError):
                     for t in load_manifest(Path(e.path)).tables:
+                        fmt = get_format(t.format)
                         out.setdefault(t.name, set()).update(
-                            f.path for f in t.files if f.kind in ("data", "dv", "cdc"))
+                            f.path for f in t.files if fmt.role(f.kind) is FileRole.DATA)
     return out
 
 

@@ -38,7 +38,7 @@ from drsync.sets.manifest import load_manifest
 from drsync.site.layout import JOURNAL_FILE, MetadataLayout, intent_name
 from drsync.site.state import PrimaryState, StandbyState, load_state, stop_requested
 from drsync.site.warehouse import TableRef, discover_tables
-from drsync.tableformat.delta import list_log
+from drsync.tableformat import require_format
 
 Say = Callable[[str], None]
 ROUNDS = 5  # final rounds tried before giving up (each catches commits in flight at the fence)
@@ -149,7 +149,8 @@ def _fence_and_drain(pair: Pair, standby: Peer, journal: dict[str, Any], tables:
 def _latest(pair: Pair, tables: list[TableRef]) -> dict[str, int]:
     out: dict[str, int] = {}
     for t in tables:
-        v = list_log(t.path(pair.pw)).latest_version
+        tdir = t.path(pair.pw)
+        v = require_format(tdir).read_log(tdir).latest_version
         if v is not None:
             out[t.name] = v
     return out

@@ -9,18 +9,15 @@ every step of the move.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drsync.errors import RoleError
 from drsync.fsutil import ensure_dir, fsync_dir, make_writable_dir
-from drsync.primary.changes import TableInventory, collect_changes, log_version
+from drsync.primary.changes import TableInventory, collect_changes
 from drsync.sets.bundle import file_hash
-from drsync.tableformat import delta
-from drsync.tableformat.delta import list_log
+from drsync.tableformat import format_of, require_format
 
 FAR_FUTURE_MS = 1 << 62  # a barrier after every commit: "the table as it is"
 
@@ -43,16 +40,6 @@ class SetAside:
                 f"in {self.where}")
 
 
-def _rows_added(actions: list[dict[str, object]]) -> int:
-    n = 0
-    for a in actions:
-        add = a.get("add")
-        if isinstance(add, dict) and isinstance(add.get("stats"), str):
-            with contextlib.suppress(ValueError, AttributeError, TypeError):
-                n += int(json.loads(add["stats"]).get("numRecords", 0))
-    return n
-
-
 def _move(tdir: Path, rel: str, quarantine: Path, touched: set[Path]) -> bool:
     src = tdir / rel
     if not src.exists():
@@ -69,32 +56,11 @@ def set_aside_above(tdir: Path, name: str, version: int, quarantine: Path,
                     extra: set[str] | None = None) -> SetAside:
     """Move every log file above `version`, the data files only those commits add, and the
     `extra` paths (files a half-applied set installed) into `quarantine`."""
-    listing = list_log(tdir)
-    result = SetAside(name, version, where=quarantine)
-    log_files: list[tuple[int, str]] = []
-    for lf in listing.all_files():
-        span = log_version(lf.name)
-        if span is None:  # _last_checkpoint: a hint; set aside if it points above `version`
-            try:
-                above = int(json.loads((tdir / lf.name).read_bytes())["version"]) > version
-            except (OSError, ValueError, KeyError, TypeError):
-                above = True
-            if above:
-                log_files.append((1 << 62, lf.name))
-        elif span[1] > version:
-            log_files.append((span[1], lf.name))
-    data: set[str] = set(extra or ())
-    for v in sorted(listing.commits):
-        if v <= version:
-            continue
-        lf = listing.commits[v]
-        where = str(tdir / lf.name)
-        actions = delta.parse_commit_bytes((tdir / lf.name).read_bytes(), where=where)
-        data |= {ref.path for ref in delta.files_added(actions, table=name, where=where)}
-        result.rows += _rows_added(actions)
-        result.commits.append(v)
+    plan = require_format(tdir).set_aside_plan(tdir, name, version)
+    result = SetAside(name, version, commits=plan.commits, rows=plan.rows, where=quarantine)
+    data = plan.data_files | set(extra or ())
     touched: set[Path] = set()
-    for _, rel in sorted(log_files, reverse=True):  # newest first: the log stays contiguous
+    for rel in plan.log_files:  # newest first: the log stays contiguous
         if _move(tdir, rel, quarantine, touched):
             result.files.append(rel)
     for rel in sorted(data):
@@ -121,10 +87,11 @@ Commits = dict[int, tuple[int, str]]  # version -> (size, blake2b) of each commi
 
 
 def commit_hashes(tdir: Path) -> Commits | None:
-    """Every commit of a table with its size and hash (None: not a Delta table)."""
-    if not (tdir / delta.LOG_DIR).is_dir():
+    """Every commit of a table with its size and hash (None: no table of a known format)."""
+    fmt = format_of(tdir)
+    if fmt is None:
         return None
-    return {v: (lf.size, file_hash(tdir / lf.name)) for v, lf in list_log(tdir).commits.items()}
+    return {v: ((tdir / rel).stat().st_size, file_hash(tdir / rel)) for v, rel in fmt.commits(tdir).items()}
 
 
 def shared_version(mine: Commits, theirs: Commits) -> int | None:
@@ -143,25 +110,25 @@ def inventory_at(tdir: Path, name: str, version: int) -> TableInventory:
     """The primary's inventory for a peer that holds this table exactly as `tdir` is, at
     `version`: built by the same code path as after a full copy (collect_changes without a
     previous inventory), so what the next round ships is computed exactly as usual."""
-    listing = list_log(tdir)
-    change = collect_changes(tdir, name, listing, FAR_FUTURE_MS, None)
+    fmt = require_format(tdir)
+    change = collect_changes(tdir, name, fmt.read_log(tdir), FAR_FUTURE_MS, None)
     if change is None or change.to_version != version:
         got = change.to_version if change is not None else None
         raise RoleError(f"table {name}: expected at version {version} in {tdir}, found {got}",
                         hint="a writer changed the table during the role change; re-run the command")
     inv = change.inventory
-    _track_files_not_live(tdir, listing, inv)
+    _track_files_not_live(tdir, fmt.log_dir, fmt.held_log_files(tdir), inv)
     return inv
 
 
-def _track_files_not_live(tdir: Path, listing: delta.LogListing, inv: TableInventory) -> None:
+def _track_files_not_live(tdir: Path, log_dir: str, log_files: dict[str, int], inv: TableInventory) -> None:
     """A full copy's inventory lists only what version `v` needs; after a role change the new
     standby also holds everything else the table directory holds (removed files VACUUM has not
     deleted yet, log files below the newest checkpoint). Track them as held, so their deletion
     on the new primary reaches the new standby instead of leaving them there forever."""
     for dirpath, dirnames, filenames in os.walk(tdir):
         top = dirpath == str(tdir)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (top and d == delta.LOG_DIR)]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (top and d == log_dir)]
         for fname in filenames:
             if fname.startswith("."):
                 continue  # drsync's and writers' temporary files
@@ -170,7 +137,7 @@ def _track_files_not_live(tdir: Path, listing: delta.LogListing, inv: TableInven
             if rel not in inv.files:
                 inv.files[rel] = path.stat().st_size
                 inv.removed.append(rel)
-    for lf in listing.all_files():
-        if not lf.name.endswith(delta.LAST_CHECKPOINT) and lf.name not in inv.log_files:
-            inv.log_files[lf.name] = lf.size
+    for rel, size in log_files.items():
+        if rel not in inv.log_files:
+            inv.log_files[rel] = size
     inv.removed.sort()

@@ -8,28 +8,27 @@ path confined to its table, every file in a bundle the manifest lists.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drsync.errors import ManifestError, UnsafePathError
+from drsync.errors import ManifestError, TableFormatError, UnsafePathError
 from drsync.site.confine import safe_relpath
 from drsync.site.layout import KEY_FORMAT
+from drsync.tableformat import get as get_format
+from drsync.tableformat.base import event_text
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
-FORMAT_VERSION = "1.1"
-
-FileKind = Literal[
-    "data", "dv", "cdc", "commit", "checkpoint", "sidecar", "crc", "compacted", "last_checkpoint"
-]
+# 1.2: ManifestTable.format (defaulted: a 1.1 table is Delta, the only format then)
+FORMAT_VERSION = "1.2"
+FORMAT_BEFORE_1_2 = "delta"
 
 
 class ManifestFile(BaseModel):
     path: str
-    kind: FileKind
+    kind: str  # the table format's file kind, checked against the path by the format
     size: int = Field(ge=0)
     mtime_ns: int
     version: int | None = None
@@ -39,6 +38,7 @@ class ManifestFile(BaseModel):
 
 class ManifestTable(BaseModel):
     name: str  # db.schema.table
+    format: str = FORMAT_BEFORE_1_2  # the TableFormat's name (drsync.tableformat.get)
     table_id: str | None
     mode: Literal["full", "incremental", "resync"]
     from_version: int | None
@@ -71,7 +71,7 @@ class DesyncEntry(BaseModel):
 
 
 class Rename(BaseModel):
-    """A table moved on the primary (same Delta table id): moved on the standby, not copied."""
+    """A table moved on the primary (same table id): moved on the standby, not copied."""
 
     from_name: str
     to_name: str
@@ -120,8 +120,6 @@ class Manifest(BaseModel):
 
 def history_detail(m: Manifest) -> str:
     """The csv history's detail column: DDL events, moves, desynchronised and failed tables."""
-    from drsync.tableformat.ddl import event_text
-
     parts = [event_text(t.name, e) for t in m.tables for e in t.ddl]
     parts += [f"{t.name}: replaced" for t in m.tables if t.replace]
     parts += [f"moved {r.from_name} -> {r.to_name}" for r in m.renames]
@@ -130,30 +128,9 @@ def history_detail(m: Manifest) -> str:
     return "; ".join(parts)
 
 
-def apply_rank(kind: str, version: int | None, path: str, base: int | None) -> tuple[int, int, str]:
-    """Apply order that keeps every exposed version readable (DESIGN §3): data files; the base
-    checkpoint of a full copy or resync (with its sidecars); commits in version order; later
-    checkpoints, crc and compaction files; `_last_checkpoint` last."""
-    v = version if version is not None else -1
-    if kind in ("data", "dv", "cdc"):
-        rank = 0
-    elif kind in ("checkpoint", "sidecar") and v == base:
-        rank = 1
-    elif kind == "commit":
-        rank = 2
-    elif kind == "last_checkpoint":
-        rank = 4
-    else:
-        rank = 3
-    return (rank, v, path)
-
-
 def apply_order(table: ManifestTable) -> list[ManifestFile]:
-    base = None
-    if table.mode != "incremental":
-        ckpts = [f.version for f in table.files if f.kind == "checkpoint" and f.version is not None]
-        base = min(ckpts) if ckpts else None
-    return sorted(table.files, key=lambda f: apply_rank(f.kind, f.version, f.path, base))
+    """The table's files in the order its format installs them (every exposed version readable)."""
+    return get_format(table.format).install_order(table.files, table.mode != "incremental")
 
 
 def validate_table_name(name: str) -> str:
@@ -197,12 +174,21 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     bundles = {b.name for b in m.bundles}
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
+    for i, t in enumerate(m.tables):
+        try:
+            kinds = get_format(t.format).kinds
+        except TableFormatError as e:
+            raise ManifestError(f"manifest {where}: table {t.name}: {e.message}", hint=e.hint) from None
+        for j, f in enumerate(t.files):
+            if f.kind not in kinds:
+                raise ManifestError(f"manifest {where}: field tables.{i}.files.{j}.kind: "
+                                    f"{f.kind!r} is no file kind of format {t.format!r}")
     try:
         for t in m.tables:
             validate_table_name(t.name)
             for f in t.files:
                 safe_relpath(f.path, table=t.name, where=f"manifest {where}")
-                _check_kind(f, t.name, where)
+                _check_kind(f, t, where)
                 if f.bundle not in bundles:
                     raise ManifestError(
                         f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
@@ -220,24 +206,11 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     return m
 
 
-_COMMIT_PATH = re.compile(r"^_delta_log/(\d{20})\.json$")
-
-
-def _check_kind(f: ManifestFile, table: str, where: str) -> None:
+def _check_kind(f: ManifestFile, t: ManifestTable, where: str) -> None:
     """A file's kind decides how it is installed (commits: create-if-absent, never replaced),
     so a kind that does not match its path is refused rather than trusted."""
-    in_log = f.path.startswith("_delta_log/")
-    if f.kind == "commit":
-        m = _COMMIT_PATH.match(f.path)
-        ok = m is not None and int(m[1]) == f.version
-    elif f.kind in ("data", "dv", "cdc"):
-        ok = not in_log
-    elif f.kind == "last_checkpoint":
-        ok = f.path == "_delta_log/_last_checkpoint"
-    else:
-        ok = in_log
-    if not ok:
-        raise UnsafePathError(f"table {table}: file {f.path!r} cannot be of kind {f.kind!r} "
+    if not get_format(t.format).check_file(f.kind, f.path, f.version):
+        raise UnsafePathError(f"table {t.name}: file {f.path!r} cannot be of kind {f.kind!r} "
                               f"(version {f.version})")
 
 

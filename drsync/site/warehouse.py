@@ -1,4 +1,4 @@
-"""The warehouse tree: `<warehouse>/<db>/<schema>/<table>/` with a `_delta_log` inside."""
+"""The warehouse tree: `<warehouse>/<db>/<schema>/<table>/`, each a table of a known format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drsync.site.layout import DRSYNC_DIR
-from drsync.tableformat.delta import LOG_DIR
+from drsync.tableformat import format_of
 
 # drsync's own directory in a warehouse (barrier maps, staging); never a database.
 
@@ -46,7 +46,7 @@ def _subdirs(path: Path) -> list[str]:
 
 
 def discover_tables(warehouse: Path) -> list[TableRef]:
-    """Every Delta table three levels below the warehouse root, sorted by name.
+    """Every table (of any known format) three levels below the warehouse root, sorted by name.
 
     Names with a '.' cannot be told apart in `db.schema.table`; such directories are listed
     anyway and refused per table by the caller, with a message, rather than silently skipped.
@@ -57,6 +57,6 @@ def discover_tables(warehouse: Path) -> list[TableRef]:
             continue
         for schema in _subdirs(warehouse / db):
             for table in _subdirs(warehouse / db / schema):
-                if (warehouse / db / schema / table / LOG_DIR).is_dir():
+                if format_of(warehouse / db / schema / table) is not None:
                     found.append(TableRef(db, schema, table))
     return found

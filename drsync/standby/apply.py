@@ -2,8 +2,9 @@
 all its files (DESIGN §3; docs/architecture.md "Crash safety, standby side").
 
 `check_conflicts` refuses a table changed behind drsync's back; `apply_table` installs files in
-`manifest.apply_order`, exposing a new log at once where one-by-one would show a version the
-primary itself lost; `delete_files` removes what the primary removed, after the set.
+`manifest.apply_order` (the table format's install order), exposing a new log at once where
+one-by-one would show a version the primary itself lost; `delete_files` removes what the
+primary removed, after the set.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from drsync.sets.bundle import file_hash
 from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import StandbyState
-from drsync.tableformat.delta import LOG_DIR, list_log
+from drsync.tableformat import get as get_format
+from drsync.tableformat.base import FileRole
 
 log = logging.getLogger("drsync.standby.apply")
 LOG_NEW = ".drsync-log-new"  # where a new log is built before it is made visible at once
@@ -41,6 +43,7 @@ def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> N
     """Refuse to touch a table that was changed on the standby behind drsync's back."""
     tdir = warehouse / t.path
     known = state.tables.get(t.name)
+    fmt = get_format(t.format)
     if not tdir.exists():
         if known is not None:
             raise StandbyConflictError(
@@ -48,19 +51,19 @@ def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> N
                 hint="reseed the table, or cancel its publication",
             )
         return
-    if not (tdir / LOG_DIR).is_dir():
+    if not fmt.is_table(tdir):
         # A first apply killed before its first log file left the directory with some of this
-        # set's data files and no _delta_log; refusing that made every later run fail, so the
+        # set's data files and no log; refusing that made every later run fail, so the
         # restore never converged. Such a leftover holds only files of this set, as they are.
         if known is None and _holds_only_files_of(tdir, t):
             return
         raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
-                                   "Delta table; drsync will not overwrite it")
-    ours = {f.version: f.blake2b for f in t.files if f.kind == "commit"}
-    for v, lf in sorted(list_log(tdir).commits.items()):
+                                   f"{fmt.title} table; drsync will not overwrite it")
+    ours = {f.version: f.blake2b for f in t.files if fmt.role(f.kind) is FileRole.COMMIT}
+    for v, commit_file in sorted(fmt.commits(tdir).items()):
         if known is not None and v <= known.version:
             continue
-        if v not in ours or file_hash(tdir / lf.name) != ours[v]:
+        if v not in ours or file_hash(tdir / commit_file) != ours[v]:
             raise StandbyConflictError(
                 f"table {t.name}: commit {v} on the standby was not written by drsync (the table "
                 "was changed locally); refusing to overwrite it",
@@ -91,23 +94,25 @@ def apply_table(
 ) -> None:
     """Install one table's files in apply order.
 
-    Log files normally go straight into `_delta_log`, one by one, each version readable as it
+    Log files normally go straight into the log directory, one by one, each version readable as it
     appears. Two cases build the new log aside in `.drsync-log-new` and make it visible in one
     step instead: a table's first copy (renamed in: the table appears at its barrier version)
     and a set flagged `expose_at_once` (some version in the range is unreadable even on the
     primary; the new log is swapped with the old one by `renameat2(RENAME_EXCHANGE)`).
     `tdir` builds the table elsewhere (a replacement, see desync.replace_table)."""
     tdir = tdir or warehouse / t.path
+    fmt = get_format(t.format)
     ensure_dir(tdir.parent)
     if not tdir.exists():
         tdir.mkdir(mode=RW_DIR)
         fsync_dir(tdir.parent)
     touched: set[Path] = {tdir}
     make_writable_dir(tdir)
-    log_dir, shadow = tdir / LOG_DIR, tdir / LOG_NEW
+    log_dir, shadow = tdir / fmt.log_dir, tdir / LOG_NEW
+    log_prefix = f"{fmt.log_dir}/"
     if shadow.exists():
         rmtree_force(shadow)  # left by a kill, before or after a swap: never the live log
-    has_log_files = any(f.path.startswith(f"{LOG_DIR}/") for f in t.files)
+    has_log_files = any(f.path.startswith(log_prefix) for f in t.files)
     mode = "direct"
     if has_log_files and not log_dir.exists():
         mode = "rename"
@@ -122,16 +127,18 @@ def apply_table(
     unsynced: set[Path] = set()
     for f in apply_order(t):
         final = tdir / f.path
-        in_log = f.path.startswith(f"{LOG_DIR}/")
+        in_log = f.path.startswith(log_prefix)
         if mode != "direct" and in_log:
-            final = shadow / f.path[len(LOG_DIR) + 1:]
+            final = shadow / f.path[len(log_prefix):]
         elif in_log and unsynced:
             _fsync_dirs(unsynced)
         _open_dirs(tdir, final.parent, touched)
         src = staging / t.path / f.path
+        if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
+            fmt.rewrite_on_install(src, f.kind, tdir)
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
         os.chmod(src, RO_FILE)
-        if f.kind == "commit":
+        if fmt.role(f.kind) is FileRole.COMMIT:
             try:
                 os.link(src, final)  # create-if-absent: never overwrite a commit
             except FileExistsError:
@@ -163,7 +170,7 @@ def _fsync_dirs(dirs: set[Path]) -> None:
 
 
 def _expose_log(tdir: Path, shadow: Path, log_dir: Path, mode: str, touched: set[Path]) -> None:
-    """Make the log built in `shadow` the table's `_delta_log` in one atomic step."""
+    """Make the log built in `shadow` the table's log directory in one atomic step."""
     for d in [p for p in touched if p == shadow or shadow in p.parents]:
         os.chmod(d, RO_DIR)
         touched.discard(d)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from drsync.errors import DrsyncError
 from drsync.sets.bundle import file_hash
-from drsync.tableformat.delta import list_log, snapshot
+from drsync.tableformat import require_format
 
 
 class Fingerprint(BaseModel):
@@ -29,13 +29,14 @@ class Fingerprint(BaseModel):
 def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
                 also_hash: list[str] | None = None, con: Any = None) -> Fingerprint:
     """This side's fingerprint. `also_hash`: files the other side's version needs, hashed here
-    too when present, so a file both hold is compared even where this side cannot replay."""
+    too when present, so a file both hold is compared even where this side cannot replay.
+    `con`: row readers by format name (opened here when absent)."""
     fp = Fingerprint(version=version)
     try:
-        listing = list_log(table_dir)
-        fp.commits = {cv: file_hash(table_dir / lf.name)
-                      for cv, lf in listing.commits.items() if cv <= version}
-        fp.needs = sorted(snapshot(table_dir, version, listing, name).data_files)
+        fmt = require_format(table_dir)
+        fp.commits = {cv: file_hash(table_dir / rel)
+                      for cv, rel in fmt.commits(table_dir).items() if cv <= version}
+        fp.needs = sorted(fmt.snapshot_files(table_dir, name, version))
     except DrsyncError as e:
         fp.error = e.message
     for rel in sorted(set(fp.needs or []) | set(also_hash or [])):
@@ -43,10 +44,12 @@ def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
         if path.is_file():
             fp.files[rel] = (path.stat().st_size, file_hash(path))
     if deep:
-        from drsync.standby.reader import connect, table_checksum
-
         try:
-            fp.rows = table_checksum(con if con is not None else connect(), table_dir, version)
+            fmt = require_format(table_dir)
+            readers = con if con is not None else {}
+            if fmt.name not in readers:
+                readers[fmt.name] = fmt.open_row_reader()
+            fp.rows = fmt.row_checksum(readers[fmt.name], table_dir, version)
         except Exception as e:  # DuckDB raises its own error types
             fp.rows_error = _first_line(e)
     return fp

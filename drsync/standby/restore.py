@@ -68,7 +68,7 @@ from drsync.standby.desync import (
     store_publications,
     warn_desynced,
 )
-from drsync.tableformat.ddl import event_text
+from drsync.tableformat.base import event_text
 
 log = logging.getLogger("drsync.standby.restore")
 RECENT_DDL = 20  # DDL events kept in the standby state for show-progress

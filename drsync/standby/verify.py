@@ -4,8 +4,9 @@ For each replicated table at its barrier version `v` (from the standby state), e
 computes a **fingerprint** of its own copy, on its own host:
   * the data/DV files version `v` needs, with sizes and BLAKE2b;
   * the BLAKE2b of every commit file up to `v`;
-  * `--deep`: row count and an order-independent checksum of all rows at `v`, read by DuckDB's
-    delta extension (not by drsync's own log code).
+  * `--deep`: row count and an order-independent checksum of all rows at `v`, read by the
+    table format's independent reader (Delta: DuckDB's delta extension), not by drsync's own
+    log code.
 The two fingerprints are then compared here. With transport=ssh the other side's fingerprint
 comes from its agent (`fingerprint` operation), so no table data crosses the link: verify runs
 on either host, and each side's files are hashed where they live.
@@ -23,6 +24,7 @@ from drsync.peer import Peer, both_sites_here, open_peer
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
 from drsync.standby.fingerprint import Fingerprint, fingerprint
+from drsync.tableformat import formats
 
 
 @dataclass
@@ -150,11 +152,9 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
                 raise DrsyncError(f"table {only} is not replicated to this standby",
                                   hint="run show-progress, or check the name (db.schema.table)")
             names = [only]
-        con: Any = None
-        if deep:
-            from drsync.standby.reader import connect
-
-            con = connect()
+        con: dict[str, Any] | None = None
+        if deep:  # a missing reader fails the command here, not each table
+            con = {fmt.name: fmt.open_row_reader() for fmt in formats()}
         verdicts = []
         for name in names:
             version = state.tables[name].version

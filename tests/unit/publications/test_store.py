@@ -29,7 +29,7 @@ from drsync.publications.store import (
 )
 from drsync.sets.manifest import FORMAT_VERSION, parse_manifest
 from drsync.site.warehouse import TableRef
-from drsync.tableformat.ddl import describe
+from drsync.tableformat.delta.ddl import describe
 
 
 def test_coverage_of_each_kind() -> None:
@@ -172,7 +172,7 @@ def test_format_1_0_manifest_still_loads() -> None:
            "barrier_utc": "x", "barrier_ms": 1, "created_utc": "x"}
     m = parse_manifest(raw, where="old")
     assert m.desync == [] and m.renames == [] and m.publications is None
-    assert FORMAT_VERSION == "1.1"
+    assert FORMAT_VERSION == "1.2"
     with pytest.raises(UnsafePathError):
         parse_manifest({**raw, "desync": [{"name": "../x.y.z", "reason": "r"}]}, where="bad")
 

@@ -364,3 +364,34 @@ def test_manifest_model_defaults() -> None:
                  created_utc="y")
     assert m.format_version == FORMAT_VERSION
     assert json.loads(m.to_bytes())["format_version"] == FORMAT_VERSION
+
+
+# --- table formats (1.2) ----------------------------------------------------------------------
+
+
+def test_format_1_1_manifest_loads_as_delta() -> None:
+    """A 1.1 manifest names no format: its tables are Delta (the only format then), checked
+    and installed as Delta's."""
+    raw = valid_raw()
+    raw["format_version"] = "1.1"
+    assert "format" not in raw["tables"][0]
+    m = parse_manifest(raw, where=WHERE)
+    t = m.tables[0]
+    assert t.format == "delta"
+    assert [f.kind for f in apply_order(t)] == ["data", "commit"]
+    raw["tables"][0]["files"][1]["version"] = 5  # commit 4's file claiming version 5
+    with pytest.raises(UnsafePathError, match="cannot be of kind 'commit'"):
+        parse_manifest(raw, where=WHERE)
+
+
+def test_manifest_records_each_tables_format() -> None:
+    m = parse_manifest(valid_raw(), where=WHERE)
+    assert FORMAT_VERSION == "1.2"
+    assert json.loads(m.to_bytes())["tables"][0]["format"] == "delta"
+
+
+def test_unknown_table_format_refused_by_name() -> None:
+    raw = valid_raw()
+    raw["tables"][0]["format"] = "iceberg"
+    with pytest.raises(ManifestError, match=r"sales\.public\.orders: unknown table format 'iceberg'"):
+        parse_manifest(raw, where=WHERE)

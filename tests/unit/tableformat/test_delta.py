@@ -29,6 +29,7 @@ from drsync.tableformat.delta import (
     safe_relpath,
     snapshot,
 )
+from drsync.tableformat.delta import paths as delta_paths
 
 TESTDATA = Path(__file__).resolve().parents[2] / "data" / "delta-rs"
 AWKWARD = ["a b", "a=b", "100%", "Zürich", "x/y", "#?&"]
@@ -333,7 +334,7 @@ def test_deletion_vector_garbage_is_a_table_error(dv: dict[str, object]) -> None
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.text(max_size=24))
 _json = st.recursive(_scalar, lambda c: st.one_of(
     st.lists(c, max_size=3), st.dictionaries(st.text(max_size=6), c, max_size=3)), max_leaves=6)
-_Z85_CHARS = delta._Z85
+_Z85_CHARS = delta_paths._Z85
 _dv = st.one_of(_json, st.fixed_dictionaries({
     "storageType": st.one_of(st.sampled_from(["u", "i", "p", "x"]), _json),
     "pathOrInlineDv": st.one_of(st.text(alphabet=_Z85_CHARS, min_size=19, max_size=26), _json),

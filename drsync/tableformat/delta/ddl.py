@@ -72,8 +72,3 @@ def describe(events: list[dict[str, Any]], last: dict[str, Any]) -> list[dict[st
             last["protocol"] = list(versions)
         e["change"] = "; ".join(parts) or "metadata rewritten"
     return events
-
-
-def event_text(table: str, e: dict[str, Any]) -> str:
-    op = f" [{e['operation']}]" if e.get("operation") else ""
-    return f"{table}@{e.get('version')}: {e.get('change') or e.get('kind')}{op}"

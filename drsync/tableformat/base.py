@@ -1,0 +1,198 @@
+"""What replication needs from a table format: the `TableFormat` protocol and its data types.
+
+Every caller outside `drsync/tableformat/<format>/` works through this protocol and the kinds
+of file a format names (`FileRole` says what a kind means for installing and inventory), so
+adding a format is one new package. The module docstring of `drsync.tableformat` tells how
+Delta and Iceberg fill each place in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+class FileRole(StrEnum):
+    """What a file kind means to the generic code (inventory, install, storage follows)."""
+
+    # table content: installed before any log file; inventoried; removed after the primary did
+    DATA = "data"
+    COMMIT = "commit"  # one per version: created only if absent, never overwritten
+    LOG = "log"  # any other immutable log/metadata file (checkpoints, manifests, metadata JSON)
+    # a small mutable file replaced in place, installed last (a hint, or the commit point)
+    POINTER = "pointer"
+
+
+@dataclass
+class FileRef:
+    """A file a version needs, relative to the table root; `kind` is the format's word."""
+
+    path: str
+    size: int | None
+    kind: str
+
+
+@dataclass
+class FileToShip:
+    path: str  # relative to the table root
+    kind: str  # the format's file kind (FileRole via TableFormat.role)
+    size: int
+    mtime_ns: int
+    version: int | None = None  # for log files
+    content: bytes | None = None  # held in memory for files that may change (or were parsed)
+
+
+@dataclass
+class TableInventory:
+    """What the standby holds (or will, once shipped sets are applied) of one table."""
+
+    version: int = -1
+    table_id: str | None = None
+    log_floor: int = 0  # oldest version whose log the standby holds (a full copy's start)
+    commit_sig: list[int] = field(default_factory=list)  # [size, mtime_ns] of commit `version`
+    files: dict[str, int] = field(default_factory=dict)  # data file path -> size
+    removed: list[str] = field(default_factory=list)  # removed by a shipped commit, still on disk
+    log_files: dict[str, int] = field(default_factory=dict)  # shipped log file -> size
+    last_checkpoint_sig: list[int] = field(default_factory=list)  # [size, mtime_ns] of the pointer shipped
+    # The table's schema, properties and protocol as of `version`, to describe DDL events
+    ddl_state: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TableInventory:
+        return cls(**obj)
+
+
+@dataclass
+class TableChange:
+    name: str  # db.schema.table
+    table_id: str | None
+    mode: str  # full | incremental | resync
+    from_version: int | None
+    to_version: int
+    files: list[FileToShip]  # in install order
+    deletions: list[str]
+    ddl: list[dict[str, Any]]
+    warnings: list[str]
+    inventory: TableInventory  # the inventory after this set is applied
+    # Some version in the range cannot be read even on the primary (its files were vacuumed
+    # before this collect): the standby must make the new commits visible all at once, or
+    # that version would be the table's latest for a moment (or until a re-run, after a kill).
+    expose_at_once: bool = False
+    replace: bool = False  # a complete copy that replaces the standby's table as a whole
+    # Files version `to_version` needs that were already gone at collect (VACUUM running now,
+    # or a table damaged on the primary): the primary cuts the set again in the first case.
+    missing_needed: list[str] = field(default_factory=list)
+    format: str = ""  # the TableFormat's name (recorded per table in the manifest)
+
+
+@dataclass
+class SetAsidePlan:
+    """What lies above a version in a table directory (roles: back a table up to a version)."""
+
+    log_files: list[str]  # in move order: the newest first, so the log stays contiguous
+    commits: list[int]  # versions above
+    data_files: set[str]  # data files only those versions add
+    rows: int  # rows those versions added (from the format's statistics; 0 if unknown)
+
+
+class InstalledFile(Protocol):
+    """A manifest file as the format sees it at install time."""
+
+    path: str
+    kind: str
+    version: int | None
+
+
+@runtime_checkable
+class TableLog(Protocol):
+    """One read of a table's log (a directory listing, a metadata chain): opaque to callers."""
+
+    format_name: str
+
+    @property
+    def latest_version(self) -> int | None: ...
+
+
+class TableFormat(Protocol):
+    """One table format: how to find its tables, read versions, collect and install them.
+
+    Faithfulness: every method that reads a table raises `TableFormatError` (or
+    `UnsafePathError`) naming the table when it cannot be copied as it is (paths leaving the
+    table, absolute paths, an unparseable log); the round leaves that table out.
+    """
+
+    name: str  # recorded per table in manifests ("format")
+    title: str  # for messages: "not a Delta table"
+    # Table-relative directory holding the log/metadata: a first copy (or a set flagged
+    # expose_at_once) builds it aside and makes it visible in one rename/exchange.
+    log_dir: str
+    kinds: tuple[str, ...]  # every file kind it ships (manifest validation)
+    # Files a copy must rewrite at install (absolute paths inside); False: installed as shipped.
+    rewrites_on_install: bool
+
+    # --- discovery and identity ----------------------------------------------------------
+    def is_table(self, table_dir: Path) -> bool:
+        """Is this directory a table of this format (cheap: a stat or two)."""
+
+    def read_log(self, table_dir: Path) -> TableLog:
+        """One read of the log; TableFormatError when the directory is not such a table."""
+
+    def log_signature(self, table_dir: Path) -> str | None:
+        """A cheap identity of the log as it is now (equal: nothing changed), None if unreadable."""
+
+    # --- versions and the files they need ---------------------------------------------------
+    def barrier_version(self, table_dir: Path, log: TableLog, barrier_ms: int, floor: int) -> int | None:
+        """Newest version committed at or before `barrier_ms`, looking only above `floor`."""
+
+    def commits(self, table_dir: Path) -> dict[int, str]:
+        """version -> table-relative path of the file that commits it (the standby's own check)."""
+
+    def snapshot_files(self, table_dir: Path, name: str, version: int) -> dict[str, FileRef]:
+        """The data files version `version` needs."""
+
+    def collect(self, table_dir: Path, name: str, log: TableLog, barrier_ms: int,
+                prev: TableInventory | None) -> TableChange | None:
+        """What to ship to bring a standby holding `prev` (None: nothing) to the barrier's
+        version: files added, files and log files removed since (storage follows), checkpoint
+        and log cleanup, DDL events, the table id; None when nothing changed.
+        Raises TableRecreatedError when the table id or the shipped history changed."""
+
+    # --- installing on the standby -------------------------------------------------------
+    def role(self, kind: str) -> FileRole:
+        """What a file kind means to the generic code."""
+
+    def check_file(self, kind: str, path: str, version: int | None) -> bool:
+        """Does this kind fit this path and version (a kind decides how a file is installed)?"""
+
+    def install_order(self, files: list[Any], full_copy: bool) -> list[Any]:
+        """`files` (ManifestFile/FileToShip) sorted so each version a reader can see has all
+        its files; the commit point of each version comes after everything it needs."""
+
+    def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
+        """Rewrite a staged file in place before it is installed at `table_dir` (called only
+        if `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+
+    # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
+    def open_row_reader(self) -> Any:
+        """A reader (e.g. a DuckDB connection with the format's extension) for row_checksum."""
+
+    def row_checksum(self, reader: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
+        """(row count, order-independent checksum of all rows) at `version`."""
+
+    # --- role changes ----------------------------------------------------------------------
+    def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
+        """What lies above `version` (moved aside to take the table back to it)."""
+
+    def held_log_files(self, table_dir: Path) -> dict[str, int]:
+        """Every immutable log file of the table with its size (a copy holds them all)."""
+
+
+def event_text(table: str, e: dict[str, Any]) -> str:
+    """One DDL event in the set history and show-progress."""
+    op = f" [{e['operation']}]" if e.get("operation") else ""
+    return f"{table}@{e.get('version')}: {e.get('change') or e.get('kind')}{op}"
