@@ -76,6 +76,10 @@ class ProgressDocument(BaseModel):
     role_epoch: int = Field(0, alias="role epoch")
     site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
     last_role_change: str = Field("", alias="last role change")
+    # delayed apply (drsync/delay.py): present when restore-delay is set or sets are held back
+    restore_delay: str | None = Field(None, alias="restore delay", description="seconds")
+    held_back_keys: str | None = Field(None, alias="held back keys")
+    next_apply_time: str | None = Field(None, alias="next apply time")
 
 
 class Healthy(BaseModel):
@@ -183,7 +187,8 @@ def create_app(view: DaemonView) -> FastAPI:
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/progress", response_model=ProgressDocument, response_model_by_alias=True,
-             responses=_UNAVAILABLE, summary="The show-progress document of both sides")
+             response_model_exclude_none=True, responses=_UNAVAILABLE,
+             summary="The show-progress document of both sides")
     def progress() -> ProgressDocument:
         from drsync.roles.status import role_fields
 

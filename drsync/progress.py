@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drsync.config import Settings
+from drsync.delay import progress_fields
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes
 from drsync.state import (
@@ -160,7 +161,7 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
     unrestored = ",".join(pending) if pending else "N/A"
     p_side.unrestoreKeys = s_side.unrestoreKeys = unrestored
     rpo = standby_rpo_seconds(standby)
-    return {
+    doc: dict[str, Any] = {
         "primary cluster": p_side.model_dump(),
         "standby cluster": s_side.model_dump(),
         "apply": {
@@ -173,6 +174,8 @@ def build_document(primary: PrimaryState, standby: StandbyState) -> dict[str, An
         "recovery point objective": str(rpo) if rpo is not None else "",
         "failover recovery point time": standby.failover_point,
     }
+    doc.update(progress_fields(standby))  # restore-delay, only when set or holding sets back
+    return doc
 
 
 def membership_notes(primary: PrimaryState, standby: StandbyState) -> list[str]:

@@ -47,6 +47,9 @@ def progress_table(doc: dict[str, Any], notes: list[str] | None = None) -> Rende
         lines.append(f"failover recovery point: {doc['failover recovery point time']}")
     if "role epoch" in doc:  # added by show-progress (roles/status.py)
         lines.append(f"role epoch: {doc['role epoch']}   last role change: {doc['last role change'] or '-'}")
+    if "restore delay" in doc:  # restore-delay is set (drsync/delay.py)
+        lines.append(f"restore delay: {doc['restore delay']} s   held back: {doc['held back keys']}   "
+                     f"next apply: {doc['next apply time'] or '-'}")
     lines += notes or []
     return Group(t, *(Text(line) for line in lines))
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drsync.config import Settings
+from drsync.delay import held_before_failover
 from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
 from drsync.locks import lock_holder, operation_lock
@@ -71,6 +72,10 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
     request_stop(pair.sm, "restore")
     with operation_lock(pair.sm / LOCK_DIR, "restore"):
         state: StandbyState = load_state(pair.sm, StandbyState)
+        if settings.restore_delay:
+            held = held_before_failover(pair.sm, state, settings.restore_delay)
+            if held:
+                say(held)
         key = _newest_barrier(pair.sw, state.last_key)
         if key is None:
             raise RoleError("failover: the standby has not restored any set; there is nothing to promote")
