@@ -336,6 +336,7 @@ def _say(line: str) -> None:
 
 
 register_role_commands(app, _run, _load, _say)
+import drsync.cli_drill  # noqa: E402  (registers drill start/list/drop)
 import drsync.cli_inspect  # noqa: E402  (registers check, show-progress, verify)
 import drsync.cli_publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 

@@ -10,8 +10,8 @@ On either side a set (its bundles `<media>/<key>/` and its manifest
 * on the primary, it is not waiting to be shipped (`unshipped`).
 
 On the standby, barrier maps `<standby-warehouse>/_drsync/barriers/<key>.json` of restored
-sets older than life-cycle go too, except the newest one. Rejected manifests
-(`manifests/rejected/`) are evidence and are never touched. The manifest goes after the
+sets older than life-cycle go too, except the newest one and those a live drill holds.
+Rejected manifests (`manifests/rejected/`) are evidence and are never touched. The manifest goes after the
 bundles, so a run interrupted half way still lists the set and finishes it next time.
 """
 
@@ -118,8 +118,12 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
             from drsync.standby import barrier_dir
 
             maps_dir = barrier_dir(settings.standby_warehouse)
+            from drsync.drill import held_barriers
+
             maps = _keys_in(maps_dir, _BARRIER_MAP, dirs=False)
-            for key in _expired(maps, standby.last_key, cutoff, set()):
+            # A live drill holds its barrier map (drsync/drill.py); the files it forked are safe
+            # anyway: it holds hard links to them, which no removal on the standby takes away.
+            for key in _expired(maps, standby.last_key, cutoff, held_barriers(settings)):
                 path = maps_dir / f"{key}.json"
                 with contextlib.suppress(FileNotFoundError):
                     report.bytes_freed += path.stat().st_size

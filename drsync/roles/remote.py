@@ -128,14 +128,17 @@ class StandbyView:
         return StandbyState.model_validate_json(raw) if raw else StandbyState()
 
     def restore(self) -> None:
-        """One restore pass there now; a busy one (its daemon) is waited for by the caller."""
+        """One restore pass there now; a busy one (its daemon) is waited for by the caller.
+        Ignores restore-delay: a switchover's final sets are applied at once (zero loss)."""
         try:
             if self.link is None:
+                from datetime import timedelta
+
                 from drsync.standby import run_restore
 
-                run_restore(self.settings)
+                run_restore(self.settings.model_copy(update={"restore_delay": timedelta(0)}))
             else:
-                self.link.call_once("restore")
+                self.link.call_once("restore", no_delay=True)
         except LockBusyError:
             pass
         except DrsyncError as e:

@@ -185,10 +185,16 @@ class Agent:
 
 
     def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Run one restore pass now (the primary asks right after shipping a set)."""
+        """Run one restore pass now (the primary asks right after shipping a set; a switchover
+        asks with no_delay: its final sets are applied whatever restore-delay says)."""
+        from datetime import timedelta
+
         from drsync.standby import run_restore
 
-        result = run_restore(agent_settings(self.config, self.roots["metadata"]))
+        settings = agent_settings(self.config, self.roots["metadata"])
+        if req.get("no_delay") is True:
+            settings = settings.model_copy(update={"restore_delay": timedelta(0)})
+        result = run_restore(settings)
         return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
 
     def op_fingerprint(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:

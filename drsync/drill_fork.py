@@ -1,0 +1,112 @@
+"""One table of a drill: a writable Delta table at one version of a replicated table.
+
+Delta data files never change once written, so a fork needs its own log, not its own data:
+
+* the log from the newest checkpoint at or below the version up to the version is **copied**
+  (fresh inodes, mode 0644: a writer of the fork appends to its own log, never to the
+  replicated one), mtimes kept (readers use them as commit times);
+* `_last_checkpoint` is copied only when it names that same checkpoint; otherwise it is left
+  out (readers then list the log), so the fork never points at a checkpoint above its version;
+* data, deletion-vector and sidecar files the version reads are **hard-linked** (no bytes
+  copied). A link shares the replicated file's inode, so its mode (0444) is never changed
+  here: a Delta writer never modifies a data file, it only adds new ones and unlinks old ones,
+  which needs the fork's *directories* to be writable (they are, 0755, all created here).
+  When the standby later removes its name for a file (VACUUM mirrored), the fork's name keeps
+  the data.
+* `copy=True` copies data files instead (another filesystem).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from drsync.errors import DrillError, TableFormatError
+from drsync.fsutil import RW_DIR, RW_FILE, read_json_object
+from drsync.tableformat.delta import LAST_CHECKPOINT, LOG_DIR, list_log, snapshot
+
+
+@dataclass
+class ForkedTable:
+    name: str
+    version: int
+    log_bytes: int = 0  # log files copied
+    linked_bytes: int = 0  # data/DV/sidecar files hard-linked (no bytes written)
+    copied_bytes: int = 0  # data files copied (copy=True)
+    files: int = 0
+
+
+def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+    """Build the fork of table `name` (at `src`) at `version` in the new directory `dest`."""
+    why = (f"table {name}: cannot fork barrier {key} (version {version})")
+    try:
+        listing = list_log(src)
+        latest = listing.latest_version
+        if latest is None or version > latest:
+            raise DrillError(f"{why}: the standby holds only version {listing.latest_version}")
+        snap = snapshot(src, version, listing, name)
+    except TableFormatError as e:
+        raise DrillError(f"{why}: {e.message}; the primary's log cleanup removed what that version "
+                         "needs", hint="fork a newer barrier (drsync drill start --at KEY)") from None
+    except FileNotFoundError as e:
+        raise DrillError(f"{why}: {e.filename} was removed while reading the log",
+                         hint="fork a newer barrier, or run the drill again") from None
+    out = ForkedTable(name, version)
+    ckpt = snap.checkpoint
+    first = ckpt.version if ckpt is not None else 0
+    log_files = [f.name for f in ckpt.files] if ckpt is not None else []
+    log_files += [lf.name for v, lf in sorted(listing.commits.items()) if first <= v <= version]
+    log_files += [lf.name for v, lf in sorted(listing.crcs.items()) if first <= v <= version]
+    last = read_json_object(src / LOG_DIR / LAST_CHECKPOINT) if listing.last_checkpoint else None
+    if ckpt is not None and last is not None and last.get("version") == ckpt.version:
+        log_files.append(f"{LOG_DIR}/{LAST_CHECKPOINT}")
+    made: set[Path] = set()
+    for rel in log_files:
+        target = _parent_made(dest, rel, made)
+        try:
+            shutil.copyfile(src / rel, target)
+            st = os.stat(src / rel)
+        except FileNotFoundError:
+            raise DrillError(f"{why}: log file {rel} was removed on the standby (log cleanup of the "
+                             "primary, mirrored)", hint="fork a newer barrier") from None
+        os.chmod(target, RW_FILE)
+        os.utime(target, ns=(st.st_mtime_ns, st.st_mtime_ns))
+        out.log_bytes += st.st_size
+        out.files += 1
+    for rel in sorted(set(snap.data_files) | set(snap.sidecars)):
+        target = _parent_made(dest, rel, made)
+        try:
+            if copy:
+                shutil.copyfile(src / rel, target)
+                os.chmod(target, RW_FILE)
+                out.copied_bytes += target.stat().st_size
+            else:
+                os.link(src / rel, target)
+                out.linked_bytes += target.stat().st_size
+        except FileNotFoundError:
+            raise DrillError(
+                f"{why}: its file {rel} was removed on the standby (VACUUM on the primary, "
+                "mirrored after a later set)", hint="fork a newer barrier (drsync drill list shows "
+                "the barriers; the newest is the default)") from None
+        except OSError as e:
+            if e.errno == errno.EXDEV:
+                raise DrillError(f"{dest} is on another filesystem than {src}: data files cannot be "
+                                 "hard-linked", hint="put the drill on the standby warehouse's "
+                                 "filesystem, or pass --copy to copy the data") from None
+            raise
+        out.files += 1
+    if not (dest / LOG_DIR).is_dir():
+        raise DrillError(f"{why}: no log file at or below that version is left on the standby")
+    return out
+
+
+def _parent_made(dest: Path, rel: str, made: set[Path]) -> Path:
+    target = dest / rel
+    parent = target.parent
+    if parent not in made:
+        os.makedirs(parent, mode=RW_DIR, exist_ok=True)
+        made.add(parent)
+    return target
