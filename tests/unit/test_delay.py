@@ -35,7 +35,8 @@ def _delayed(tmp_path: Path, delay: str = "30m") -> Sites:
 def test_restore_delay_key_parses_and_defaults_to_zero(tmp_path: Path) -> None:
     base = make_sites(tmp_path / "s").config.read_text()
     assert load_settings(make_sites(tmp_path / "s").config).restore_delay == timedelta(0)
-    for text, want in (("30m", DELAY), ("2h", timedelta(hours=2)), ("0", timedelta(0)), ("45", timedelta(minutes=45))):
+    cases = (("30m", DELAY), ("2h", timedelta(hours=2)), ("0", timedelta(0)), ("45", timedelta(minutes=45)))
+    for text, want in cases:
         assert parse_settings_text(base + f"restore-delay={text}\n", "x.ini").restore_delay == want
     with pytest.raises(ConfigError, match="restore-delay"):
         parse_settings_text(base + "restore-delay=-5m\n", "x.ini")
@@ -133,4 +134,5 @@ def test_switchover_applies_its_final_sets_whatever_the_delay(tmp_path: Path) ->
     p = drsync("switchover", "--timeout", "60", "-c", cfg)
     assert p.returncode == 0, p.stdout + p.stderr
     for name in TABLES:  # the standby (now primary) holds every version the old primary had
-        assert latest_version(table_dir(sites.standby, name)) == latest_version(table_dir(sites.primary, name))
+        p_dir, s_dir = table_dir(sites.primary, name), table_dir(sites.standby, name)
+        assert latest_version(s_dir) == latest_version(p_dir)
