@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, out
+from drsync.cli import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, err, out
 
 drill_app = typer.Typer(
     help="Drills: writable forks of the standby's replicated tables at a barrier (hard links, "
@@ -23,6 +23,12 @@ NameArg = Annotated[str, typer.Argument(help="Drill name (letters, digits, _ . -
 
 def _say(line: str) -> None:
     out.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _note(line: str) -> None:
+    """Side remarks (a killed drill finished, a table left out) go to stderr: stdout stays the
+    result (JSON with --format json)."""
+    err.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _mb(n: int) -> str:
@@ -56,7 +62,7 @@ def drill_start(
         if tables and publication:
             raise DrillError("give --table or --publication, not both")
         rec = start_drill(settings, name, into, at=at, tables=tables, publication=publication,
-                          copy=copy, say=_say)
+                          copy=copy, say=_note)
         data = (f"{_mb(rec.copied_bytes)} of data copied" if rec.copy_data
                 else f"{_mb(rec.linked_bytes)} of data hard-linked, 0 copied")
         _say(f"drill {name}: {len(rec.tables)} table(s) at barrier {rec.key} in {rec.into}; "
@@ -74,7 +80,7 @@ def drill_list(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
         from drsync.drill import list_drills
 
         settings = _load(config, "standby")
-        infos = list_drills(settings, say=_say)
+        infos = list_drills(settings, say=_note)
         if _text_or_json(fmt) == "json":
             print(json.dumps([i.model_dump() for i in infos], indent=2))
             return 0
@@ -103,7 +109,7 @@ def drill_drop(
 
         settings = _load(config, "standby")
         confirm("drill drop", f"removes the fork of drill {name}", yes)
-        _say(drop_drill(settings, name, say=_say))
+        _say(drop_drill(settings, name, say=_note))
         return 0
 
     _run(go)

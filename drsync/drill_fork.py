@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drsync.errors import DrillError, TableFormatError
+from drsync.faults import crash_point
 from drsync.fsutil import RW_DIR, RW_FILE, read_json_object
 from drsync.tableformat.delta import LAST_CHECKPOINT, LOG_DIR, list_log, snapshot
 
@@ -76,6 +77,7 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
         os.utime(target, ns=(st.st_mtime_ns, st.st_mtime_ns))
         out.log_bytes += st.st_size
         out.files += 1
+    crash_point("drill.log_copied")
     for rel in sorted(set(snap.data_files) | set(snap.sidecars)):
         target = _parent_made(dest, rel, made)
         try:
