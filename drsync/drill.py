@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from drsync.config import Settings
 from drsync.drill_fork import ForkedTable, fork_table
-from drsync.errors import DrillError
+from drsync.errors import DrillError, LockBusyError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json, rmtree_force, sync_filesystem
 from drsync.locks import operation_lock
@@ -307,9 +307,14 @@ def describe(rec: DrillRecord) -> DrillInfo:
 
 
 def list_drills(settings: Settings, say: Say = print) -> list[DrillInfo]:
-    with operation_lock(settings.restore_metadata_destination / LOCK_DIR, "drill"):
-        recover(settings, say)
-        return [describe(r) for r in load_records(settings)]
+    """The drills; leftovers of killed commands are finished first, unless a drill command runs
+    right now (then a drill being built shows as `building`)."""
+    try:
+        with operation_lock(settings.restore_metadata_destination / LOCK_DIR, "drill"):
+            recover(settings, say)
+    except LockBusyError:
+        pass
+    return [describe(r) for r in load_records(settings)]
 
 
 def drop_drill(settings: Settings, name: str, say: Say = print) -> str:
