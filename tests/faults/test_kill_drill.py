@@ -17,6 +17,7 @@ import pytest
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
 from drsync.drill import DRILLS_DIR
+from tests.faults.conftest import Reliability
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_drill import FileFacts, _round, facts
 
@@ -48,7 +49,8 @@ def _leftovers(parent: Path) -> list[str]:
     return [e.name for e in parent.iterdir() if e.name.startswith(".drsync-drill")]
 
 
-def test_kill_during_drill_start_and_drop(sites: Sites, tmp_path: Path) -> None:
+def test_kill_during_drill_start_and_drop(sites: Sites, tmp_path: Path,
+                                          reliability: Reliability) -> None:
     create_sample_warehouse(sites.primary, rows=10)
     _round(sites)
     ROUND_WRITES[0](sites.primary, 1)
@@ -64,38 +66,47 @@ def test_kill_during_drill_start_and_drop(sites: Sites, tmp_path: Path) -> None:
     expected: dict[str, Any] = {n: rows(con, table_dir(fork, n)) for n in TABLES}
     _cli(sites, "drill", "drop", "k", "--yes")
     standby = facts(sites.standby)
+    rel_start = reliability("kill -9 during drill start", "SIGKILL at each crash point of `drill start`")
+    rel_drop = reliability("kill -9 during drill drop", "SIGKILL at each crash point of `drill drop`")
 
     for i in range(1, len(points) + 1):
-        what = f"start killed at point {i} ({points[i - 1]})"
-        p = _cli(sites, *start, env={"DRSYNC_CRASH_AT": f"*:{i}"})
-        assert p.returncode == -9, f"{what}: {p.returncode} {p.stderr}"
-        assert _unchanged(facts(sites.standby), standby), what
-        if fork.exists():  # complete, never half-made
-            for name in TABLES:
-                assert rows(con, table_dir(fork, name)) == expected[name], f"{what}: {name}"
-        existed = fork.exists()
-        listed = json.loads(_cli(sites, "drill", "list", "--format", "json").stdout)
-        assert _leftovers(parent) == [], what
-        assert [d["name"] for d in listed] == (["k"] if existed else []), what
-        assert fork.exists() == existed, what
-        if existed:
-            assert listed[0]["state"] == "ready"
-            p = _cli(sites, "drill", "drop", "k", "--yes")
-            assert p.returncode == 0, f"{what}: {p.stderr}"
-        assert not (sites.standby_meta / DRILLS_DIR / "k.json").exists(), what
-        assert facts(sites.standby) == standby, f"{what}: link counts back after the cleanup"
+        with rel_start.trial():
+            _killed_start(sites, con, start, i, points, expected, standby, parent, fork)
 
     # drop killed at each of its points: the next command finishes it
     _cli(sites, *start)
     drop_points = _points(sites, tmp_path, "drill", "drop", "k", "--yes")
     assert drop_points
     for i in range(1, len(drop_points) + 1):
-        what = f"drop killed at point {i} ({drop_points[i - 1]})"
-        p = _cli(sites, *start)
-        assert p.returncode == 0, f"{what}: {p.stderr}"
-        p = _cli(sites, "drill", "drop", "k", "--yes", env={"DRSYNC_CRASH_AT": f"*:{i}"})
-        assert p.returncode == -9, what
-        assert _unchanged(facts(sites.standby), standby), what
-        listed = json.loads(_cli(sites, "drill", "list", "--format", "json").stdout)
-        assert listed == [] and not fork.exists() and _leftovers(parent) == [], what
+        with rel_drop.trial():
+            what = f"drop killed at point {i} ({drop_points[i - 1]})"
+            p = _cli(sites, *start)
+            assert p.returncode == 0, f"{what}: {p.stderr}"
+            p = _cli(sites, "drill", "drop", "k", "--yes", env={"DRSYNC_CRASH_AT": f"*:{i}"})
+            assert p.returncode == -9, what
+            assert _unchanged(facts(sites.standby), standby), what
+            listed = json.loads(_cli(sites, "drill", "list", "--format", "json").stdout)
+            assert listed == [] and not fork.exists() and _leftovers(parent) == [], what
     assert facts(sites.standby) == standby
+
+
+def _killed_start(sites: Sites, con: Any, start: tuple[str, ...], i: int, points: list[str],
+                  expected: dict[str, Any], standby: FileFacts, parent: Path, fork: Path) -> None:
+    what = f"start killed at point {i} ({points[i - 1]})"
+    p = _cli(sites, *start, env={"DRSYNC_CRASH_AT": f"*:{i}"})
+    assert p.returncode == -9, f"{what}: {p.returncode} {p.stderr}"
+    assert _unchanged(facts(sites.standby), standby), what
+    if fork.exists():  # complete, never half-made
+        for name in TABLES:
+            assert rows(con, table_dir(fork, name)) == expected[name], f"{what}: {name}"
+    existed = fork.exists()
+    listed = json.loads(_cli(sites, "drill", "list", "--format", "json").stdout)
+    assert _leftovers(parent) == [], what
+    assert [d["name"] for d in listed] == (["k"] if existed else []), what
+    assert fork.exists() == existed, what
+    if existed:
+        assert listed[0]["state"] == "ready"
+        p = _cli(sites, "drill", "drop", "k", "--yes")
+        assert p.returncode == 0, f"{what}: {p.stderr}"
+    assert not (sites.standby_meta / DRILLS_DIR / "k.json").exists(), what
+    assert facts(sites.standby) == standby, f"{what}: link counts back after the cleanup"
