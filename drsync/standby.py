@@ -79,6 +79,7 @@ class RestoreResult:
     applied: list[str] = field(default_factory=list)
     message: str = ""
     exit_code: int = 0
+    next_due_ms: int | None = None  # when restore-delay lets the oldest held-back set apply
 
 
 def barrier_dir(warehouse: Path) -> Path:
@@ -193,6 +194,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None,
             result.message = f"nothing to restore; standby is at {state.last_key or 'no set yet'}"
         if held.keys:
             result.message += f"; {held.describe()}"
+            result.next_due_ms = held.next_due_ms
         tracker.finish()
         return result
 

@@ -136,3 +136,38 @@ def test_switchover_applies_its_final_sets_whatever_the_delay(tmp_path: Path) ->
     for name in TABLES:  # the standby (now primary) holds every version the old primary had
         p_dir, s_dir = table_dir(sites.primary, name), table_dir(sites.standby, name)
         assert latest_version(s_dir) == latest_version(p_dir)
+
+
+def test_daemon_restores_a_held_set_once_due_without_waiting_for_restore_interval(tmp_path: Path) -> None:
+    """restore-interval is 1 minute, restore-delay 4 s: the daemon applies the set once its
+    barrier is 4 s old (not before), well before the next scheduled pass."""
+    import time as clock
+
+    from drsync.daemon import Daemon
+    from drsync.state import read_history
+
+    sites = _delayed(tmp_path, "4s")
+    create_sample_warehouse(sites.primary, rows=5)
+    s = load_settings(sites.config)
+    assert s.restore_interval == timedelta(minutes=1)
+    daemon = Daemon(s, "standby")
+    daemon.start_scheduler()
+    try:
+        deadline = clock.monotonic() + 10
+        while daemon.jobs["restore"].last_decision == "" and clock.monotonic() < deadline:
+            clock.sleep(0.1)  # the pass at start has run
+        key = run_backup(s).key
+        assert key is not None
+        barrier_ms = load_manifest(sites.standby_meta / MANIFEST_DIR / f"{key}.manifest.json").barrier_ms
+        deadline = clock.monotonic() + 40
+        while load_state(sites.standby_meta, StandbyState).last_key != key and clock.monotonic() < deadline:
+            clock.sleep(0.2)
+        decided = daemon.jobs["restore"].last_decision
+        assert load_state(sites.standby_meta, StandbyState).last_key == key, decided
+    finally:
+        daemon.stopping.set()
+        daemon.scheduler.shutdown(wait=True)
+    history = read_history(sites.standby_meta / s.backuprestoreinfo_file)
+    row = next(r for r in history if r["action"] == "restore")
+    started = datetime.strptime(row["startTime"], "%Y-%m-%d %H:%M:%S").astimezone(UTC).timestamp()
+    assert started >= barrier_ms / 1000 + 4 - 1  # startTime has whole seconds
