@@ -8,7 +8,8 @@ Delta data files never change once written, so a fork needs its own log, not its
 * `_last_checkpoint` is copied only when it names that same checkpoint; otherwise it is left
   out (readers then list the log), so the fork never points at a checkpoint above its version;
 * data, deletion-vector and sidecar files the version reads are **hard-linked** (no bytes
-  copied). A link shares the replicated file's inode, so its mode (0444) is never changed
+  copied), and the change-data files the copied commits name, where the standby still has
+  them. A link shares the replicated file's inode, so its mode (0444) is never changed
   here: a Delta writer never modifies a data file, it only adds new ones and unlinks old ones,
   which needs the fork's *directories* to be writable (they are, 0755, all created here).
   When the standby later removes its name for a file (VACUUM mirrored), the fork's name keeps
@@ -27,7 +28,14 @@ from pathlib import Path
 from drsync.errors import DrillError, TableFormatError
 from drsync.faults import crash_point
 from drsync.fsutil import RW_DIR, RW_FILE, read_json_object
-from drsync.tableformat.delta import LAST_CHECKPOINT, LOG_DIR, list_log, snapshot
+from drsync.tableformat.delta import (
+    LAST_CHECKPOINT,
+    LOG_DIR,
+    files_added,
+    list_log,
+    parse_commit_bytes,
+    snapshot,
+)
 
 
 @dataclass
@@ -65,20 +73,29 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
     if ckpt is not None and last is not None and last.get("version") == ckpt.version:
         log_files.append(f"{LOG_DIR}/{LAST_CHECKPOINT}")
     made: set[Path] = set()
+    change_data: set[str] = set()  # CDC files the copied commits name (kept where still present)
     for rel in log_files:
         target = _parent_made(dest, rel, made)
         try:
-            shutil.copyfile(src / rel, target)
+            data = (src / rel).read_bytes()
             st = os.stat(src / rel)
         except FileNotFoundError:
             raise DrillError(f"{why}: log file {rel} was removed on the standby (log cleanup of the "
                              "primary, mirrored)", hint="fork a newer barrier") from None
+        with open(target, "xb") as f:
+            f.write(data)
         os.chmod(target, RW_FILE)
         os.utime(target, ns=(st.st_mtime_ns, st.st_mtime_ns))
         out.log_bytes += st.st_size
         out.files += 1
+        if rel.endswith(".json") and b'"cdc"' in data:
+            actions = parse_commit_bytes(data, where=str(src / rel))
+            change_data.update(f.path for f in files_added(actions, table=name, where=str(src / rel))
+                               if f.kind == "cdc")
     crash_point("drill.log_copied")
-    for rel in sorted(set(snap.data_files) | set(snap.sidecars)):
+    needed = set(snap.data_files) | set(snap.sidecars)
+    optional = {p for p in change_data - needed if (src / p).is_file()}
+    for rel in sorted(needed | optional):
         target = _parent_made(dest, rel, made)
         try:
             if copy:
@@ -89,6 +106,8 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
                 os.link(src / rel, target)
                 out.linked_bytes += target.stat().st_size
         except FileNotFoundError:
+            if rel in optional:
+                continue  # change data removed meanwhile: the snapshot does not need it
             raise DrillError(
                 f"{why}: its file {rel} was removed on the standby (VACUUM on the primary, "
                 "mirrored after a later set)", hint="fork a newer barrier (drsync drill list shows "

@@ -77,3 +77,22 @@ def test_list_beside_a_running_drill_command(two_barriers: tuple[Settings, list[
     assert drill.held_barriers(s) == {k1}
     drill.drop_drill(s, "a", say=lambda _: None)
     assert drill.held_barriers(s) == set() and not (tmp_path / "a").exists()
+
+
+def test_change_data_of_copied_commits_is_linked_too(tmp_path: Path) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from drsync.drill_fork import fork_table
+
+    src = tmp_path / "src"
+    write_deltalake(str(src), pa.table({"id": pa.array([1, 2, 3], pa.int64())}),
+                    configuration={"delta.enableChangeDataFeed": "true"})
+    DeltaTable(str(src)).update(predicate="id = 2", updates={"id": "20"})
+    cdc = [p for p in src.rglob("*") if "_change_data" in p.parts and p.is_file()]
+    assert cdc, "deltalake wrote change data"
+    forked = fork_table(src, tmp_path / "fork", "d.s.t", 1, "k", copy=False)
+    linked = [tmp_path / "fork" / p.relative_to(src) for p in cdc]
+    assert all(p.stat().st_ino == q.stat().st_ino for p, q in zip(linked, cdc, strict=True))
+    assert forked.linked_bytes > 0 and forked.copied_bytes == 0
+    assert DeltaTable(str(tmp_path / "fork")).load_cdf(starting_version=1).read_all().num_rows > 0
