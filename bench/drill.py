@@ -7,7 +7,7 @@ tables are (0444 files, 0555 directories), plus a barrier map naming every table
 template's last version, as a restore pass publishes it. Then, RUNS times each, after an
 `os.sync`, into a fresh directory beside the warehouse:
 
-* drsync, in-process: `drsync.drill.start_drill` (warm imports, as a long-running tool),
+* drsync, in-process: `drsync.roles.drill.start_drill` (warm imports, as a long-running tool),
 * drsync, as the CLI: `python -m drsync drill start NAME --into DIR -c CFG` (start-up included),
 * `cp -r` of the 1,000 table directories (a full copy), and the same followed by `sync` (drsync
   flushes its fork with one `syncfs` before renaming it into place; plain `cp` flushes nothing),
@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from drsync.config import load_settings  # noqa: E402
 from drsync.demo import write_config  # noqa: E402
-from drsync.drill import DrillRecord, drop_drill, start_drill  # noqa: E402
 from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, set_tree_mode  # noqa: E402
-from drsync.standby import barrier_dir  # noqa: E402
+from drsync.roles.drill import DrillRecord, drop_drill, start_drill  # noqa: E402
+from drsync.standby.restore import barrier_dir  # noqa: E402
 from tests.helpers import duck, rows  # noqa: E402
 
 

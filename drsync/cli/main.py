@@ -139,7 +139,7 @@ def restore(
     def go() -> int:
         from datetime import timedelta
 
-        from drsync.standby import run_restore
+        from drsync.standby.restore import run_restore
 
         settings = _load(config, "standby")
         if no_delay:
@@ -336,7 +336,7 @@ def _say(line: str) -> None:
 
 
 register_role_commands(app, _run, _load, _say)
-import drsync.cli_drill  # noqa: E402  (registers drill start/list/drop)
+import drsync.cli.drill  # noqa: E402  (registers drill start/list/drop)
 import drsync.cli_inspect  # noqa: E402  (registers check, show-progress, verify)
 import drsync.cli_publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 

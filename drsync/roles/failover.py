@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drsync.config import Settings
-from drsync.delay import held_before_failover
 from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
 from drsync.roles import audit
@@ -52,6 +51,7 @@ from drsync.site.state import (
     save_state,
 )
 from drsync.site.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.standby.delay import held_before_failover
 from drsync.standby.restore import barrier_dir
 
 Say = Callable[[str], None]

@@ -134,7 +134,7 @@ class StandbyView:
             if self.link is None:
                 from datetime import timedelta
 
-                from drsync.standby import run_restore
+                from drsync.standby.restore import run_restore
 
                 run_restore(self.settings.model_copy(update={"restore_delay": timedelta(0)}))
             else:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drsync.config import Settings
-from drsync.delay import progress_fields
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_bytes
 from drsync.site.state import (
@@ -26,6 +25,7 @@ from drsync.site.state import (
     load_state,
     local_time,
 )
+from drsync.standby.delay import progress_fields
 
 log = logging.getLogger("drsync.site.progress")
 UiHook = Callable[[str, int, int], None]  # (step, bytes done, bytes total)

@@ -118,7 +118,7 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
             from drsync.standby.restore import barrier_dir
 
             maps_dir = barrier_dir(settings.standby_warehouse)
-            from drsync.drill import held_barriers
+            from drsync.roles.drill import held_barriers
 
             maps = _keys_in(maps_dir, _BARRIER_MAP, dirs=False)
             # A live drill holds its barrier map (drsync/drill.py); the files it forked are safe

@@ -21,16 +21,6 @@ from datetime import datetime
 from pathlib import Path
 
 from drsync.config import Settings
-from drsync.ddl import event_text
-from drsync.delay import record_held, split_due
-from drsync.desync import (
-    apply_desync,
-    apply_renames,
-    replace_table,
-    replaces,
-    store_publications,
-    warn_desynced,
-)
 from drsync.errors import (
     ChainError,
     DiskFullError,
@@ -68,6 +58,7 @@ from drsync.site.state import (
 )
 from drsync.site.warehouse import DRSYNC_DIR
 from drsync.standby.apply import apply_table, check_conflicts, delete_files
+from drsync.standby.delay import record_held, split_due
 from drsync.standby.desync import (
     apply_desync,
     apply_renames,

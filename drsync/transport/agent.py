@@ -189,7 +189,7 @@ class Agent:
         asks with no_delay: its final sets are applied whatever restore-delay says)."""
         from datetime import timedelta
 
-        from drsync.standby import run_restore
+        from drsync.standby.restore import run_restore
 
         settings = agent_settings(self.config, self.roots["metadata"])
         if req.get("no_delay") is True:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
-from drsync.drill import DRILLS_DIR
+from drsync.roles.drill import DRILLS_DIR
 from tests.faults.conftest import Reliability
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_drill import FileFacts, _round, facts

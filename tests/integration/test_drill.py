@@ -18,7 +18,7 @@ from typing import Any
 from deltalake import DeltaTable, write_deltalake
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
-from drsync.drill import DRILLS_DIR, MARKER
+from drsync.roles.drill import DRILLS_DIR, MARKER
 from tests.helpers import Sites, drsync, duck, rows
 
 _append, _overwrite, _update_delete, _merge, _schema_change, _optimize_vacuum = ROUND_WRITES

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from drsync.config import load_settings
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, table_dir
-from drsync.drill import DRILLS_DIR
-from drsync.manifest import key_time
-from drsync.retention import run_retention
-from drsync.standby import barrier_dir
+from drsync.roles.drill import DRILLS_DIR
+from drsync.sets.manifest import key_time
+from drsync.site.retention import run_retention
+from drsync.standby.restore import barrier_dir
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_drill import _round
 

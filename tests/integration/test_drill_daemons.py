@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
-from drsync.drill import DRILLS_DIR
+from drsync.roles.drill import DRILLS_DIR
 from tests.helpers import drsync, duck, rows
 from tests.integration.test_daemon import _caught_up, _key_after_now, _site_with_ports, daemons, wait_for
 

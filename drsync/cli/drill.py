@@ -1,5 +1,5 @@
 """`drsync drill start/list/drop`: writable forks of the standby at a retained barrier, made
-while replication goes on (logic in drill.py). Registered on `drsync.cli.app` when this module
+while replication goes on (logic in drill.py). Registered on `drsync.cli.main.app` when this module
 is imported (cli.py imports it), using cli.py's one error boundary `_run`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, err, out
+from drsync.cli.main import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, err, out
 
 drill_app = typer.Typer(
     help="Drills: writable forks of the standby's replicated tables at a barrier (hard links, "
@@ -54,8 +54,8 @@ def drill_start(
     """Fork the replicated tables at a barrier into DIR as writable Delta tables."""
 
     def go() -> int:
-        from drsync.drill import start_drill
         from drsync.errors import DrillError
+        from drsync.roles.drill import start_drill
 
         settings = _load(config, "standby")
         tables = [t.strip() for item in table or [] for t in item.split(",") if t.strip()]
@@ -77,7 +77,7 @@ def drill_list(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
     """The drills: name, barrier, tables, bytes written since, and what each keeps."""
 
     def go() -> int:
-        from drsync.drill import list_drills
+        from drsync.roles.drill import list_drills
 
         settings = _load(config, "standby")
         infos = list_drills(settings, say=_note)
@@ -104,8 +104,8 @@ def drill_drop(
     """Remove a drill's fork (never a replicated file) and release its barrier."""
 
     def go() -> int:
-        from drsync.drill import drop_drill
         from drsync.roles.cli import confirm
+        from drsync.roles.drill import drop_drill
 
         settings = _load(config, "standby")
         confirm("drill drop", f"removes the fork of drill {name}", yes)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from drsync.errors import DrsyncError
-from drsync.manifest import Manifest
-from drsync.state import StandbyState, local_time
+from drsync.sets.manifest import Manifest
+from drsync.site.state import StandbyState, local_time
 
 
 @dataclass
@@ -92,7 +92,7 @@ def progress_fields(standby: StandbyState) -> dict[str, str]:
 def held_before_failover(meta: Path, state: StandbyState, delay: timedelta) -> str:
     """For failover: what the delay still holds back in the inbox (sets failover will not
     apply), or "" when nothing is."""
-    from drsync.standby import pending_chain
+    from drsync.standby.restore import pending_chain
 
     try:
         chain, _ = pending_chain(meta, state.last_key)

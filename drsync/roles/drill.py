@@ -31,14 +31,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from drsync.config import Settings
-from drsync.drill_fork import ForkedTable, fork_table
 from drsync.errors import DrillError, LockBusyError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json, rmtree_force, sync_filesystem
-from drsync.locks import operation_lock
-from drsync.manifest import key_time
-from drsync.state import LOCK_DIR, local_time
-from drsync.warehouse import TableRef
+from drsync.roles.drill_fork import ForkedTable, fork_table
+from drsync.sets.manifest import key_time
+from drsync.site.locks import operation_lock
+from drsync.site.state import LOCK_DIR, local_time
+from drsync.site.warehouse import TableRef
 
 DRILLS_DIR = "drills"  # under restore-metadata-destination
 MARKER = ".drsync-drill.json"  # in the fork's root: which record it belongs to
@@ -68,7 +68,7 @@ def drills_dir(settings: Settings) -> Path:
 
 
 def barrier_maps_dir(settings: Settings) -> Path:
-    from drsync.standby import barrier_dir
+    from drsync.standby.restore import barrier_dir
 
     return barrier_dir(settings.standby_warehouse)
 
@@ -169,7 +169,7 @@ def choose_tables(settings: Settings, versions: dict[str, int], tables: list[str
                              hint="name replicated tables as db.schema.table")
         return {t: versions[t] for t in tables}
     if publication is not None:
-        from drsync.publications import load_publications
+        from drsync.publications.store import load_publications
 
         pubs = load_publications(settings.restore_metadata_destination)
         pub = pubs.find(publication) if pubs else None

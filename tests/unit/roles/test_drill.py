@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from drsync import drill
 from drsync.config import Settings, load_settings
 from drsync.demo import ROUND_WRITES, create_sample_warehouse
 from drsync.errors import DrillError
-from drsync.locks import operation_lock
-from drsync.manifest import key_time
-from drsync.primary import run_backup
-from drsync.standby import run_restore
-from drsync.state import LOCK_DIR
+from drsync.primary.round import run_backup
+from drsync.roles import drill
+from drsync.sets.manifest import key_time
+from drsync.site.locks import operation_lock
+from drsync.site.state import LOCK_DIR
+from drsync.standby.restore import run_restore
 from tests.helpers import Sites
 from tests.integration.test_drill import facts
 
@@ -83,7 +83,7 @@ def test_change_data_of_copied_commits_is_linked_too(tmp_path: Path) -> None:
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from drsync.drill_fork import fork_table
+    from drsync.roles.drill_fork import fork_table
 
     src = tmp_path / "src"
     write_deltalake(str(src), pa.table({"id": pa.array([1, 2, 3], pa.int64())}),

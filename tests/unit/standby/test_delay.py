@@ -11,14 +11,14 @@ import pytest
 
 from drsync.config import load_settings
 from drsync.config.loader import parse_settings_text
-from drsync.delay import split_due
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
 from drsync.errors import ConfigError
-from drsync.manifest import load_manifest
-from drsync.primary import run_backup
-from drsync.progress import build_document, read_states, standby_rpo_seconds
-from drsync.standby import run_restore
-from drsync.state import MANIFEST_DIR, StandbyState, load_state
+from drsync.primary.round import run_backup
+from drsync.sets.manifest import load_manifest
+from drsync.site.progress import build_document, read_states, standby_rpo_seconds
+from drsync.site.state import MANIFEST_DIR, StandbyState, load_state
+from drsync.standby.delay import split_due
+from drsync.standby.restore import run_restore
 from tests.helpers import Sites, drsync, duck, latest_version, make_sites, rows
 
 DELAY = timedelta(minutes=30)
@@ -143,8 +143,8 @@ def test_daemon_restores_a_held_set_once_due_without_waiting_for_restore_interva
     barrier is 4 s old (not before), well before the next scheduled pass."""
     import time as clock
 
-    from drsync.daemon import Daemon
-    from drsync.state import read_history
+    from drsync.daemon.main import Daemon
+    from drsync.site.state import read_history
 
     sites = _delayed(tmp_path, "4s")
     create_sample_warehouse(sites.primary, rows=5)
