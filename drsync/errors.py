@@ -118,6 +118,12 @@ class TableRecreatedError(TableFormatError):
     code = "DRS202"
 
 
+class DrillError(DrsyncError):
+    """A drill (a writable fork of the standby at a barrier) cannot be made, listed or dropped."""
+
+    code = "DRS900"
+
+
 NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 
 

@@ -167,8 +167,9 @@ def create_app(view: DaemonView) -> FastAPI:
 
     @app.get("/progress", response_model=ProgressDocument, response_model_by_alias=True,
              responses=_UNAVAILABLE, summary="The show-progress document of both sides")
-    def progress() -> ProgressDocument:
-        return progress_document(view.settings, view.states())
+    def progress() -> JSONResponse:
+        # rendered by the document itself, exactly as `show-progress --format json` prints it
+        return JSONResponse(progress_document(view.settings, view.states()).as_json())
 
     @app.get("/", response_class=HTMLResponse, summary="The dashboard (read-only, refreshes itself)",
              responses={200: {"content": {"text/html": {}}, "description": "the page"}, **_UNAVAILABLE})

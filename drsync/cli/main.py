@@ -124,13 +124,23 @@ def backup(
 
 
 @app.command()
-def restore(config: ConfigOpt) -> None:
-    """Run one restore pass on the standby: apply every shipped set, in chain order."""
+def restore(
+    config: ConfigOpt,
+    no_delay: Annotated[bool, typer.Option(
+        "--no-delay", help="Apply every shipped set now, ignoring restore-delay (e.g. before a failover).")
+    ] = False,
+) -> None:
+    """Run one restore pass on the standby: apply every shipped set that is due (restore-delay),
+    in chain order."""
 
     def go() -> int:
+        from datetime import timedelta
+
         from drsync.standby.restore import run_restore
 
         settings = _load(config, "standby")
+        if no_delay:
+            settings = settings.model_copy(update={"restore_delay": timedelta(0)})
         with _progress_ui("restore") as ui:
             result = run_restore(settings, ui)
         out.print(result.message, highlight=False, soft_wrap=True)
@@ -324,6 +334,7 @@ def _say(line: str) -> None:
 
 
 register_role_commands(app, _run, _load, _say)
+import drsync.cli.drill  # noqa: E402  (registers drill start/list/drop)
 import drsync.cli.inspect  # noqa: E402  (registers check, show-progress, verify)
 import drsync.cli.publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 

@@ -45,6 +45,9 @@ def progress_table(doc: ProgressDocument, notes: list[str] | None = None) -> Ren
     if doc.failover_recovery_point_time:
         lines.append(f"failover recovery point: {doc.failover_recovery_point_time}")
     lines.append(f"role epoch: {doc.role_epoch}   last role change: {doc.last_role_change or '-'}")
+    if doc.restore_delay is not None:  # restore-delay is set (standby/delay.py)
+        lines.append(f"restore delay: {doc.restore_delay} s   held back: {doc.held_back_keys}   "
+                     f"next apply: {doc.next_apply_time or '-'}")
     lines += notes or []
     return Group(t, *(Text(line) for line in lines))
 

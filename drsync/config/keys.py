@@ -60,6 +60,7 @@ KEYS = (
          "duration >= 10s (bare number = minutes, default 1m)"),
     Key("restore-interval", duration("m", timedelta(seconds=1)),
          "duration >= 1s (bare number = minutes, default 1m)"),
+    Key("restore-delay", duration("m", timedelta(0)), "duration >= 0 (bare number = minutes, default 0)"),
     Key("primary-host-ip", host, _HOST),
     Key("restore-host-ip", host, _HOST),
     Key("media-type", choice({"disk": "disk"}), "disk (the only media type drsync has)"),

@@ -32,6 +32,7 @@ class Settings(BaseModel):
     full_backup_exec_time_interval: timedelta | None = None  # None: only the first set is full
     backup_exec_time_interval: timedelta = timedelta(minutes=1)
     restore_interval: timedelta = timedelta(minutes=1)
+    restore_delay: timedelta = timedelta(0)  # apply a set only once its barrier is this old
     primary_host_ip: str | None = None
     restore_host_ip: str | None = None
     media_type: Literal["disk"] = "disk"

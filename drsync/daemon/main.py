@@ -38,6 +38,7 @@ from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings, load_settings
 from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
+from drsync.faults import wall_clock
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
 from drsync.peer import both_sites_here
@@ -175,6 +176,11 @@ class Daemon:
         if newest > max(last, self._woken_for) and self.main_job not in self._running:
             self._woken_for = newest
             log.debug("set %s delivered: restoring now", self._woken_for)
+            self.wake()
+        due = self.passes.next_due_ms  # restore-delay: restore as soon as a held set is due
+        if due is not None and wall_clock().timestamp() * 1000 >= due and self.main_job not in self._running:
+            self.passes.next_due_ms = None
+            log.debug("a set held back by restore-delay is due: restoring now")
             self.wake()
 
     def wake(self) -> None:

@@ -85,6 +85,7 @@ class Passes:
         self.stopping, self.metrics, self.clock = stopping, metrics, clock
         self._backup, self._restore, self._ship, self._retention = backup, restore, ship, retention
         self.paused = ""  # why backup rounds do not start right now ("" when they do)
+        self.next_due_ms: int | None = None  # restore-delay: when a held-back set becomes due
         self.backpressure = False
         # One peer (its transport) kept open across rounds (SSH connections and the remote agent
         # stay up); reopened after a transport failure or a reload. Only the pass thread touches it.
@@ -150,6 +151,7 @@ class Passes:
             result = self._retrying("restore pass", lambda: self._restore(s, self._step_hook()))
         except DrsyncError as e:
             return self._failure("restore", "restore failed", e)
+        self.next_due_ms = result.next_due_ms
         if not result.applied:
             return result.message, logging.INFO
         applied = 0

@@ -75,7 +75,8 @@ class Peer(ABC):
 
     @abstractmethod
     def restore(self) -> None:
-        """One restore pass there now (switchover); raises what the pass raised."""
+        """One restore pass there now (switchover); raises what the pass raised. Ignores
+        restore-delay: a switchover's final sets are applied at once (zero loss)."""
 
     @abstractmethod
     def promote(self, point: SwapPoint) -> None:

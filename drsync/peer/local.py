@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,7 @@ class LocalPeer(Peer):
     def restore(self) -> None:
         from drsync.standby.restore import run_restore  # imported on use: restore imports much
 
-        run_restore(self.settings)
+        run_restore(self.settings.model_copy(update={"restore_delay": timedelta(0)}))
 
     def promote(self, point: SwapPoint) -> None:
         promote(self.settings, point)

@@ -61,7 +61,7 @@ class SshPeer(Peer):
         return self.link.call_once("restore")
 
     def restore(self) -> None:
-        self.link.call_once("restore")
+        self.link.call_once("restore", no_delay=True)
 
     def promote(self, point: SwapPoint) -> None:
         self.link.call_once("promote", **asdict(point))

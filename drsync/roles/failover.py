@@ -49,6 +49,7 @@ from drsync.site.state import (
     save_state,
 )
 from drsync.site.warehouse import TableRef, discover_tables
+from drsync.standby.delay import held_before_failover
 from drsync.standby.restore import barrier_dir
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import FileRole
@@ -70,6 +71,10 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
     request_stop(pair.sm, "restore")
     with operation_lock(pair.sm / LOCK_DIR, "restore"):
         state: StandbyState = load_state(pair.sm, StandbyState)
+        if settings.restore_delay:
+            held = held_before_failover(pair.sm, state, settings.restore_delay)
+            if held:
+                say(held)
         key = _newest_barrier(pair.sw, state.last_key)
         if key is None:
             raise RoleError("failover: the standby has not restored any set; there is nothing to promote")

@@ -14,6 +14,7 @@ from drsync.site.document import ProgressDocument, RpoForecast, build_document
 from drsync.site.forecast import site_forecast
 from drsync.site.progress import read_states
 from drsync.site.state import PrimaryState, StandbyState
+from drsync.standby.delay import progress_fields
 
 
 def progress_document(settings: Settings,
@@ -22,6 +23,10 @@ def progress_document(settings: Settings,
     primary, standby = states or read_states(settings)
     doc = build_document(primary, standby)
     doc.rpo_forecast = RpoForecast.model_validate(site_forecast(settings, primary, standby).as_json())
+    delay = progress_fields(standby)  # restore-delay, only when set or holding sets back
+    doc.restore_delay = delay.get("restore delay")
+    doc.held_back_keys = delay.get("held back keys")
+    doc.next_apply_time = delay.get("next apply time")
     return add_role_fields(settings, doc)
 
 

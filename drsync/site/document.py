@@ -17,6 +17,7 @@ from drsync.site.state import PrimaryState, SideProgress, StandbyState, local_ti
 
 # drsync's additions after the spec's fields (roles/status.py fills them)
 ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast")
+DELAY_FIELDS = ("restore delay", "held back keys", "next apply time")
 
 
 class ApplyStates(BaseModel):
@@ -51,10 +52,18 @@ class ProgressDocument(BaseModel):
     site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
     last_role_change: str = Field("", alias="last role change")
     rpo_forecast: RpoForecast = Field(default_factory=RpoForecast, alias="rpo forecast")
+    # delayed apply (standby/delay.py): present only while restore-delay is set or sets are held
+    restore_delay: str | None = Field(None, alias="restore delay", description="seconds")
+    held_back_keys: str | None = Field(None, alias="held back keys")
+    next_apply_time: str | None = Field(None, alias="next apply time")
 
     def as_json(self) -> dict[str, Any]:
         """The document as operators parse it (spec names, spec order, additions last)."""
-        return self.model_dump(by_alias=True)
+        doc = self.model_dump(by_alias=True)
+        for name in DELAY_FIELDS:
+            if doc[name] is None:
+                del doc[name]
+        return doc
 
     @property
     def abnormal(self) -> bool:

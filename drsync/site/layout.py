@@ -110,6 +110,7 @@ LOG_DIR = "logs"
 LOG_FILE = "drsync.log"
 HISTORY_CSV = "backuprestoreinfo.csv"  # the default of backuprestoreinfo-file
 RPO_HISTORY_FILE = "rpo-history.json"  # the dashboard's 24 h RPO chart (site/rpo_history.py)
+DRILLS_DIR = "drills"  # under restore-metadata-destination: one record per drill (site/drills.py)
 REMOTE_CACHE_SUFFIX = ".remote-cache"
 
 

@@ -10,8 +10,8 @@ On either side a set (its bundles `<media>/<key>/` and its manifest
 * on the primary, it is not waiting to be shipped (`unshipped`).
 
 On the standby, barrier maps `<standby-warehouse>/_drsync/barriers/<key>.json` of restored
-sets older than life-cycle go too, except the newest one. Rejected manifests
-(`manifests/rejected/`) are evidence and are never touched. The manifest goes after the
+sets older than life-cycle go too, except the newest one and those a live drill holds.
+Rejected manifests (`manifests/rejected/`) are evidence and are never touched. The manifest goes after the
 bundles, so a run interrupted half way still lists the set and finishes it next time.
 """
 
@@ -30,6 +30,7 @@ from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import rmtree_force
 from drsync.sets.manifest import key_time
+from drsync.site.drills import held_barriers
 from drsync.site.layout import (
     BARRIER_MAP_NAME,
     LOCK_DIR,
@@ -123,7 +124,9 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
         if role == "standby":
             maps_dir = WarehouseLayout(settings.standby_warehouse).barriers
             maps = _keys_in(maps_dir, BARRIER_MAP_NAME, dirs=False)
-            for key in _expired(maps, standby.last_key, cutoff, set()):
+            # A live drill holds its barrier map (roles/drill.py); the files it forked are safe
+            # anyway: it holds hard links to them, which no removal on the standby takes away.
+            for key in _expired(maps, standby.last_key, cutoff, held_barriers(settings)):
                 path = WarehouseLayout(settings.standby_warehouse).barrier_map(key)
                 with contextlib.suppress(FileNotFoundError):
                     report.bytes_freed += path.stat().st_size

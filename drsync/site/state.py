@@ -99,6 +99,9 @@ class StandbyState(BaseModel):
     success_time: str = ""
     role_epoch: int = 0
     failover_point: str = ""
+    restore_delay_s: int = 0  # restore-delay at the last pass (drsync/delay.py)
+    held_back: list[str] = []  # sets delivered but not yet due under restore-delay
+    next_apply_time: str = ""  # local time the oldest held-back set becomes due
     progress: SideProgress = Field(default_factory=lambda: SideProgress(actionType="Restore"))
 
 

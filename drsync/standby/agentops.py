@@ -4,6 +4,7 @@ applies to every request. Each handler is the other site's `SshPeer` call of the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,14 @@ from drsync.transport.agent import Agent, Handler, Operations
 
 
 def op_restore(agent: Agent, req: dict[str, Any]) -> dict[str, Any]:
-    """Run one restore pass now (the primary asks right after shipping a set)."""
+    """Run one restore pass now (the primary asks right after shipping a set; a switchover
+    asks with no_delay: its final sets are applied whatever restore-delay says)."""
     from drsync.standby.restore import run_restore  # imported on use: the agent starts fast
 
-    result = run_restore(agent_settings(agent.config, agent.roots["metadata"]))
+    settings = agent_settings(agent.config, agent.roots["metadata"])
+    if req.get("no_delay") is True:
+        settings = settings.model_copy(update={"restore_delay": timedelta(0)})
+    result = run_restore(settings)
     return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}
 
 

@@ -14,7 +14,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from drsync.config import Settings
@@ -28,7 +30,7 @@ from drsync.errors import (
     StandbyConflictError,
     StoppedError,
 )
-from drsync.faults import crash_point
+from drsync.faults import crash_point, wall_clock
 from drsync.fsutil import (
     atomic_write_json,
     ensure_dir,
@@ -60,6 +62,7 @@ from drsync.site.state import (
     stop_requested,
 )
 from drsync.standby.apply import apply_table, check_conflicts, delete_files
+from drsync.standby.delay import record_held, split_due
 from drsync.standby.desync import (
     apply_desync,
     apply_renames,
@@ -79,6 +82,7 @@ class RestoreResult:
     applied: list[str] = field(default_factory=list)
     message: str = ""
     exit_code: int = 0
+    next_due_ms: int | None = None  # when restore-delay lets the oldest held-back set apply
 
 
 def barrier_dir(warehouse: Path) -> Path:
@@ -137,7 +141,10 @@ def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], Cha
     return chain, None
 
 
-def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
+def run_restore(settings: Settings, ui: UiHook | None = None,
+                now: Callable[[], datetime] = wall_clock) -> RestoreResult:
+    """Apply every shipped set in chain order whose barrier is at least restore-delay old
+    (`now` is the clock that decides, injected by tests)."""
     meta = settings.restore_metadata_destination
     with operation_lock(meta / LOCK_DIR, "restore"):
         assert_site_role(meta, "standby", "restore")
@@ -158,6 +165,10 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
             tracker.step("INIT")
             warn_desynced(settings, state)
             chain, gap = pending_chain(meta, state.last_key)
+            chain, held = split_due(chain, settings.restore_delay, now())
+            record_held(state, held)
+            if held.keys:
+                gap = None  # reported once the sets before it are due and applied
             for manifest in chain:
                 if stop_requested(meta, "restore"):
                     state.state = "stopped"
@@ -184,6 +195,9 @@ def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
                               f"(barrier {last.barrier_utc})")
         else:
             result.message = f"nothing to restore; standby is at {state.last_key or 'no set yet'}"
+        if held.keys:
+            result.message += f"; {held.describe()}"
+            result.next_due_ms = held.next_due_ms
         tracker.finish()
         return result
 

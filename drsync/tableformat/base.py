@@ -100,6 +100,16 @@ class SetAsidePlan:
     rows: int  # rows those versions added (from the format's statistics; 0 if unknown)
 
 
+@dataclass
+class ForkedTable:
+    name: str
+    version: int
+    log_bytes: int = 0  # log files copied
+    linked_bytes: int = 0  # data/DV/sidecar files hard-linked (no bytes written)
+    copied_bytes: int = 0  # data files copied (copy=True)
+    files: int = 0
+
+
 class InstalledFile(Protocol):
     """A manifest file as the format sees it at install time."""
 
@@ -190,6 +200,11 @@ class TableFormat(Protocol):
 
     def held_log_files(self, table_dir: Path) -> dict[str, int]:
         """Every immutable log file of the table with its size (a copy holds them all)."""
+
+    # --- drills ----------------------------------------------------------------------------
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+        """A writable table at `dest` equal to `src` at `version`: its own log, data files
+        hard-linked (copied with `copy`), never a replicated file changed (roles/drill.py)."""
 
 
 def event_text(table: str, e: dict[str, Any]) -> str:

@@ -25,13 +25,14 @@ COMMANDS = [[], ["backup"], ["restore"], ["check"], ["show-progress"], ["verify"
             ["config", "swap"], ["config"], ["version"], ["nope"], ["config", "nope"],
             ["publication"], ["publication", "create"], ["publication", "alter"], ["publication", "drop"],
             ["publication", "list"], ["cancel-publication"], ["reseed"], ["prepare", "--check"],
-            ["switchover", "--dry-run"], ["failover"], ["reprotect"], ["set-independent"]]
+            ["switchover", "--dry-run"], ["failover"], ["reprotect"], ["set-independent"],
+            ["drill"], ["drill", "start"], ["drill", "list"], ["drill", "drop"], ["restore", "--no-delay"]]
 WORDS = ["-c", "--config", "--format", "json", "text", "xml", "--table", "no.such.table", "a..b.c",
          "hr.people.employees", "--role", "primary", "standby", "bogus", "--deep", "--bogus", "-x", "",
          "--", "--tick", "-1", "1e999", "nan", "--help", "--db", "--all-tables", "--all-databases",
          "--schema", "--add-table", "--drop-schema", "--object-list", "--all-cancel", "--all",
          "--publication-list", "--dry-run", "--force", "--timeout", "pub1", "*", "sales", "public.orders",
-         "../etc", "/etc/passwd"]
+         "../etc", "/etc/passwd", "--into", "--at", "--copy", "--yes", "d1", "20261206_031500"]
 
 
 @pytest.fixture(scope="module")

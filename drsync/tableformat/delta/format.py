@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from drsync.tableformat.base import FileRef, FileRole, SetAsidePlan, TableChange, TableInventory
-from drsync.tableformat.delta import actions, checkpoints, collect, log, reader
+from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
+from drsync.tableformat.delta import actions, checkpoints, collect, fork, log, reader
 from drsync.tableformat.delta.log import LOG_DIR, LogListing
 
 _COMMIT_PATH = re.compile(rf"^{LOG_DIR}/(\d{{20}})\.json$")
@@ -81,6 +81,9 @@ class DeltaFormat:
 
     def row_checksum(self, con: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
         return reader.table_checksum(con, table_dir, version)
+
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+        return fork.fork_table(src, dest, name, version, key, copy=copy)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
         listing = log.list_log(table_dir)

@@ -24,6 +24,7 @@ SPEC_TOP = {"primary cluster", "standby cluster", "apply", "latestBarrierTime", 
             "failover recovery point time"}
 # drsync's additions, after the spec's
 DRSYNC_TOP = {"role epoch", "site roles", "last role change", "rpo forecast"}
+DELAY_TOP = {"restore delay", "held back keys", "next apply time"}  # only while restore-delay is set
 SPEC_SIDE = {"key", "priorKey", "actionType", "progress", "backupRate", "currentStep", "unrestoreKeys",
              "failedStep", "errorMsg", "errorCode", "actionStartTime", "actionEndTime", "updateTime"}
 TOKEN = "s3cr3t-token-value"
@@ -81,7 +82,17 @@ def test_progress_has_exactly_the_spec_field_names(view: FakeDaemon) -> None:
 def test_openapi_documents_the_spec_names(view: FakeDaemon) -> None:
     schema = TestClient(create_app(view)).get("/openapi.json").json()
     props = schema["components"]["schemas"]["ProgressDocument"]["properties"]
-    assert set(props) == SPEC_TOP | DRSYNC_TOP
+    assert set(props) == SPEC_TOP | DRSYNC_TOP | DELAY_TOP
+
+
+def test_progress_shows_what_restore_delay_holds_back(view: FakeDaemon) -> None:
+    view.standby = StandbyState(last_key="20261123_141502", last_barrier_ms=1_795_000_000_000,
+                                restore_delay_s=1800, held_back=["20261123_141602", "20261123_141702"],
+                                next_apply_time="2026-11-23 14:46:02")
+    doc = TestClient(create_app(view)).get("/progress").json()
+    assert set(doc) == SPEC_TOP | DRSYNC_TOP | DELAY_TOP
+    assert doc["restore delay"] == "1800" and doc["next apply time"] == "2026-11-23 14:46:02"
+    assert doc["held back keys"] == "20261123_141602,20261123_141702"
 
 
 def test_healthz_ok_and_each_failing_check(view: FakeDaemon) -> None:
