@@ -86,6 +86,14 @@ class StoppedError(DrsyncError):
     code = "DRS600"
 
 
+class StoppedByIntentError(StoppedError):
+    """A one-shot `backup`/`restore` found stop-backup/stop-restore recorded: nothing done.
+    Exit 4, so a cron line or script sees that replication is paused (not failed, not done)."""
+
+    code = "DRS601"
+    exit_code = 4
+
+
 class HostKeyError(TransportError):
     """The other host's key is unknown or changed: refused, never retried."""
 

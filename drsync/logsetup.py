@@ -40,6 +40,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class NotFileOnly(logging.Filter):
+    """On stderr, drop records logged with `extra={"file_only": True}`: a one-shot run's
+    outcome line, which the CLI already prints on stdout but the log file must keep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
 def level_of(settings: Settings, role: Role) -> int:
     name = (settings.primary_cluster_logging_level if role == "primary"
             else settings.standby_cluster_logging_level)
@@ -59,6 +67,7 @@ def setup_logging(settings: Settings, role: Role, *, to_file: bool = True) -> Pa
         handler.close()
     formatter = logging.Formatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].addFilter(NotFileOnly())
     path: Path | None = None
     if to_file:
         path = log_file(settings, role)

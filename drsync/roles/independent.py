@@ -24,6 +24,7 @@ from pathlib import Path
 from drsync.config import Settings
 from drsync.errors import RoleError
 from drsync.fullsets import LAST_FULL_FILE
+from drsync.oneshot import LAST_ROUND_FILE
 from drsync.locks import lock_holder
 from drsync.membership import RESEED_FILE
 from drsync.publications import PUBLICATIONS_FILE
@@ -40,7 +41,8 @@ _SET_DIR = re.compile(r"^\d{8}_\d{6}$")
 # relationship starts by publishing again (`prepare --all-tables` or `publication create`).
 STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, "pair.json",
                "stop-backup.intent", "stop-restore.intent", f"{PrimaryState.FILE}.remote-cache",
-               f"{StandbyState.FILE}.remote-cache", PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE]
+               f"{StandbyState.FILE}.remote-cache", PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE,
+               LAST_ROUND_FILE]
 
 
 @dataclass(frozen=True)
