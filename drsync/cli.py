@@ -405,8 +405,17 @@ import drsync.cli_publications  # noqa: E402, F401  (registers publication, canc
 def main() -> None:
     """Run the CLI; a usage error (unknown command or option, bad value) is one `error:` line
     and a hint, exit 2, like every other error (click would draw a multi-line panel)."""
+    from drsync.dws_cli import translate
+
     try:
-        code = app(standalone_mode=False)
+        args = translate(sys.argv[1:])
+    except DrsyncError as e:
+        err.print(f"error: {e.message}", highlight=False, markup=False, soft_wrap=True)
+        if e.hint:
+            err.print(f"hint: {e.hint}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    try:
+        code = app(args=args, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
         e.show()  # `drsync` or `drsync config` alone: the help, as before
         sys.exit(2)

@@ -32,6 +32,13 @@ class ConfigError(DrsyncError):
     exit_code = 2
 
 
+class DwsUsageError(DrsyncError):
+    """A command line in the DWS tool's form (`drsync -t ...`) that drsync cannot run as written."""
+
+    code = "DRS102"
+    exit_code = 2
+
+
 class LockBusyError(DrsyncError):
     """Another drsync process holds the lock of this operation."""
 

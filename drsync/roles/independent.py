@@ -24,9 +24,9 @@ from pathlib import Path
 from drsync.config import Settings
 from drsync.errors import RoleError
 from drsync.fullsets import LAST_FULL_FILE
-from drsync.oneshot import LAST_ROUND_FILE
 from drsync.locks import lock_holder
 from drsync.membership import RESEED_FILE
+from drsync.oneshot import LAST_ROUND_FILE
 from drsync.publications import PUBLICATIONS_FILE
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, ROLE_FILE, read_role
