@@ -63,7 +63,7 @@ class ApplyStates(BaseModel):
 
 
 class ProgressDocument(BaseModel):
-    """shared/spec/progress.md, with exactly its field names (aliases carry the spaces)."""
+    """The show-progress document (docs/dws-migration.md), its exact field names (aliases carry spaces)."""
 
     model_config = ConfigDict(populate_by_name=True)
     primary_cluster: SideProgress = Field(alias="primary cluster")

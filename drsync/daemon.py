@@ -1,6 +1,6 @@
 """`drsync daemon`: the schedule of this host's role and its HTTP API, in one process.
 
-Patroni's model (shared/STYLE.md): commands and the API only *record intent* (the stop flags of
+Patroni's model: commands and the API only *record intent* (the stop flags of
 drsync.state); one loop executes. The loop is an APScheduler BackgroundScheduler with a single
 worker thread, so passes never overlap (`max_instances=1`, missed runs coalesced): backup
 rounds on the primary or restore passes on the standby, and retention on both. Every pass

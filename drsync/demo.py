@@ -163,6 +163,7 @@ def main() -> None:
     print(f"demo: primary warehouse {wh} with {len(TABLES)} tables; config {cfg}")
     create_sample_warehouse(wh)
     _drsync("config", "check", "-c", cfg)
+    _drsync("prepare", "-c", cfg)  # directories and the cluster pair, as an operator starts
     _drsync("publication", "create", "all", "--all-databases", "-c", cfg)
     _drsync("backup", "--now", "-c", cfg)
     _drsync("restore", "-c", cfg)
@@ -173,6 +174,7 @@ def main() -> None:
         _drsync("restore", "-c", cfg)
     _drsync("show-progress", "-c", cfg, "--format", "table")
     _drsync("verify", "-c", cfg, "--deep")
+    _drsync("check", "-c", cfg)
     print(f"\ndemo done: every table verified equal at the last barrier. Look around in {base}/")
     shutil.disk_usage(base)
 

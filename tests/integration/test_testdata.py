@@ -1,4 +1,4 @@
-"""Every table of the delta-rs test data (shared/testdata/delta-rs), replicated by the real CLI.
+"""Every table of the delta-rs test data (tests/data/delta-rs), replicated by the real CLI.
 
 One warehouse holds all ~50 tables (as `rs.data.<name>`, '.' and '/' in names replaced by '_'),
 a few broken copies of them (`rs.bad.*`) and a few hand-made checkpoint variants

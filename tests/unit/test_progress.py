@@ -1,4 +1,4 @@
-"""drsync.progress: the show-progress document (shared/spec/progress.md) and the RPO."""
+"""drsync.progress: the show-progress document (docs/dws-migration.md) and the RPO."""
 
 from __future__ import annotations
 
