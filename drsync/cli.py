@@ -50,7 +50,10 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: Path, side: str = "primary") -> Settings:
+    from drsync.envfile import load_side_env
+
     settings = load_settings(path)
+    load_side_env(settings, "primary" if side == "primary" else "standby")
     level = (settings.primary_cluster_logging_level if side == "primary"
              else settings.standby_cluster_logging_level)
     _setup_logging(level)
@@ -105,9 +108,11 @@ def _load_logged(path: Path, side: Role) -> Settings:
     """Settings for a one-shot backup/restore, logging to stderr and to the daemon's rotating
     log file (<metadata>/logs/drsync.log, log-file-count), so a cron line sending its output
     to /dev/null loses nothing."""
+    from drsync.envfile import load_side_env
     from drsync.logsetup import setup_logging
 
     settings = load_settings(path)
+    load_side_env(settings, side)
     try:
         setup_logging(settings, side)
     except OSError as e:  # an unwritable log directory must not stop replication

@@ -199,7 +199,7 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
         if deep:
             from drsync.reader import connect
 
-            con = connect()
+            con = connect(settings.cpu_cores)
         verdicts = []
         for name in names:
             version = state.tables[name].version
