@@ -26,7 +26,14 @@ NameArg = Annotated[str, typer.Argument(help="Publication name (letters, digits,
 
 
 def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+    """Repeated and comma-separated names (a comma inside backticks is part of a name)."""
+    from drsync.names import split_names
+
+    return [v for item in values or [] for v in split_names(item)]
+
+
+def _hive(settings: Settings) -> bool:
+    return settings.warehouse_layout == "hive"
 
 
 @publication_app.command("create")
@@ -53,7 +60,7 @@ def publication_create(
             raise ConfigError("give exactly one of --db DB or --all-databases")
         pub = create_publication(settings.primary_metadata_destination, name, db or ALL_DATABASES,
                                  all_tables=all_tables or all_databases, schemas=_split(schema),
-                                 tables=_split(table))
+                                 tables=_split(table), hive=_hive(settings))
         return _report(settings, pub, "created")
 
     _run(go)
@@ -63,7 +70,7 @@ def _report(settings: Settings, pub: Publication, done: str) -> int:
     """Say what was recorded, warning about objects the primary does not have (yet)."""
     from drsync.publication_report import missing_objects
 
-    for m in missing_objects(settings.primary_warehouse, pub):
+    for m in missing_objects(settings.primary_warehouse, pub, settings.warehouse_layout):
         err.print(f"warning: {m} does not exist on the primary (yet)", highlight=False, soft_wrap=True)
     out.print(f"{done} publication {pub.describe()}", highlight=False, soft_wrap=True)
     return 0
@@ -87,7 +94,8 @@ def publication_alter(
         settings = load_settings(config)
         pub = alter_publication(settings.primary_metadata_destination, name,
                                 add_tables=_split(add_table), add_schemas=_split(add_schema),
-                                drop_tables=_split(drop_table), drop_schemas=_split(drop_schema))
+                                drop_tables=_split(drop_table), drop_schemas=_split(drop_schema),
+                                hive=_hive(settings))
         return _report(settings, pub, "altered")
 
     _run(go)
@@ -115,7 +123,8 @@ def publication_list(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
         from drsync.publication_report import list_report
 
         settings = load_settings(config)
-        report = list_report(settings.primary_metadata_destination, settings.primary_warehouse)
+        report = list_report(settings.primary_metadata_destination, settings.primary_warehouse,
+                             settings.warehouse_layout)
         if _text_or_json(fmt) == "json":
             print(json.dumps(report, indent=2, ensure_ascii=False))
             return 0
@@ -150,8 +159,9 @@ def cancel_publication(
         settings = load_settings(config)
         if all_cancel == (object_list is not None):
             raise ConfigError("give exactly one of --object-list FILE or --all-cancel")
-        objects = parse_object_list(object_list) if object_list is not None else None
-        failed = cancel_objects(settings.primary_metadata_destination, settings.primary_warehouse, objects)
+        objects = parse_object_list(object_list, _hive(settings)) if object_list is not None else None
+        failed = cancel_objects(settings.primary_metadata_destination, settings.primary_warehouse, objects,
+                                _hive(settings))
         if object_list is not None:
             from drsync.fsutil import atomic_write_bytes
 
@@ -180,14 +190,12 @@ def reseed(
 
     def go() -> int:
         from drsync.membership import request_reseed
-        from drsync.publications import split_name
+        from drsync.names import canonical
 
         settings = load_settings(config)
-        names = _split(table)
+        names = [canonical(n, "table", counts=(2, 3)) for n in _split(table)]
         if all_ == bool(names):
             raise ConfigError("give --table db.schema.table (repeatable) or --all")
-        for n in names:
-            split_name(n, 3, "table")
         request_reseed(settings.primary_metadata_destination, None if all_ else names)
         out.print(f"reseed of {'every table' if all_ else ', '.join(names)} requested for the next round",
                   highlight=False, soft_wrap=True)

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drsync.errors import ManifestError, UnsafePathError
+from drsync.errors import DrsyncError, ManifestError, UnsafePathError
+from drsync.names import format_name, parse_name, relpath_of
 from drsync.paths import safe_relpath
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
@@ -54,7 +55,7 @@ class ManifestTable(BaseModel):
 
     @property
     def path(self) -> str:
-        return self.name.replace(".", "/")
+        return relpath_of(self.name)
 
 
 class FailedObject(BaseModel):
@@ -157,13 +158,13 @@ def apply_order(table: ManifestTable) -> list[ManifestFile]:
 
 
 def validate_table_name(name: str) -> str:
-    parts = name.split(".")
-    if len(parts) != 3:
-        raise UnsafePathError(f"table name {name!r} is not db.schema.table")
-    for p in parts:
-        safe_relpath(p, table=name, where="table name")
-        if "/" in p:
-            raise UnsafePathError(f"table name {name!r} contains '/'")
+    """A table name as drsync writes it (names.py): db.schema.table or db.table, canonical."""
+    try:
+        parts = parse_name(name, "part", counts=(2, 3))
+    except DrsyncError as e:
+        raise UnsafePathError(f"table name {name!r}: {e.message}") from None
+    if format_name(parts) != name:
+        raise UnsafePathError(f"table name {name!r} is not in canonical form ({format_name(parts)!r})")
     return name
 
 

@@ -26,7 +26,7 @@ from drsync.publications import Publications, load_publications
 from drsync.publist import parse_pub_list
 from drsync.state import LOCK_DIR
 from drsync.tableformat.delta import LOG_DIR, LogListing, list_log
-from drsync.warehouse import TableRef, discover_tables
+from drsync.warehouse import Layout, TableRef, discover_tables
 
 log = logging.getLogger("drsync.membership")
 RESEED_FILE = "reseed.json"
@@ -35,7 +35,8 @@ NO_PUBLICATIONS = ("no publications: nothing is protected (create one with `drsy
 
 
 def inventory_path(meta: Path, table: TableRef) -> Path:
-    return meta / "tables" / table.db / table.schema / f"{table.table}.json"
+    """<meta>/tables/<the table's directory below the warehouse>.json (either layout)."""
+    return meta / "tables" / f"{table.relpath}.json"
 
 
 def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
@@ -47,8 +48,10 @@ def inventoried(meta: Path) -> list[TableRef]:
     """Every table the primary keeps an inventory of (i.e. the standby holds or will hold)."""
     root = meta / "tables"
     found = []
-    for p in sorted(root.glob("*/*/*.json")):
-        found.append(TableRef(p.parent.parent.name, p.parent.name, p.name[: -len(".json")]))
+    for p in sorted(root.rglob("*.json")):
+        ref = TableRef.from_relpath(p.relative_to(root).as_posix()[: -len(".json")])
+        if ref is not None:
+            found.append(ref)
     return found
 
 
@@ -76,7 +79,8 @@ class RoundPlan:
         return found
 
 
-def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> RoundPlan:
+def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
+               layout: Layout = "dws") -> RoundPlan:
     pubs = load_publications(meta)
     plan = RoundPlan(pubs)
     if pubs is None:
@@ -90,7 +94,7 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> Ro
             log.warning("pub.list %s names unknown publication(s): %s", publication_list, ", ".join(unknown))
     if not chosen:
         plan.message = "no publications selected: nothing is protected"
-    present = discover_tables(warehouse)
+    present = discover_tables(warehouse, layout)
     plan.tables = [t for t in present if pubs.covers(chosen, t.db, t.schema, t.table)]
     published = {t.name for t in plan.tables}
     reseed = read_reseed(meta)
@@ -149,8 +153,6 @@ def _collect_table(
     """One table's change: a reseed or a re-created table is shipped in full as a replacement;
     a new table carrying a vanished table's Delta id is that table, moved (not copied again).
     Returns the change, the listing, the name it moved from, and the inventory it builds on."""
-    if any("." in part for part in (table.db, table.schema, table.table)):
-        raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
     tdir = table.path(warehouse)
     listing = list_log(tdir)
     if reseed and prev is not None:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from drsync.bundle import file_hash
 from drsync.config import Settings
 from drsync.errors import DrsyncError
+from drsync.names import canonical
 from drsync.state import PrimaryState, StandbyState, load_state
 from drsync.tableformat.delta import list_log, snapshot
 from drsync.warehouse import TableRef
@@ -191,6 +192,7 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
         state = sides.standby_state()
         names = sorted(state.tables)
         if only is not None:
+            only = canonical(only, "table", counts=(2, 3))
             if only not in state.tables:
                 raise DrsyncError(f"table {only} is not replicated to this standby",
                                   hint="run show-progress, or check the name (db.schema.table)")

@@ -30,6 +30,7 @@ from drsync.changes import TableInventory
 from drsync.config import Settings
 from drsync.errors import RoleError
 from drsync.locks import operation_lock
+from drsync.membership import inventoried
 from drsync.primary import load_inventory
 from drsync.roles import audit
 from drsync.roles.epoch import RoleRecord, read_role, write_role
@@ -83,10 +84,8 @@ class LocalPeer:
         return state.last_key, state.last_barrier_ms
 
     def inventoried(self) -> dict[str, tuple[int, str | None]]:
-        root = self.meta / "tables"
         out: dict[str, tuple[int, str | None]] = {}
-        for p in sorted(root.glob("*/*/*.json")) if root.exists() else []:
-            ref = TableRef(p.parent.parent.name, p.parent.name, p.stem)
+        for ref in inventoried(self.meta):
             inv = load_inventory(self.meta, ref)
             if inv is not None:
                 out[ref.name] = (inv.version, inv.table_id)
@@ -167,7 +166,7 @@ def _reprotect(pair: Pair, peer: LocalPeer | SshPeer, say: Say) -> int:
         drop: list[str] = []
         for name, (inv_version, table_id) in sorted(peer.inventoried().items()):
             t = TableRef.parse(name)
-            mine, where = t.path(pair.pw), quarantine / t.db / t.schema / t.table
+            mine, where = t.path(pair.pw), quarantine / t.relpath
             mine_commits = commit_hashes(mine)
             if mine_commits is None:
                 drop.append(name)  # the old primary lacks it: the new one copies it in full
