@@ -22,6 +22,7 @@ from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json, read_json_object
 from drsync.locks import operation_lock
 from drsync.manifest import DesyncEntry, Rename
+from drsync.names import HIVE_DB_SUFFIX
 from drsync.publications import Publications, load_publications
 from drsync.publist import parse_pub_list
 from drsync.state import LOCK_DIR
@@ -35,8 +36,11 @@ NO_PUBLICATIONS = ("no publications: nothing is protected (create one with `drsy
 
 
 def inventory_path(meta: Path, table: TableRef) -> Path:
-    """<meta>/tables/<the table's directory below the warehouse>.json (either layout)."""
-    return meta / "tables" / f"{table.relpath}.json"
+    """<meta>/tables/<db>/<schema>/<table>.json (dws) or <meta>/tables/<db>.db/<table>.json
+    (hive, the default database too): never one level deep, where tables/index.json lives."""
+    if table.schema:
+        return meta / "tables" / table.db / table.schema / f"{table.table}.json"
+    return meta / "tables" / f"{table.db}{HIVE_DB_SUFFIX}" / f"{table.table}.json"
 
 
 def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
@@ -48,10 +52,10 @@ def inventoried(meta: Path) -> list[TableRef]:
     """Every table the primary keeps an inventory of (i.e. the standby holds or will hold)."""
     root = meta / "tables"
     found = []
-    for p in sorted(root.rglob("*.json")):
-        ref = TableRef.from_relpath(p.relative_to(root).as_posix()[: -len(".json")])
-        if ref is not None:
-            found.append(ref)
+    for p in sorted(root.glob("*/*/*.json")):
+        found.append(TableRef(p.parent.parent.name, p.parent.name, p.name[: -len(".json")]))
+    for p in sorted(root.glob(f"*{HIVE_DB_SUFFIX}/*.json")):
+        found.append(TableRef(p.parent.name[: -len(HIVE_DB_SUFFIX)], "", p.name[: -len(".json")]))
     return found
 
 

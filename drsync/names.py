@@ -141,15 +141,3 @@ def relpath_parts(parts: tuple[str, ...] | list[str]) -> list[str]:
 def relpath_of(name: str) -> str:
     """`db.schema.table` (dws) or `db.table` (hive) -> its directory below the warehouse root."""
     return "/".join(relpath_parts(parse_name(name, "table", counts=(2, 3))))
-
-
-def parts_from_relpath(rel: str) -> list[str] | None:
-    """The inverse of relpath_parts for a table directory, or None if `rel` is none."""
-    dirs = rel.split("/")
-    if len(dirs) == 3:
-        return dirs
-    if len(dirs) == 1:
-        return [DEFAULT_DB, dirs[0]]
-    if len(dirs) == 2 and dirs[0].endswith(HIVE_DB_SUFFIX) and len(dirs[0]) > len(HIVE_DB_SUFFIX):
-        return [dirs[0][: -len(HIVE_DB_SUFFIX)], dirs[1]]
-    return None

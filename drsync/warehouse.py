@@ -19,7 +19,6 @@ from drsync.names import (
     HIVE_DB_SUFFIX,
     format_name,
     parse_name,
-    parts_from_relpath,
     relpath_parts,
 )
 from drsync.tableformat.delta import LOG_DIR
@@ -53,13 +52,6 @@ class TableRef:
     @classmethod
     def parse(cls, name: str) -> TableRef:
         parts = parse_name(name, "table", counts=(2, 3))
-        return cls(parts[0], "", parts[1]) if len(parts) == 2 else cls(*parts)
-
-    @classmethod
-    def from_relpath(cls, rel: str) -> TableRef | None:
-        parts = parts_from_relpath(rel)
-        if parts is None:
-            return None
         return cls(parts[0], "", parts[1]) if len(parts) == 2 else cls(*parts)
 
 
