@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from drsync.names import relpath_of
+
 AWKWARD_REGIONS = ["north east", "a=b", "100%", "Zürich", "東京", "plain"]
 
 TABLES = [
@@ -37,7 +39,7 @@ TABLES = [
 
 
 def table_dir(warehouse: Path, name: str) -> Path:
-    return warehouse.joinpath(*name.split("."))
+    return warehouse / relpath_of(name)
 
 
 def _rows(start: int, n: int) -> pa.Table:

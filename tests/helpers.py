@@ -20,6 +20,7 @@ import duckdb
 import duckdb_extension_delta
 
 from drsync.demo import write_config
+from drsync.names import relpath_of
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "tests" / "data" / "delta-rs"
@@ -141,7 +142,7 @@ def capture_versions(con: Any, warehouse: Path, names: list[str], seen: VersionR
     """Record the rows of every version of `names` the primary can read now, for later
     comparison with the standby (a version vacuumed before we looked is simply skipped)."""
     for name in names:
-        p = warehouse.joinpath(*name.split("."))
+        p = warehouse / relpath_of(name)
         have = seen.setdefault(name, {})
         for v in range(latest_version(p) + 1):
             if v not in have:

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from drsync.names import format_name
+from drsync.names import format_name, relpath_of
 from tests.helpers import TESTDATA, Sites, drsync, duck, make_sites
 
 README = TESTDATA.parent / "README.md"
@@ -325,7 +325,7 @@ def _run_round(sites: Sites, con: Any, shown: dict[str, int]) -> Round:
     for name, version in r.manifest["versions"].items():
         if name in failed:
             continue
-        rel = Path(*name.split("."))
+        rel = Path(relpath_of(name))
         p, s = sites.primary / rel, sites.standby / rel
         start = shown[name] + 1 if name in shown else log_floor(s)
         r.seen[name] = {v: (content(con, p, v), content(con, s, v)) for v in range(start, version + 1)}
@@ -389,7 +389,7 @@ def _check_exposed_versions(rep: Replication, name: str) -> int:
             missing = CANNOT_OPEN.search(s)
             if missing:  # the file the standby lacks must be lacking on the primary as well
                 rel = Path(missing[1].replace("<table>/", "", 1))
-                assert not (rep.sites.primary / Path(*name.split(".")) / rel).exists(), (
+                assert not (rep.sites.primary / relpath_of(name) / rel).exists(), (
                     f"round {i}: {name} at version {v}: standby lacks {rel}, which the primary has")
             else:
                 assert s == p, f"round {i}: {name} at version {v}: standby error {s!r} != primary {p!r}"
