@@ -46,11 +46,15 @@ def publication_create(
         help="Every table of every database, present and future (a drsync addition).")] = False,
     all_tables: Annotated[bool, typer.Option("--all-tables", help="Every table of --db.")] = False,
     schema: Annotated[list[str] | None, typer.Option(
-        "--schema", help="Whole schemas of --db (s1,s2); tables created there later follow.")] = None,
+        "--schema", help="Whole schemas of --db (s1,s2); tables created there later follow. "
+        "May be given with --table.")] = None,
     table: Annotated[list[str] | None, typer.Option(
-        "--table", help="Tables of --db as schema.table (s.t1,s.t2).")] = None,
+        "--table", help="Tables of --db as schema.table (s.t1,s.t2; warehouse-layout=hive: t1,t2); "
+        "a part holding '.' in backticks: s.`delta-0.8.0`.")] = None,
 ) -> None:
-    """Create a publication. A table or schema that does not exist yet is accepted with a warning."""
+    """Create a publication. A table or schema that does not exist yet is accepted with a warning.
+
+    `--schema s1 --table s2.t` together is the DWS `FOR TABLES IN SCHEMA s1, TABLE s2.t`."""
 
     def go() -> int:
         from drsync.publications import ALL_DATABASES, create_publication
@@ -146,7 +150,8 @@ def cancel_publication(
     config: ConfigOpt,
     object_list: Annotated[Path | None, typer.Option(
         "--object-list",
-        help="File of db.schema.table or db.schema lines (# comments) to stop protecting.")] = None,
+        help="File of db.schema.table or db.schema lines (hive layout: db.table; # comments) to "
+        "stop protecting. A file with a malformed line cancels nothing and names every bad line.")] = None,
     all_cancel: Annotated[bool, typer.Option("--all-cancel", help="Stop protecting everything.")] = False,
 ) -> None:
     """Stop protecting objects. The next round desynchronises them; desync-table-operation decides
