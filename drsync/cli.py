@@ -366,9 +366,8 @@ def retention(
 
         settings = load_settings(config)
         side = detect_role(settings, role)
-        _setup_logging(settings.primary_cluster_logging_level if side == "primary"
-                       else settings.standby_cluster_logging_level)
-        out.print(run_retention(settings, side).message, highlight=False, soft_wrap=True)
+        settings = _load_logged(config, side)  # the timer's runs land in the log file too
+        _outcome(run_retention(settings, side).message)
         return 0
 
     _run(go)

@@ -108,3 +108,9 @@ def test_stop_backup_is_sticky_and_says_so(sites: Sites) -> None:
     run("start-backup", "-c", cfg)
     ok = run("backup", "-c", cfg)
     assert ok.returncode == 0 and not ok.stdout.startswith("no round"), ok.stdout + ok.stderr
+
+
+def test_retention_from_a_timer_logs_to_the_file(sites: Sites) -> None:
+    r = run("retention", "-c", str(sites.config), "--role", "primary")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and r.stdout.strip() in (sites.primary_meta / "logs" / "drsync.log").read_text()
