@@ -274,6 +274,9 @@ def _intent(config: Path, side: str, op: str, stop: bool) -> None:
         else:
             was = clear_stop(meta, op)
             out.print(f"{op} resumed" if was else f"{op} was not stopped")
+        from drsync.oneshot import show_intent_in_state
+
+        show_intent_in_state(settings, "primary" if side == "primary" else "standby", stop)
         return 0
 
     _run(go)

@@ -23,7 +23,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from drsync.config import Settings
+from drsync.config import Role, Settings
 from drsync.errors import StoppedByIntentError
 from drsync.fsutil import atomic_write_json, read_json_object
 from drsync.state import local_time, stop_requested
@@ -101,3 +101,27 @@ def _text(every: timedelta | None) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def show_intent_in_state(settings: Settings, side: Role, stopped: bool) -> None:
+    """After stop-/start-backup (-restore): show-progress shows `stopped` (or `waiting` again)
+    at once, not only after the next run. Skipped while a run holds the lock: that run records
+    the state itself at its next step boundary."""
+    from drsync.errors import LockBusyError
+    from drsync.locks import operation_lock
+    from drsync.state import LOCK_DIR, PrimaryState, StandbyState, load_state, save_state
+
+    meta = settings.metadata_dir(side)
+    model = PrimaryState if side == "primary" else StandbyState
+    op = "backup" if side == "primary" else "restore"
+    if not (meta / model.FILE).exists():
+        return  # nothing has run on this side yet: no state to show
+    with contextlib.suppress(LockBusyError), operation_lock(meta / LOCK_DIR, op):
+        state = load_state(meta, model)
+        if stopped and state.state in ("waiting", "abnormal"):
+            state.state = "stopped"
+        elif not stopped and state.state == "stopped":
+            state.state = "waiting"
+        else:
+            return
+        save_state(meta, state)

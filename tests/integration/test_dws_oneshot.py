@@ -96,7 +96,10 @@ def test_backpressure_ships_instead_of_cutting_and_full_sets_are_requested(tmp_p
 def test_stop_backup_is_sticky_and_says_so(sites: Sites) -> None:
     one_table(sites)
     cfg = str(sites.config)
+    assert run("backup", "-c", cfg).returncode == 0
     assert run("stop-backup", "-c", cfg).returncode == 0
+    doc = json.loads(run("show-progress", "-c", cfg, "--format", "json").stdout)
+    assert doc["apply"]["backupState"] == "stopped"  # at once, before any run sees the intent
     r = run("backup", "--now", "-c", cfg)
     assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
     assert "backup is stopped by stop-backup since" in r.stderr and "start-backup" in r.stderr
@@ -106,7 +109,10 @@ def test_stop_backup_is_sticky_and_says_so(sites: Sites) -> None:
     assert run("stop-restore", "-c", cfg).returncode == 0
     assert run("restore", "-c", cfg).returncode == 4
     run("start-backup", "-c", cfg)
-    ok = run("backup", "-c", cfg)
+    doc = json.loads(run("show-progress", "-c", cfg, "--format", "json").stdout)
+    assert doc["apply"]["backupState"] == "waiting"
+    one_table(sites)
+    ok = run("backup", "--now", "-c", cfg)
     assert ok.returncode == 0 and not ok.stdout.startswith("no round"), ok.stdout + ok.stderr
 
 
