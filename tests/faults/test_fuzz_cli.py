@@ -25,8 +25,12 @@ COMMANDS = [[], ["backup"], ["restore"], ["check"], ["show-progress"], ["verify"
             ["config", "swap"], ["config"], ["version"], ["nope"], ["config", "nope"],
             ["publication"], ["publication", "create"], ["publication", "alter"], ["publication", "drop"],
             ["publication", "list"], ["cancel-publication"], ["reseed"], ["prepare", "--check"],
-            ["switchover", "--dry-run"], ["failover"], ["reprotect"], ["set-independent"]]
-WORDS = ["-c", "--config", "--format", "json", "text", "xml", "--table", "no.such.table", "a..b.c",
+            ["switchover", "--dry-run"], ["failover"], ["reprotect"], ["set-independent"],
+            # the DWS tool's form (dws_cli.py); not -t set-independent, which passes --yes
+            ["-t", "backup"], ["-t", "show-progress", "--disaster-fine-grained"], ["-t", "bogus"],
+            ["--type=restore"], ["-t", "prepare", "--local-dn-num"], ["-t"], ["-t", "cancel-publication"]]
+WORDS = ["-c", "--config", "--config-file", "--disaster-fine-grained", "--disaster-object-list-file",
+         "--format", "json", "text", "xml", "--table", "no.such.table", "a..b.c",
          "hr.people.employees", "--role", "primary", "standby", "bogus", "--deep", "--bogus", "-x", "",
          "--", "--tick", "-1", "1e999", "nan", "--help", "--db", "--all-tables", "--all-databases",
          "--schema", "--add-table", "--drop-schema", "--object-list", "--all-cancel", "--all",
