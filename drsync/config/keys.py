@@ -47,7 +47,7 @@ _LEVELS = "FATAL, ERROR, WARNING, INFO, DEBUG (default INFO)"
 _WORKERS = "integer 1-32 (default 4)"
 
 KEYS = (
-    # A bare number is days, as the DWS tool documents life-cycle.
+    # A bare number is days: the DWS tool's files write life-cycle as a plain count of days.
     Key("life-cycle", duration("d", timedelta(0)), "duration s/m/h/d, bare number = days (default 7d)"),
     Key("backuprestoreinfo-file", file_name, "a file name without '/'"),
     Key("username", username, "an OS user name"),
