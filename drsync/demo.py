@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from drsync.names import relpath_of
+from drsync.site.names import relpath_of
 
 AWKWARD_REGIONS = ["north east", "a=b", "100%", "Zürich", "東京", "plain"]
 

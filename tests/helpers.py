@@ -20,7 +20,7 @@ import duckdb
 import duckdb_extension_delta
 
 from drsync.demo import write_config
-from drsync.names import relpath_of
+from drsync.site.names import relpath_of
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "tests" / "data" / "delta-rs"

@@ -64,7 +64,7 @@ def show_progress(
         if chosen not in ("json", "table", "dws"):
             raise DrsyncError(f"--format must be json, table or dws, not {chosen!r}")
         if chosen == "dws":  # exactly the DWS tool's document: its fields, its conventions
-            from drsync.dws_progress import dws_document
+            from drsync.cli.dws_progress import dws_document
 
             print(json.dumps(dws_document(*states), indent=2, ensure_ascii=False))
         elif chosen == "json":

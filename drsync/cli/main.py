@@ -50,7 +50,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: Path, side: str = "primary") -> Settings:
-    from drsync.envfile import load_side_env
+    from drsync.config.envfile import load_side_env
 
     settings = load_settings(path)
     load_side_env(settings, "primary" if side == "primary" else "standby")
@@ -159,7 +159,7 @@ def _intent(config: Path, side: str, op: str, stop: bool) -> None:
         else:
             was = clear_stop(meta, op)
             out.print(f"{op} resumed" if was else f"{op} was not stopped")
-        from drsync.oneshot import show_intent_in_state
+        from drsync.daemon.oneshot import show_intent_in_state
 
         show_intent_in_state(settings, "primary" if side == "primary" else "standby", stop)
         return 0
@@ -249,7 +249,7 @@ def retention(
     Never a set the standby has not restored, never the newest set (the daemon does this hourly)."""
 
     def go() -> int:
-        from drsync.cli_oneshot import _load_logged, _outcome
+        from drsync.cli.oneshot import _load_logged, _outcome
         from drsync.daemon.main import detect_role
         from drsync.site.retention import run_retention
 
@@ -292,14 +292,14 @@ def _say(line: str) -> None:
 
 register_role_commands(app, _run, _load, _say)
 import drsync.cli.inspect  # noqa: E402  (registers check, show-progress, verify)
-import drsync.cli_oneshot  # noqa: E402  (registers backup, restore)
+import drsync.cli.oneshot  # noqa: E402  (registers backup, restore)
 import drsync.cli.publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 
 
 def main() -> None:
     """Run the CLI; a usage error (unknown command or option, bad value) is one `error:` line
     and a hint, exit 2, like every other error (click would draw a multi-line panel)."""
-    from drsync.dws_cli import translate
+    from drsync.cli.dws import translate
 
     try:
         args = translate(sys.argv[1:])

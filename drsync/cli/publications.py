@@ -27,7 +27,7 @@ NameArg = Annotated[str, typer.Argument(help="Publication name (letters, digits,
 
 def _split(values: list[str] | None) -> list[str]:
     """Repeated and comma-separated names (a comma inside backticks is part of a name)."""
-    from drsync.names import split_names
+    from drsync.site.names import split_names
 
     return [v for item in values or [] for v in split_names(item)]
 
@@ -195,7 +195,7 @@ def reseed(
 
     def go() -> int:
         from drsync.primary.membership import request_reseed
-        from drsync.names import canonical
+        from drsync.site.names import canonical
 
         settings = load_settings(config)
         names = [canonical(n, "table", counts=(2, 3)) for n in _split(table)]

@@ -349,7 +349,7 @@ def start(config: Path, role: str | None = None, tick: float | None = None) -> i
         raise ConfigError(f"--tick {tick}: must be > 0 seconds")
     settings, chosen = choose_config(config, role)
     setup_logging(settings, chosen)
-    from drsync.envfile import load_side_env
+    from drsync.config.envfile import load_side_env
 
     load_side_env(settings, chosen)  # primary-env / standby-env, before any work starts
     if settings.source_file != config:

@@ -19,16 +19,15 @@ from pathlib import Path
 from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json, read_json_object
-from drsync.site.locks import operation_lock
-from drsync.sets.manifest import DesyncEntry, Rename
-from drsync.names import HIVE_DB_SUFFIX
-from drsync.publications.store import Publications, load_publications
-from drsync.publications.publist import parse_pub_list
-from drsync.site.state import LOCK_DIR
-from drsync.tableformat.delta import LOG_DIR, LogListing, list_log
-from drsync.site.warehouse import Layout, TableRef, discover_tables
 from drsync.primary.changes import TableChange, TableInventory, collect_changes
-from drsync.site.warehouse import TableRef, discover_tables
+from drsync.publications.publist import parse_pub_list
+from drsync.publications.store import Publications, load_publications
+from drsync.sets.manifest import DesyncEntry, Rename
+from drsync.site.locks import operation_lock
+from drsync.site.names import HIVE_DB_SUFFIX
+from drsync.site.state import LOCK_DIR
+from drsync.site.warehouse import Layout, TableRef, discover_tables
+from drsync.tableformat.delta import LOG_DIR, LogListing, list_log
 
 log = logging.getLogger("drsync.primary.membership")
 RESEED_FILE = "reseed.json"

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from drsync.errors import ConfigError, DrsyncError
-from drsync.names import canonical, format_name, parse_name
 from drsync.publications.store import ALL_DATABASES, check_publication_name
-from drsync.publications.store import ALL_DATABASES, check_component
+from drsync.site.names import canonical, format_name, parse_name
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:

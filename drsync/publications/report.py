@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from drsync.names import DEFAULT_DB, HIVE_DB_SUFFIX, parse_name, quote_part
 from drsync.publications.store import ALL_DATABASES, Publication, load_publications
-from drsync.tableformat.delta import LOG_DIR
+from drsync.site.names import DEFAULT_DB, HIVE_DB_SUFFIX, parse_name, quote_part
 from drsync.site.warehouse import Layout, discover_tables
-from drsync.site.warehouse import discover_tables
+from drsync.tableformat.delta import LOG_DIR
 
 
 def missing_objects(warehouse: Path, pub: Publication, layout: Layout = "dws") -> list[str]:

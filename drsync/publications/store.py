@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from drsync.errors import ConfigError, UnsafePathError
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.site.locks import operation_lock
-from drsync.names import check_part, format_name, parse_name, quote_part, relpath_parts
+from drsync.site.names import check_part, format_name, parse_name, quote_part, relpath_parts
 from drsync.site.state import LOCK_DIR
 
 PUBLICATIONS_FILE = "publications.json"

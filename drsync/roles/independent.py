@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drsync.config import Settings
+from drsync.daemon.oneshot import LAST_ROUND_FILE
 from drsync.errors import RoleError
 from drsync.primary.fullsets import LAST_FULL_FILE
-from drsync.site.locks import lock_holder
 from drsync.primary.membership import RESEED_FILE
-from drsync.oneshot import LAST_ROUND_FILE
 from drsync.publications.store import PUBLICATIONS_FILE
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, ROLE_FILE, read_role

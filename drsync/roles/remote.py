@@ -52,7 +52,7 @@ def agent_settings(config: Path | None, metadata_root: Path) -> Settings:
     if config is None:
         raise TransportError("this agent was started without --config: it cannot restore or change "
                              "roles (set remote-config-file on the primary)")
-    from drsync.envfile import load_side_env
+    from drsync.config.envfile import load_side_env
     from drsync.roles.sites import swapped_name
 
     candidates = [config, config.with_name(swapped_name(config.name))]

@@ -28,10 +28,9 @@ from typing import Any
 
 from drsync.config import Settings
 from drsync.errors import RoleError
-from drsync.site.locks import operation_lock
+from drsync.primary.changes import TableInventory
 from drsync.primary.membership import inventoried
 from drsync.primary.round import load_inventory
-from drsync.primary.changes import TableInventory
 from drsync.roles import audit
 from drsync.roles.epoch import RoleRecord, read_role, write_role
 from drsync.roles.fence import make_readonly

@@ -16,9 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from drsync.errors import DrsyncError, ManifestError, UnsafePathError
-from drsync.names import format_name, parse_name, relpath_of
 from drsync.site.confine import safe_relpath
-from drsync.errors import ManifestError, UnsafePathError
+from drsync.site.names import format_name, parse_name, relpath_of
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
 FORMAT_VERSION = "1.1"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from drsync.names import (
+from drsync.site.names import (
     DEFAULT_DB,
     HIVE_DB_SUFFIX,
     format_name,

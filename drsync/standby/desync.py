@@ -24,10 +24,10 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
-from drsync.sets.manifest import Manifest, ManifestTable
-from drsync.names import relpath_of
-from drsync.site.progress import ProgressTracker
 from drsync.publications.store import PUBLICATIONS_FILE
+from drsync.sets.manifest import Manifest, ManifestTable
+from drsync.site.names import relpath_of
+from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
 from drsync.standby.apply import apply_table
 

@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
-from drsync.names import canonical
-from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.sets.bundle import file_hash
+from drsync.site.names import canonical
+from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
 from drsync.tableformat.delta import list_log, snapshot
 

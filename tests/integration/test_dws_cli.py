@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from drsync.dws_cli import COMMANDS
-from drsync.state import SideProgress
+from drsync.cli.dws import COMMANDS
+from drsync.site.state import SideProgress
 from tests.helpers import REPO, Sites, drsync
 
 DOC = REPO / "docs" / "dws-migration.md"
@@ -79,7 +79,7 @@ def test_progress_dws_format_against_the_default(sites: Sites) -> None:
 
 
 def test_config_path_from_a_dws_line_keeps_spaces(tmp_path: Path) -> None:
-    from drsync.dws_cli import translate
+    from drsync.cli.dws import translate
 
     assert translate(["-t", "backup", "--config-file=/a b/c.ini", "--disaster-fine-grained"]) == [
         "backup", "-c", "/a b/c.ini"]

@@ -15,8 +15,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from drsync.config import load_settings
-from drsync.oneshot import LAST_ROUND_FILE, decide_backup
-from drsync.state import PrimaryState, save_state
+from drsync.daemon.oneshot import LAST_ROUND_FILE, decide_backup
+from drsync.site.state import PrimaryState, save_state
 from tests.helpers import Sites, make_sites
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from drsync.names import relpath_of
+from drsync.site.names import relpath_of
 from tests.helpers import Sites, drsync, duck, make_sites, rows
 
 # name as drsync shows it -> directory below the warehouse root, as Spark lays it out

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from drsync.names import format_name, relpath_of
+from drsync.site.names import format_name, relpath_of
 from tests.helpers import TESTDATA, Sites, drsync, duck, make_sites
 
 README = TESTDATA.parent / "README.md"

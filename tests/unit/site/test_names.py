@@ -1,4 +1,4 @@
-"""drsync.names: the one parser/quoter of object names, and the hive layout's discovery
+"""drsync.site.names: the one parser/quoter of object names, and the hive layout's discovery
 (issue 16, items 6 and 9)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drsync.errors import ConfigError, DrsyncError, UnsafePathError
-from drsync.names import format_name, parse_name, relpath_of, split_names
-from drsync.warehouse import TableRef, discover_tables
+from drsync.site.names import format_name, parse_name, relpath_of, split_names
+from drsync.site.warehouse import TableRef, discover_tables
 
 
 def test_quoting_where_needed() -> None:
@@ -68,7 +68,7 @@ def test_hive_discovery(tmp_path: Path) -> None:
 
 
 def test_publication_names_may_start_with_underscore(tmp_path: Path) -> None:
-    from drsync.publications import create_publication
+    from drsync.publications.store import create_publication
 
     pub = create_publication(tmp_path, "_pub_for_fine_dr", "db", schemas=["s1"], tables=["s2.t"])
     assert pub.covers("db", "s1", "any") and pub.covers("db", "s2", "t") and not pub.covers("db", "s2", "u")

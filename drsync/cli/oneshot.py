@@ -1,5 +1,5 @@
 """The one-shot runs cron and systemd timers fire: `backup` and `restore` (and the logging
-`retention` shares). Registered on `drsync.cli.app` when this module is imported (cli.py imports
+`retention` shares). Registered on `drsync.cli.main.app` when this module is imported (cli.py imports
 it), through cli.py's one error boundary `_run`.
 
 A one-shot run decides as the daemon does (oneshot.py), logs to the daemon's rotating file as
@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli import ConfigOpt, _progress_ui, _run, app, err, out
+from drsync.cli.main import ConfigOpt, _progress_ui, _run, app, err, out
 from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 
@@ -27,7 +27,7 @@ def _load_logged(path: Path, side: Role) -> Settings:
     """Settings for a one-shot backup/restore, logging to stderr and to the daemon's rotating
     log file (<metadata>/logs/drsync.log, log-file-count), so a cron line sending its output
     to /dev/null loses nothing."""
-    from drsync.envfile import load_side_env
+    from drsync.config.envfile import load_side_env
     from drsync.logsetup import setup_logging
 
     settings = load_settings(path)
@@ -89,8 +89,8 @@ def _backup_once(settings: Settings, now: bool) -> int:
     """One-shot backup after the settings are loaded: stop intent, the gate, the round."""
     from datetime import datetime
 
-    from drsync.oneshot import decide_backup, refuse_if_stopped
-    from drsync.primary import run_backup
+    from drsync.daemon.oneshot import decide_backup, refuse_if_stopped
+    from drsync.primary.round import run_backup
 
     try:
         refuse_if_stopped(settings, "primary")
@@ -120,8 +120,8 @@ def restore(config: ConfigOpt) -> None:
     After stop-restore it does nothing and exits 4."""
 
     def go() -> int:
-        from drsync.oneshot import refuse_if_stopped
-        from drsync.standby import run_restore
+        from drsync.daemon.oneshot import refuse_if_stopped
+        from drsync.standby.restore import run_restore
 
         settings = _load_logged(config, "standby")
         with _errors_logged():

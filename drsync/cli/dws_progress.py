@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drsync.progress import build_document
-from drsync.state import PrimaryState, SideProgress, StandbyState
+from drsync.site.progress import build_document
+from drsync.site.state import PrimaryState, SideProgress, StandbyState
 
 SUCCESS_MSG = "Success"
 SIDE_FIELDS = tuple(SideProgress.model_fields)

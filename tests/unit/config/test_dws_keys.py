@@ -13,7 +13,7 @@ import pytest
 from deltalake import write_deltalake
 
 from drsync.config import load_settings, parse_settings_text
-from drsync.envfile import load_side_env, parse_env_file
+from drsync.config.envfile import load_side_env, parse_env_file
 from drsync.errors import ConfigError
 from tests.helpers import drsync, make_sites
 from tests.unit.test_config import SOURCE, problems, render
@@ -40,9 +40,9 @@ def test_warehouse_layout_key() -> None:
 
 def test_cpu_cores_bounds_the_worker_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A round with parrallel-process=8 and cpu-cores=1 never starts a pool above one worker."""
-    import drsync.packing
-    import drsync.shipping
-    from drsync.primary import run_backup
+    import drsync.primary.packing
+    import drsync.primary.shipping
+    from drsync.primary.round import run_backup
 
     sites = make_sites(tmp_path / "s", extra="cpu-cores=1\n")
     text = sites.config.read_text().replace("parrallel-process=2", "parrallel-process=8")
@@ -58,8 +58,8 @@ def test_cpu_cores_bounds_the_worker_threads(tmp_path: Path, monkeypatch: pytest
             seen.append(max_workers)
             super().__init__(max_workers)
 
-    monkeypatch.setattr(drsync.packing, "ThreadPoolExecutor", Recording)
-    monkeypatch.setattr(drsync.shipping, "ThreadPoolExecutor", Recording)
+    monkeypatch.setattr(drsync.primary.packing, "ThreadPoolExecutor", Recording)
+    monkeypatch.setattr(drsync.primary.shipping, "ThreadPoolExecutor", Recording)
     assert run_backup(settings).key is not None
     assert seen and set(seen) == {1}
 

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from drsync.config import Role, Settings
 from drsync.errors import StoppedByIntentError
 from drsync.fsutil import atomic_write_json, read_json_object
-from drsync.state import local_time, stop_requested
+from drsync.site.state import local_time, stop_requested
 
 LAST_ROUND_FILE = "last-round.json"
 MAX_SLACK = timedelta(seconds=5)
@@ -68,8 +68,8 @@ def last_round_started(settings: Settings) -> datetime | None:
 
 def decide_backup(settings: Settings, now: datetime, force: bool) -> BackupDecision:
     """What a one-shot backup does now; records the round's start when it runs one."""
-    from drsync.fullsets import request_full_set_if_due
-    from drsync.passes import round_pause
+    from drsync.daemon.passes import round_pause
+    from drsync.primary.fullsets import request_full_set_if_due
 
     if not force:
         paused, backpressure = round_pause(settings, now)
@@ -108,8 +108,8 @@ def show_intent_in_state(settings: Settings, side: Role, stopped: bool) -> None:
     at once, not only after the next run. Skipped while a run holds the lock: that run records
     the state itself at its next step boundary."""
     from drsync.errors import LockBusyError
-    from drsync.locks import operation_lock
-    from drsync.state import LOCK_DIR, PrimaryState, StandbyState, load_state, save_state
+    from drsync.site.locks import operation_lock
+    from drsync.site.state import LOCK_DIR, PrimaryState, StandbyState, load_state, save_state
 
     meta = settings.metadata_dir(side)
     model = PrimaryState if side == "primary" else StandbyState
