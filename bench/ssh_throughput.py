@@ -599,7 +599,7 @@ check-balance-retry-times=3
             warm(self.files)
             settle(self.args.wait_idle)
             t0 = time.time()
-            p = self._run([self.python, "-c", DRIVER, "backup", "-c", str(cfg)], variant)
+            p = self._run([self.python, "-c", DRIVER, "backup", "--now", "-c", str(cfg)], variant)
             t1 = time.time()
             self._run([self.python, "-m", "drsync", "restore", "-c", str(cfg)], variant)
             t2 = time.time()
@@ -641,7 +641,7 @@ check-balance-retry-times=3
             warm(self.files)
             settle(self.args.wait_idle)
             self._run([pyspy, "record", "--native", "--rate", "100", "-f", "raw", "-o", str(out), "--",
-                       self.python, "-c", DRIVER, "backup", "-c", str(cfg)], variant)
+                       self.python, "-c", DRIVER, "backup", "--now", "-c", str(cfg)], variant)
             deadline = time.time() + 20
             while time.time() < deadline and not list(agent_out.glob("agent-*.pyspy")):
                 time.sleep(0.2)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from drsync.site.names import relpath_of
+
 AWKWARD_REGIONS = ["north east", "a=b", "100%", "Zürich", "東京", "plain"]
 
 TABLES = [
@@ -37,7 +39,7 @@ TABLES = [
 
 
 def table_dir(warehouse: Path, name: str) -> Path:
-    return warehouse.joinpath(*name.split("."))
+    return warehouse / relpath_of(name)
 
 
 def _rows(start: int, n: int) -> pa.Table:
@@ -163,16 +165,18 @@ def main() -> None:
     print(f"demo: primary warehouse {wh} with {len(TABLES)} tables; config {cfg}")
     create_sample_warehouse(wh)
     _drsync("config", "check", "-c", cfg)
+    _drsync("prepare", "-c", cfg)  # directories and the cluster pair, as an operator starts
     _drsync("publication", "create", "all", "--all-databases", "-c", cfg)
-    _drsync("backup", "-c", cfg)
+    _drsync("backup", "--now", "-c", cfg)
     _drsync("restore", "-c", cfg)
     for r in range(1, args.rounds + 1):
         what = ROUND_WRITES[(r - 1) % len(ROUND_WRITES)](wh, r)
         print(f"\n=== round {r}: {what}")
-        _drsync("backup", "-c", cfg)
+        _drsync("backup", "--now", "-c", cfg)
         _drsync("restore", "-c", cfg)
     _drsync("show-progress", "-c", cfg, "--format", "table")
     _drsync("verify", "-c", cfg, "--deep")
+    _drsync("check", "-c", cfg)
     print(f"\ndemo done: every table verified equal at the last barrier. Look around in {base}/")
     shutil.disk_usage(base)
 

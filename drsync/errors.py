@@ -32,6 +32,13 @@ class ConfigError(DrsyncError):
     exit_code = 2
 
 
+class DwsUsageError(DrsyncError):
+    """A command line in the DWS tool's form (`drsync -t ...`) that drsync cannot run as written."""
+
+    code = "DRS102"
+    exit_code = 2
+
+
 class LockBusyError(DrsyncError):
     """Another drsync process holds the lock of this operation."""
 
@@ -84,6 +91,14 @@ class StoppedError(DrsyncError):
     """An operator asked this operation to stop; it stopped at a step boundary."""
 
     code = "DRS600"
+
+
+class StoppedByIntentError(StoppedError):
+    """A one-shot `backup`/`restore` found stop-backup/stop-restore recorded: nothing done.
+    Exit 4, so a cron line or script sees that replication is paused (not failed, not done)."""
+
+    code = "DRS601"
+    exit_code = 4
 
 
 class HostKeyError(TransportError):

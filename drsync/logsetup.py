@@ -41,6 +41,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class NotFileOnly(logging.Filter):
+    """On stderr, drop records logged with `extra={"file_only": True}`: a one-shot run's
+    outcome line, which the CLI already prints on stdout but the log file must keep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
 def level_of(settings: Settings, role: Role) -> int:
     name = (settings.primary_cluster_logging_level if role == "primary"
             else settings.standby_cluster_logging_level)
@@ -72,6 +80,7 @@ def _install(level: int, path: Path | None, backup_count: int) -> None:
         handler.close()
     formatter = logging.Formatter(LOG_FORMAT)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].addFilter(NotFileOnly())
     if path is not None:
         ensure_dir(path.parent)
         handlers.append(logging.handlers.RotatingFileHandler(

@@ -20,6 +20,7 @@ import duckdb
 import duckdb_extension_delta
 
 from drsync.demo import write_config
+from drsync.site.names import relpath_of
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "tests" / "data" / "delta-rs"
@@ -63,7 +64,12 @@ def make_sites(base: Path, extra: str = "") -> Sites:
 
 def drsync(*args: str, env: dict[str, str] | None = None, check: bool = False,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as an operator would."""
+    """Run the real CLI in a subprocess, as an operator would.
+
+    `backup` gets `--now`: tests run rounds back to back, which backup-exec-time-interval
+    (honoured by one-shot runs, tests/integration/test_dws_oneshot.py) would otherwise skip."""
+    if args[:1] == ("backup",) and "--now" not in args:
+        args = ("backup", "--now", *args[1:])
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DRSYNC_DEBUG", None)
     p = subprocess.run([sys.executable, "-m", "drsync", *args], capture_output=True, text=True,
@@ -136,7 +142,7 @@ def capture_versions(con: Any, warehouse: Path, names: list[str], seen: VersionR
     """Record the rows of every version of `names` the primary can read now, for later
     comparison with the standby (a version vacuumed before we looked is simply skipped)."""
     for name in names:
-        p = warehouse.joinpath(*name.split("."))
+        p = warehouse / relpath_of(name)
         have = seen.setdefault(name, {})
         for v in range(latest_version(p) + 1):
             if v not in have:

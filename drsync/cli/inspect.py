@@ -38,7 +38,9 @@ def check_(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
 def show_progress(
     config: ConfigOpt,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="json or table (default: table on a terminal)")
+        str | None, typer.Option(
+            "--format", help="json (drsync's document), dws (exactly the DWS tool's document) or "
+            "table (default on a terminal)")
     ] = None,
     watch: Annotated[bool, typer.Option(
         "--watch", help="Redraw the table every --interval seconds until Ctrl-C.")] = False,
@@ -59,9 +61,13 @@ def show_progress(
         states = read_states(settings)
         doc = progress_document(settings, states)
         chosen = fmt or ("table" if out.is_terminal else "json")
-        if chosen not in ("json", "table"):
-            raise DrsyncError(f"--format must be json or table, not {chosen!r}")
-        if chosen == "json":
+        if chosen not in ("json", "table", "dws"):
+            raise DrsyncError(f"--format must be json, table or dws, not {chosen!r}")
+        if chosen == "dws":  # exactly the DWS tool's document: its fields, its conventions
+            from drsync.cli.dws_progress import dws_document
+
+            print(json.dumps(dws_document(*states), indent=2, ensure_ascii=False))
+        elif chosen == "json":
             print(json.dumps(doc.as_json(), indent=2, ensure_ascii=False))
         else:
             from drsync.cli.watch import progress_table

@@ -47,7 +47,10 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: Path, side: str = "primary") -> Settings:
+    from drsync.config.envfile import load_side_env
+
     settings = load_settings(path)
+    load_side_env(settings, "primary" if side == "primary" else "standby")
     level = (settings.primary_cluster_logging_level if side == "primary"
              else settings.standby_cluster_logging_level)
     _setup_logging(level)
@@ -96,57 +99,6 @@ def _run(fn: Callable[[], int | None]) -> None:
         err.print("hint: re-run with DRSYNC_DEBUG=1 for the traceback and report it", highlight=False)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
-
-
-@app.command()
-def backup(
-    config: ConfigOpt,
-    publication_list: Annotated[Path | None, typer.Option(
-        "--publication-list", help="pub.list for this round (lines db.pubname), instead of the "
-        "publication-list key; without either, every publication is used.")] = None,
-) -> None:
-    """Run one backup round on the primary: cut a barrier, collect, bundle and ship a set."""
-
-    def go() -> int:
-        from drsync.primary.round import run_backup
-
-        settings = _load(config)
-        if publication_list is not None:
-            settings = settings.model_copy(update={"publication_list": publication_list.absolute()})
-        with _progress_ui("backup") as ui:
-            result = run_backup(settings, ui)
-        out.print(result.message, highlight=False, soft_wrap=True)
-        for f in result.failed:
-            err.print(f"failed object {f.name}: {f.error}", highlight=False, soft_wrap=True)
-        return result.exit_code
-
-    _run(go)
-
-
-@app.command()
-def restore(
-    config: ConfigOpt,
-    no_delay: Annotated[bool, typer.Option(
-        "--no-delay", help="Apply every shipped set now, ignoring restore-delay (e.g. before a failover).")
-    ] = False,
-) -> None:
-    """Run one restore pass on the standby: apply every shipped set that is due (restore-delay),
-    in chain order."""
-
-    def go() -> int:
-        from datetime import timedelta
-
-        from drsync.standby.restore import run_restore
-
-        settings = _load(config, "standby")
-        if no_delay:
-            settings = settings.model_copy(update={"restore_delay": timedelta(0)})
-        with _progress_ui("restore") as ui:
-            result = run_restore(settings, ui)
-        out.print(result.message, highlight=False, soft_wrap=True)
-        return result.exit_code
-
-    _run(go)
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="text, or json (for scripts and monitoring).")]
@@ -204,6 +156,9 @@ def _intent(config: Path, side: str, op: str, stop: bool) -> None:
         else:
             was = clear_stop(meta, op)
             out.print(f"{op} resumed" if was else f"{op} was not stopped")
+        from drsync.daemon.oneshot import show_intent_in_state
+
+        show_intent_in_state(settings, "primary" if side == "primary" else "standby", stop)
         return 0
 
     _run(go)
@@ -291,14 +246,14 @@ def retention(
     Never a set the standby has not restored, never the newest set (the daemon does this hourly)."""
 
     def go() -> int:
+        from drsync.cli.oneshot import _load_logged, _outcome
         from drsync.daemon.main import detect_role
         from drsync.site.retention import run_retention
 
         settings = load_settings(config)
         side = detect_role(settings, role)
-        _setup_logging(settings.primary_cluster_logging_level if side == "primary"
-                       else settings.standby_cluster_logging_level)
-        out.print(run_retention(settings, side).message, highlight=False, soft_wrap=True)
+        settings = _load_logged(config, side)  # the timer's runs land in the log file too
+        _outcome(run_retention(settings, side).message)
         return 0
 
     _run(go)
@@ -336,14 +291,24 @@ def _say(line: str) -> None:
 register_role_commands(app, _run, _load, _say)
 import drsync.cli.drill  # noqa: E402  (registers drill start/list/drop)
 import drsync.cli.inspect  # noqa: E402  (registers check, show-progress, verify)
+import drsync.cli.oneshot  # noqa: E402  (registers backup, restore)
 import drsync.cli.publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
 
 
 def main() -> None:
     """Run the CLI; a usage error (unknown command or option, bad value) is one `error:` line
     and a hint, exit 2, like every other error (click would draw a multi-line panel)."""
+    from drsync.cli.dws import translate
+
     try:
-        code = app(standalone_mode=False)
+        args = translate(sys.argv[1:])
+    except DrsyncError as e:
+        err.print(f"error: {e.message}", highlight=False, markup=False, soft_wrap=True)
+        if e.hint:
+            err.print(f"hint: {e.hint}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    try:
+        code = app(args=args, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as e:
         e.show()  # `drsync` or `drsync config` alone: the help, as before
         sys.exit(2)

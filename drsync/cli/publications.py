@@ -26,7 +26,14 @@ NameArg = Annotated[str, typer.Argument(help="Publication name (letters, digits,
 
 
 def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+    """Repeated and comma-separated names (a comma inside backticks is part of a name)."""
+    from drsync.site.names import split_names
+
+    return [v for item in values or [] for v in split_names(item)]
+
+
+def _hive(settings: Settings) -> bool:
+    return settings.warehouse_layout == "hive"
 
 
 @publication_app.command("create")
@@ -39,11 +46,15 @@ def publication_create(
         help="Every table of every database, present and future (a drsync addition).")] = False,
     all_tables: Annotated[bool, typer.Option("--all-tables", help="Every table of --db.")] = False,
     schema: Annotated[list[str] | None, typer.Option(
-        "--schema", help="Whole schemas of --db (s1,s2); tables created there later follow.")] = None,
+        "--schema", help="Whole schemas of --db (s1,s2); tables created there later follow. "
+        "May be given with --table.")] = None,
     table: Annotated[list[str] | None, typer.Option(
-        "--table", help="Tables of --db as schema.table (s.t1,s.t2).")] = None,
+        "--table", help="Tables of --db as schema.table (s.t1,s.t2; warehouse-layout=hive: t1,t2); "
+        "a part holding '.' in backticks: s.`delta-0.8.0`.")] = None,
 ) -> None:
-    """Create a publication. A table or schema that does not exist yet is accepted with a warning."""
+    """Create a publication. A table or schema that does not exist yet is accepted with a warning.
+
+    `--schema s1 --table s2.t` together is the DWS `FOR TABLES IN SCHEMA s1, TABLE s2.t`."""
 
     def go() -> int:
         from drsync.publications.store import ALL_DATABASES, create_publication
@@ -53,7 +64,7 @@ def publication_create(
             raise ConfigError("give exactly one of --db DB or --all-databases")
         pub = create_publication(settings.primary_metadata_destination, name, db or ALL_DATABASES,
                                  all_tables=all_tables or all_databases, schemas=_split(schema),
-                                 tables=_split(table))
+                                 tables=_split(table), hive=_hive(settings))
         return _report(settings, pub, "created")
 
     _run(go)
@@ -63,7 +74,7 @@ def _report(settings: Settings, pub: Publication, done: str) -> int:
     """Say what was recorded, warning about objects the primary does not have (yet)."""
     from drsync.publications.report import missing_objects
 
-    for m in missing_objects(settings.primary_warehouse, pub):
+    for m in missing_objects(settings.primary_warehouse, pub, settings.warehouse_layout):
         err.print(f"warning: {m} does not exist on the primary (yet)", highlight=False, soft_wrap=True)
     out.print(f"{done} publication {pub.describe()}", highlight=False, soft_wrap=True)
     return 0
@@ -87,7 +98,8 @@ def publication_alter(
         settings = load_settings(config)
         pub = alter_publication(settings.primary_metadata_destination, name,
                                 add_tables=_split(add_table), add_schemas=_split(add_schema),
-                                drop_tables=_split(drop_table), drop_schemas=_split(drop_schema))
+                                drop_tables=_split(drop_table), drop_schemas=_split(drop_schema),
+                                hive=_hive(settings))
         return _report(settings, pub, "altered")
 
     _run(go)
@@ -115,7 +127,8 @@ def publication_list(config: ConfigOpt, fmt: FormatOpt = "text") -> None:
         from drsync.publications.report import list_report
 
         settings = load_settings(config)
-        report = list_report(settings.primary_metadata_destination, settings.primary_warehouse)
+        report = list_report(settings.primary_metadata_destination, settings.primary_warehouse,
+                             settings.warehouse_layout)
         if _text_or_json(fmt) == "json":
             print(json.dumps(report, indent=2, ensure_ascii=False))
             return 0
@@ -137,7 +150,8 @@ def cancel_publication(
     config: ConfigOpt,
     object_list: Annotated[Path | None, typer.Option(
         "--object-list",
-        help="File of db.schema.table or db.schema lines (# comments) to stop protecting.")] = None,
+        help="File of db.schema.table or db.schema lines (hive layout: db.table; # comments) to "
+        "stop protecting. A file with a malformed line cancels nothing and names every bad line.")] = None,
     all_cancel: Annotated[bool, typer.Option("--all-cancel", help="Stop protecting everything.")] = False,
 ) -> None:
     """Stop protecting objects. The next round desynchronises them; desync-table-operation decides
@@ -150,8 +164,9 @@ def cancel_publication(
         settings = load_settings(config)
         if all_cancel == (object_list is not None):
             raise ConfigError("give exactly one of --object-list FILE or --all-cancel")
-        objects = parse_object_list(object_list) if object_list is not None else None
-        failed = cancel_objects(settings.primary_metadata_destination, settings.primary_warehouse, objects)
+        objects = parse_object_list(object_list, _hive(settings)) if object_list is not None else None
+        failed = cancel_objects(settings.primary_metadata_destination, settings.primary_warehouse, objects,
+                                _hive(settings))
         if object_list is not None:
             from drsync.fsutil import atomic_write_bytes
 
@@ -180,14 +195,12 @@ def reseed(
 
     def go() -> int:
         from drsync.primary.membership import request_reseed
-        from drsync.publications.store import split_name
+        from drsync.site.names import canonical
 
         settings = load_settings(config)
-        names = _split(table)
+        names = [canonical(n, "table", counts=(2, 3)) for n in _split(table)]
         if all_ == bool(names):
             raise ConfigError("give --table db.schema.table (repeatable) or --all")
-        for n in names:
-            split_name(n, 3, "table")
         request_reseed(settings.primary_metadata_destination, None if all_ else names)
         out.print(f"reseed of {'every table' if all_ else ', '.join(names)} requested for the next round",
                   highlight=False, soft_wrap=True)

@@ -47,7 +47,8 @@ _LEVELS = "FATAL, ERROR, WARNING, INFO, DEBUG (default INFO)"
 _WORKERS = "integer 1-32 (default 4)"
 
 KEYS = (
-    Key("life-cycle", duration(None, timedelta(0)), "duration with unit s/m/h/d (default 7d)"),
+    # A bare number is days: the DWS tool's files write life-cycle as a plain count of days.
+    Key("life-cycle", duration("d", timedelta(0)), "duration s/m/h/d, bare number = days (default 7d)"),
     Key("backuprestoreinfo-file", file_name, "a file name without '/'"),
     Key("username", username, "an OS user name"),
     Key("primary-env", absolute_path, f"{_ABS} or empty"),
@@ -68,8 +69,8 @@ KEYS = (
     Key("parrallel-process", integer(1, 32), _WORKERS, field_name="parallel_process"),
     Key("parallel-process", integer(1, 32), _WORKERS),
     Key("compression-level", integer(0, 9), "integer 0-9 (default 1)"),
-    Key("compression-type", choice({"zstd": "zstd", "2": "zstd", "none": "none"}),
-         "zstd (or 2, the DWS tool's code for it) or none"),
+    Key("compression-type", choice({"zstd": "zstd", "2": "zstd", "none": "none", "0": "none"}),
+         "zstd (or the DWS tool's 2) or none (or 0); drsync bundles are zstd, no other codec"),
     Key("primary-media-destination", absolute_path, _ABS,
          "absolute path where bundles wait on the primary"),
     Key("primary-metadata-destination", absolute_path, _ABS,
@@ -107,6 +108,8 @@ KEYS = (
          "duration 0s-60s (bare number = seconds, default 1s)"),
     Key("remote-drsync-command", command, "a command line, e.g. /opt/drsync/bin/drsync (default drsync)"),
     Key("remote-config-file", absolute_path, f"{_ABS} of backupRestore.ini on the standby, or N/A"),
+    Key("warehouse-layout", choice({"dws": "dws", "hive": "hive"}),
+         "dws (<db>/<schema>/<table>, default) or hive (Spark's <db>.db/<table>)"),
 )
 KEY_BY_NAME = {key.name: key for key in KEYS}
 KNOWN_KEYS = tuple(KEY_BY_NAME)

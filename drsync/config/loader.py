@@ -1,6 +1,6 @@
 """Loading backupRestore.ini: text -> typed, validated `Settings`.
 
-The file keeps the keys and meanings of the DWS backup tool (shared/spec/config.md) plus the few
+The file keeps the keys and meanings of the DWS backup tool (docs/dws-migration.md) plus the few
 drsync adds. It is validated completely before anything starts: every problem becomes one line
 `<file>:<line>: <key>: <what is wrong>; allowed: <...>` and all of them are raised together in
 one ConfigError, so an operator fixes the whole file in one edit instead of one restart per typo.

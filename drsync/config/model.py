@@ -67,6 +67,7 @@ class Settings(BaseModel):
     barrier_grace: timedelta = timedelta(seconds=1)
     remote_drsync_command: tuple[str, ...] = ("drsync",)
     remote_config_file: Path | None = None
+    warehouse_layout: Literal["dws", "hive"] = "dws"
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""
@@ -77,6 +78,11 @@ class Settings(BaseModel):
             elif now >= start or now < end:  # crosses midnight, e.g. 22:00-02:00
                 return True
         return False
+
+    @property
+    def workers(self) -> int:
+        """Worker threads for packing and shipping: parrallel-process, bounded by cpu-cores."""
+        return min(self.parallel_process, self.cpu_cores or self.parallel_process)
 
     def warehouse(self, role: Role) -> Path:
         return self.primary_warehouse if role == "primary" else self.standby_warehouse

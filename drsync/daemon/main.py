@@ -1,6 +1,6 @@
 """`drsync daemon`: the schedule of this host's role and its HTTP API, in one process.
 
-Patroni's model (shared/STYLE.md): commands and the API only *record intent* (the stop flags of
+Patroni's model: commands and the API only *record intent* (the stop flags of
 drsync.site.state); one loop executes. The loop is an APScheduler BackgroundScheduler with a single
 worker thread, so passes never overlap (`max_instances=1`, missed runs coalesced): backup
 rounds on the primary or restore passes on the standby, and retention on both. Every pass
@@ -375,6 +375,9 @@ def start(config: Path, role: str | None = None, tick: float | None = None) -> i
         raise ConfigError(f"--tick {tick}: must be > 0 seconds")
     settings, chosen = choose_config(config, role)
     setup_logging(settings, chosen)
+    from drsync.config.envfile import load_side_env
+
+    load_side_env(settings, chosen)  # primary-env / standby-env, before any work starts
     if settings.source_file != config:
         log.info("role change followed: this host now plays the %s as %s describes it",
                  chosen, settings.source_file)

@@ -67,6 +67,19 @@ def bundles_waiting(settings: Settings) -> int:
     return count
 
 
+def round_pause(settings: Settings, now: datetime) -> tuple[str, bool]:
+    """Why no new round may be cut right now ("" when one may), and whether the reason is
+    backpressure (then the waiting sets are shipped instead). Shared by the daemon's passes
+    and one-shot `drsync backup` (oneshot.py)."""
+    window = suppressed_window(settings, now.time())
+    if window:
+        return f"inside suppressed window {window}", False
+    waiting, limit = bundles_waiting(settings), settings.local_reserve_file_count
+    if limit and waiting > limit:
+        return f"{waiting} bundles wait unshipped (local-reserve-file-count={limit})", True
+    return "", False
+
+
 def ship_pending(settings: Settings, ui: UiHook | None = None, peer: Peer | None = None) -> int:
     """Ship the sets already built without cutting a new one: how backpressure drains."""
     return run_backup(settings, ui, peer, cut=False).sets_shipped
@@ -102,13 +115,10 @@ class Passes:
                 return f"no round: {self._backup(s).message}", logging.INFO  # records `stopped`
             except DrsyncError as e:
                 return self._failure("backup", "no round", e)
-        window = suppressed_window(s, self.clock().time())
-        if window:
-            self.paused = f"inside suppressed window {window}"
+        self.paused, backpressure = round_pause(s, self.clock())
+        if self.paused and not backpressure:
             return f"no round: {self.paused}", logging.INFO
-        waiting, limit = bundles_waiting(s), s.local_reserve_file_count
-        if limit and waiting > limit:
-            self.paused = f"{waiting} bundles wait unshipped (local-reserve-file-count={limit})"
+        if backpressure:
             self.backpressure = True
             try:
                 shipped = self._retrying("shipping waiting sets",

@@ -25,7 +25,7 @@ from drsync.publications.store import Publications, load_publications
 from drsync.sets.manifest import DesyncEntry, Rename
 from drsync.site.layout import LOCK_DIR, RESEED_FILE, MetadataLayout
 from drsync.site.locks import operation_lock
-from drsync.site.warehouse import TableRef, discover_tables
+from drsync.site.warehouse import Layout, TableRef, discover_tables
 from drsync.tableformat import format_of, require_format
 from drsync.tableformat.base import TableLog
 
@@ -45,7 +45,8 @@ def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
 
 def inventoried(meta: Path) -> list[TableRef]:
     """Every table the primary keeps an inventory of (i.e. the standby holds or will hold)."""
-    return [TableRef(*MetadataLayout.inventory_table(p)) for p in MetadataLayout(meta).inventory_files()]
+    layout = MetadataLayout(meta)
+    return [TableRef(*layout.inventory_table(p)) for p in layout.inventory_files()]
 
 
 @dataclass
@@ -72,7 +73,8 @@ class RoundPlan:
         return found
 
 
-def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> RoundPlan:
+def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
+               layout: Layout = "dws") -> RoundPlan:
     pubs = load_publications(meta)
     plan = RoundPlan(pubs)
     if pubs is None:
@@ -86,7 +88,7 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None) -> Ro
             log.warning("pub.list %s names unknown publication(s): %s", publication_list, ", ".join(unknown))
     if not chosen:
         plan.message = "no publications selected: nothing is protected"
-    present = discover_tables(warehouse)
+    present = discover_tables(warehouse, layout)
     plan.tables = [t for t in present if pubs.covers(chosen, t.db, t.schema, t.table)]
     published = {t.name for t in plan.tables}
     reseed = read_reseed(meta)
@@ -145,8 +147,6 @@ def _collect_table(
     """One table's change: a reseed or a re-created table is shipped in full as a replacement;
     a new table carrying a vanished table's id is that table, moved (not copied again).
     Returns the change, the listing, the name it moved from, and the inventory it builds on."""
-    if any("." in part for part in (table.db, table.schema, table.table)):
-        raise DrsyncError(f"table directory {table.relpath}: names with '.' are not supported")
     tdir = table.path(warehouse)
     listing = require_format(tdir).read_log(tdir)
     if reseed and prev is not None:

@@ -71,7 +71,7 @@ def write_bundles(
         crash_point("backup.bundle_written")
         return r
 
-    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
+    with ThreadPoolExecutor(max_workers=settings.workers) as pool:
         return list(pool.map(lambda a: one(a[0], *a[1]), enumerate(groups)))
 
 

@@ -166,7 +166,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
 
     tracker.step("COLLECT")
-    plan = plan_round(meta, warehouse, settings.publication_list)
+    plan = plan_round(meta, warehouse, settings.publication_list, settings.warehouse_layout)
     changes: list[tuple[TableRef, TableChange]] = []
     failed: list[FailedObject] = []
     versions: dict[str, int] = {}

@@ -47,7 +47,7 @@ def ship_set(
         crash_point("backup.bundle_shipped")
         return n
 
-    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
+    with ThreadPoolExecutor(max_workers=settings.workers) as pool:
         sent = sum(pool.map(send, manifest.bundles))
     transport.write_bytes("metadata", manifest_rel(key), manifest.to_bytes())
     crash_point("backup.manifest_shipped")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from drsync.errors import ConfigError, DrsyncError
-from drsync.publications.store import ALL_DATABASES, check_component
+from drsync.publications.store import ALL_DATABASES, check_publication_name
+from drsync.site.names import canonical, format_name, parse_name
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -33,16 +34,17 @@ def _lines(path: Path) -> list[tuple[int, str]]:
 
 def _parts(path: Path, n: int, entry: str, counts: tuple[int, ...], shape: str) -> list[str]:
     where = f"{path}:{n}"
-    if entry.startswith("/") or any(c in entry for c in "/\\\0"):
+    if entry.startswith("/"):
         raise ConfigError(f"{where}: {entry!r} is not a name ({shape}); paths are refused")
-    pieces = entry.split(".")
-    if len(pieces) not in counts:
-        raise ConfigError(f"{where}: {entry!r} is not {shape}")
     try:
-        return [p if (i == 0 and p == ALL_DATABASES and shape.startswith("db.pub"))
-                else check_component(p, "name", where) for i, p in enumerate(pieces)]
+        if shape.startswith("db.pub"):  # db.pubname: `*` = all databases; the name is a publication's
+            db, _, name = entry.rpartition(".")
+            if db != ALL_DATABASES:
+                db = canonical(db, "database", where, counts=(1,))
+            return [db, check_publication_name(name, where)]
+        return parse_name(entry, "name", where, counts)
     except DrsyncError as e:
-        raise ConfigError(e.message) from None
+        raise ConfigError(e.message if e.message.startswith(where) else f"{where}: {e.message}") from None
 
 
 def parse_pub_list(path: Path) -> list[str]:
@@ -55,11 +57,24 @@ def parse_pub_list(path: Path) -> list[str]:
     return keys
 
 
-def parse_object_list(path: Path) -> list[str]:
-    """`db.schema.table` or `db.schema` per line; names in file order, duplicates once."""
+def parse_object_list(path: Path, hive: bool = False) -> list[str]:
+    """`db.schema.table` or `db.schema` per line (hive layout: `db.table`), in canonical form
+    (names.py), in file order, duplicates once.
+
+    A file with malformed lines cancels nothing: one ConfigError lists every bad line
+    (`file:line: ...`, one per line), so a typo never leaves a half-applied cancellation."""
     names: list[str] = []
+    bad: list[str] = []
+    counts, shape = ((2,), "db.table") if hive else ((2, 3), "db.schema.table or db.schema")
     for n, entry in _lines(path):
-        name = ".".join(_parts(path, n, entry, (2, 3), "db.schema.table or db.schema"))
+        try:
+            name = format_name(_parts(path, n, entry, counts, shape))
+        except ConfigError as e:
+            bad.append(e.message)
+            continue
         if name not in names:
             names.append(name)
+    if bad:
+        raise ConfigError("\n".join(bad), hint=f"fix the {len(bad)} line(s) above and run again: "
+                          "nothing was cancelled")
     return names

@@ -25,34 +25,35 @@ from drsync.errors import ConfigError, UnsafePathError
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.site.layout import LOCK_DIR, PUBLICATIONS_FILE
 from drsync.site.locks import operation_lock
+from drsync.site.names import check_part, format_name, parse_name, quote_part, relpath_parts
 from drsync.tableformat import format_of
 
 ALL_DATABASES = "*"
-# One name component: no separator, no path trick, no control character, no leading '.'/'_'
-# (drsync's own directories and hidden scratch never hold tables).
-_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_$@+=~,-]{0,127}$")
+# A publication name (it is also a pub.list entry's second part, so never a '.'): letters,
+# digits and _$@+=~,- ; it may start with '_', as the DWS documentation's `_pub_for_fine_dr`.
+_PUBLICATION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$@+=~,-]{0,127}$")
+
+
+def check_publication_name(name: str, where: str = "") -> str:
+    if not _PUBLICATION_NAME.match(name) or name.strip("_") == "":
+        loc = f"{where}: " if where else ""
+        if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            raise UnsafePathError(f"{loc}publication name {name!r} is not a plain name "
+                                  "(path tricks are refused)")
+        raise ConfigError(f"{loc}publication name {name!r} is not valid: letters, digits and _$@+=~,- "
+                          "only, at most 128 characters")
+    return name
 
 
 def check_component(part: str, what: str, where: str = "") -> str:
-    if not _COMPONENT.match(part):
-        loc = f"{where}: " if where else ""
-        if part in ("", ".", "..") or "/" in part or "\\" in part or "\0" in part:
-            raise UnsafePathError(f"{loc}{what} {part!r} is not a plain name (path tricks are refused)")
-        raise ConfigError(f"{loc}{what} {part!r} is not a valid name: letters, digits and _$@+=~,- "
-                          "only, starting with a letter or digit, at most 128 characters")
-    return part
+    """A database, schema or table name part (names.check_part): any directory name."""
+    return check_part(part, what, where)
 
 
 def split_name(name: str, parts: int, what: str, where: str = "") -> list[str]:
-    """`name` split on '.' into exactly `parts` checked components."""
-    if name.startswith("/") or ".." in name or any(c in name for c in "/\\\0"):
-        raise UnsafePathError(f"{where + ': ' if where else ''}{what} {name!r} is not a plain name "
-                              "(path tricks are refused)")
-    pieces = name.split(".")
-    if len(pieces) != parts:
-        shape = {2: "schema.table", 3: "db.schema.table"}.get(parts, "name")
-        raise ConfigError(f"{where + ': ' if where else ''}{what} {name!r} is not {shape}")
-    return [check_component(p, what, where) for p in pieces]
+    """`name` (parts quoted in backticks where needed, names.py) into exactly `parts` parts."""
+    shape = {1: "one name", 2: "schema.table", 3: "db.schema.table"}.get(parts, "")
+    return parse_name(name, what, where, counts=(parts,), shape=shape)
 
 
 class Publication(BaseModel):
@@ -65,15 +66,18 @@ class Publication(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.db}.{self.name}"
+        return f"{self.db if self.db == ALL_DATABASES else quote_part(self.db)}.{self.name}"
 
     def _excludes(self, db: str, schema: str, table: str) -> bool:
-        return f"{db}.{schema}" in self.excluded or f"{db}.{schema}.{table}" in self.excluded
+        return ((bool(schema) and format_name((db, schema)) in self.excluded)
+                or format_name(_parts(db, schema, table)) in self.excluded)
 
     def covers(self, db: str, schema: str, table: str) -> bool:
+        """Does it cover table db.schema.table (schema "" in the hive layout: db.table)?"""
         if self.db not in (ALL_DATABASES, db) or self._excludes(db, schema, table):
             return False
-        return self.all_tables or schema in self.schemas or f"{schema}.{table}" in self.tables
+        member = format_name(_parts(schema, table))
+        return self.all_tables or (bool(schema) and schema in self.schemas) or member in self.tables
 
     def describe(self) -> str:
         what = ["all tables"] if self.all_tables else []
@@ -103,6 +107,10 @@ class Publications(BaseModel):
 
     def covers(self, pubs: Iterable[Publication], db: str, schema: str, table: str) -> bool:
         return any(p.covers(db, schema, table) for p in pubs)
+
+
+def _parts(*parts: str) -> tuple[str, ...]:
+    return tuple(p for p in parts if p)  # the hive layout's tables have no schema part
 
 
 def publications_path(meta: Path) -> Path:
@@ -137,20 +145,20 @@ def editing(meta: Path) -> Iterator[Publications]:
 
 def create_publication(
     meta: Path, name: str, db: str, *, all_tables: bool = False,
-    schemas: list[str] | None = None, tables: list[str] | None = None,
+    schemas: list[str] | None = None, tables: list[str] | None = None, hive: bool = False,
 ) -> Publication:
-    check_component(name, "publication name")
+    """`schemas` and `tables` may be given together (`FOR TABLES IN SCHEMA s1, TABLE s2.t`);
+    with `hive` (warehouse-layout=hive) tables are plain table names and there are no schemas."""
+    check_publication_name(name)
     if db != ALL_DATABASES:
         check_component(db, "database")
     schemas, tables = schemas or [], tables or []
-    if sum((all_tables, bool(schemas), bool(tables))) != 1:
-        raise ConfigError("choose exactly one of --all-tables, --schema or --table")
+    if all_tables == bool(schemas or tables):
+        raise ConfigError("choose --all-tables, or --schema and/or --table")
     if db == ALL_DATABASES and not all_tables:
         raise ConfigError("a publication of every database (--all-databases) covers all tables")
-    for s in schemas:
-        check_component(s, "schema")
-    for t in tables:
-        split_name(t, 2, "table")
+    schemas = [_schema(s, hive) for s in schemas]
+    tables = [_member(t, hive) for t in tables]
     pub = Publication(name=name, db=db, all_tables=all_tables, schemas=sorted(set(schemas)),
                       tables=sorted(set(tables)))
     with editing(meta) as pubs:
@@ -162,12 +170,11 @@ def create_publication(
 
 def alter_publication(
     meta: Path, name: str, *, add_tables: list[str], add_schemas: list[str],
-    drop_tables: list[str], drop_schemas: list[str],
+    drop_tables: list[str], drop_schemas: list[str], hive: bool = False,
 ) -> Publication:
-    for t in add_tables + drop_tables:
-        split_name(t, 2, "table")
-    for s in add_schemas + drop_schemas:
-        check_component(s, "schema")
+    add_tables, drop_tables = [_member(t, hive) for t in add_tables], [_member(t, hive) for t in drop_tables]
+    add_schemas = [_schema(s, hive) for s in add_schemas]
+    drop_schemas = [_schema(s, hive) for s in drop_schemas]
     if not (add_tables or add_schemas or drop_tables or drop_schemas):
         raise ConfigError("nothing to alter: give --add-table, --add-schema, --drop-table or --drop-schema")
     with editing(meta) as pubs:
@@ -177,15 +184,27 @@ def alter_publication(
         dbs = [pub.db] if pub.db != ALL_DATABASES else []
         for t in add_tables:
             pub.tables = sorted(set(pub.tables) | {t})
-            pub.excluded = [e for e in pub.excluded if e not in {f"{d}.{t}" for d in dbs}]
+            pub.excluded = [e for e in pub.excluded if e not in {f"{quote_part(d)}.{t}" for d in dbs}]
         for s in add_schemas:
             pub.schemas = sorted(set(pub.schemas) | {s})
-            pub.excluded = [e for e in pub.excluded if e not in {f"{d}.{s}" for d in dbs}]
+            pub.excluded = [e for e in pub.excluded if e not in {f"{quote_part(d)}.{s}" for d in dbs}]
         for t in drop_tables:
             pub.tables = [x for x in pub.tables if x != t]
         for s in drop_schemas:
             pub.schemas = [x for x in pub.schemas if x != s]
     return pub
+
+
+def _member(table: str, hive: bool) -> str:
+    """A publication's table in canonical form: `schema.table` (dws) or `table` (hive)."""
+    return format_name(split_name(table, 1 if hive else 2, "table"))
+
+
+def _schema(schema: str, hive: bool) -> str:
+    if hive:
+        raise ConfigError(f"schema {schema!r}: warehouse-layout=hive has no schemas",
+                          hint="publish tables (--table t1,t2) or the whole database (--all-tables)")
+    return format_name(split_name(schema, 1, "schema"))
 
 
 def drop_publication(meta: Path, name: str) -> None:
@@ -204,18 +223,31 @@ def publish_everything(meta: Path, name: str = "all") -> None:
             pubs.publications.append(Publication(name=name, db=ALL_DATABASES, all_tables=True))
 
 
-def _cancel_one(pub: Publication, obj: str) -> bool:
-    """Stop `pub` covering `obj` (db.schema or db.schema.table); False if it did not cover it."""
-    parts = obj.split(".")
+def _cancel_one(pub: Publication, obj: str, hive: bool = False) -> bool:
+    """Stop `pub` covering `obj` (db.schema or db.schema.table; hive: db.table); False if it
+    did not cover it."""
+    parts = parse_name(obj, "object", counts=(2,) if hive else (2, 3))
+    if hive:
+        db, table = parts
+        if pub.db not in (ALL_DATABASES, db) or obj in pub.excluded:
+            return False
+        member = format_name((table,))
+        hit = pub.all_tables or member in pub.tables
+        pub.tables = [t for t in pub.tables if t != member]
+        if hit and (pub.all_tables or pub.db == ALL_DATABASES):
+            pub.excluded = sorted(set(pub.excluded) | {obj})
+        return hit
     db, schema = parts[0], parts[1]
-    if pub.db not in (ALL_DATABASES, db) or f"{db}.{schema}" in pub.excluded or obj in pub.excluded:
+    schema_name = format_name((db, schema))
+    if pub.db not in (ALL_DATABASES, db) or schema_name in pub.excluded or obj in pub.excluded:
         return False
+    in_schema = [t for t in pub.tables if parse_name(t, "table")[0] == schema]
     if len(parts) == 2:
-        hit = pub.all_tables or schema in pub.schemas or any(t.split(".")[0] == schema for t in pub.tables)
+        hit = pub.all_tables or schema in pub.schemas or bool(in_schema)
         pub.schemas = [s for s in pub.schemas if s != schema]
-        pub.tables = [t for t in pub.tables if t.split(".")[0] != schema]
+        pub.tables = [t for t in pub.tables if t not in in_schema]
     else:
-        st = f"{schema}.{parts[2]}"
+        st = format_name((schema, parts[2]))
         hit = pub.all_tables or schema in pub.schemas or st in pub.tables
         pub.tables = [t for t in pub.tables if t != st]
     if hit and (pub.all_tables or schema in pub.schemas or pub.db == ALL_DATABASES):
@@ -223,7 +255,8 @@ def _cancel_one(pub: Publication, obj: str) -> bool:
     return hit
 
 
-def cancel_objects(meta: Path, warehouse: Path, objects: list[str] | None) -> list[tuple[str, str]]:
+def cancel_objects(meta: Path, warehouse: Path, objects: list[str] | None,
+                   hive: bool = False) -> list[tuple[str, str]]:
     """Stop protecting `objects` (None: everything). Records intent only: the next round
     desynchronises what is no longer covered. Returns (object, reason) for those that could
     not be cancelled: unknown on the primary, or not covered by any publication."""
@@ -233,12 +266,13 @@ def cancel_objects(meta: Path, warehouse: Path, objects: list[str] | None) -> li
             pubs.publications = []  # present and empty: every replicated table is desynchronised
             return failed
         for obj in objects:
-            where = warehouse.joinpath(*obj.split("."))
-            exists = format_of(where) is not None if obj.count(".") == 2 else where.is_dir()
-            if not exists:
+            parts = parse_name(obj, "object", counts=(2,) if hive else (2, 3))
+            is_table = hive or len(parts) == 3
+            where = warehouse.joinpath(*(relpath_parts(parts) if is_table else parts))
+            if not (format_of(where) is not None if is_table else where.is_dir()):
                 failed.append((obj, "does not exist on the primary"))
                 continue
-            hits = [p for p in pubs.publications if _cancel_one(p, obj)]
+            hits = [p for p in pubs.publications if _cancel_one(p, obj, hive)]
             if not hits:
                 failed.append((obj, "not covered by any publication"))
     return failed

@@ -84,9 +84,9 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
         unfinished = _unfinished_files(pair, key)
         rmtree_force(WarehouseLayout(pair.sw).staging)  # drsync's scratch copies of set files
         results: list[SetAside] = []
-        for t in discover_tables(pair.sw):
+        for t in discover_tables(pair.sw, pair.settings.warehouse_layout):
             tdir = t.path(pair.sw)
-            where = quarantine / t.db / t.schema / t.table
+            where = quarantine / t.relpath
             if (tdir / LOG_NEW).exists():
                 os.makedirs(where, exist_ok=True)
                 os.rename(tdir / LOG_NEW, where / LOG_NEW)
@@ -97,7 +97,7 @@ def run_failover(settings: Settings, config: Path, *, force: bool = False, say: 
             results.append(set_aside_above(tdir, t.name, versions[t.name], where,
                                            unfinished.get(t.name, set())))
             make_writable(tdir)
-        seen = {t.name for t in discover_tables(pair.sw)}
+        seen = {t.name for t in discover_tables(pair.sw, pair.settings.warehouse_layout)}
         for name in sorted(set(unfinished) - seen - set(versions)):
             # A first apply killed before its first log file: a directory of data files only.
             tdir = TableRef.parse(name).path(pair.sw)

@@ -30,8 +30,9 @@ class NewPrimary:
 
     def inventoried(self) -> dict[str, tuple[int, str | None]]:
         out: dict[str, tuple[int, str | None]] = {}
-        for p in MetadataLayout(self.meta).inventory_files():
-            ref = TableRef(*MetadataLayout.inventory_table(p))
+        layout = MetadataLayout(self.meta)
+        for p in layout.inventory_files():
+            ref = TableRef(*layout.inventory_table(p))
             inv = load_inventory(self.meta, ref)
             if inv is not None:
                 out[ref.name] = (inv.version, inv.table_id)

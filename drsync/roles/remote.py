@@ -45,15 +45,20 @@ def agent_settings(config: Path | None, metadata_root: Path) -> Settings:
     if config is None:
         raise TransportError("this agent was started without --config: it cannot restore or change "
                              "roles (set remote-config-file on the primary)")
+    from drsync.config.envfile import load_side_env
     from drsync.roles.sites import swapped_name
 
     candidates = [config, config.with_name(swapped_name(config.name))]
+    chosen: Settings | None = None
     for path in candidates:
         if path.exists():
             settings = load_settings(path)
             if settings.restore_metadata_destination.resolve() == metadata_root.resolve():
-                return settings
-    return load_settings(config)
+                chosen = settings
+                break
+    chosen = chosen or load_settings(config)
+    load_side_env(chosen, "standby")  # standby-env, as every drsync command on this side
+    return chosen
 
 
 def agent_promote(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def _reprotect(pair: Pair, peer: NewPrimaryView, say: Say) -> int:
         drop: list[str] = []
         for name, (inv_version, table_id) in sorted(peer.inventoried().items()):
             t = TableRef.parse(name)
-            mine, where = t.path(pair.pw), quarantine / t.db / t.schema / t.table
+            mine, where = t.path(pair.pw), quarantine / t.relpath
             mine_commits = commit_hashes(mine)
             if mine_commits is None:
                 drop.append(name)  # the old primary lacks it: the new one copies it in full

@@ -19,6 +19,7 @@ from drsync.site.layout import (
     JOURNAL_FILE,
     LAST_FULL_FILE,
     LAST_RESTORED,
+    LAST_ROUND_FILE,
     LOCK_DIR,
     MANIFEST_DIR,
     PAIR_FILE,
@@ -39,7 +40,8 @@ Say = Callable[[str], None]
 # relationship starts by publishing again (`prepare --all-tables` or `publication create`).
 STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, PAIR_FILE,
                intent_name("backup"), intent_name("restore"), remote_cache_name(PrimaryState.FILE),
-               remote_cache_name(StandbyState.FILE), PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE]
+               remote_cache_name(StandbyState.FILE), PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE,
+               LAST_ROUND_FILE]
 
 
 @dataclass(frozen=True)

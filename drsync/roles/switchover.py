@@ -89,7 +89,7 @@ def _switchover(pair: Pair, standby: Peer, dry_run: bool, timeout: float, say: S
     # The replicated tables are those of the newest set (publications decide which); a table
     # of the primary's own is neither fenced nor made read-only by the swap.
     replicated = load_manifest(MetadataLayout(pair.pm).manifest(last_key)).versions
-    tables = [t for t in discover_tables(pair.pw) if t.name in replicated]
+    tables = [t for t in discover_tables(pair.pw, pair.settings.warehouse_layout) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
     new_epoch = max(read_role(pair.pm).epoch, peer.epoch) + 1
     plan = [

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from drsync.errors import ManifestError, TableFormatError, UnsafePathError
+from drsync.errors import DrsyncError, ManifestError, TableFormatError, UnsafePathError
 from drsync.site.confine import safe_relpath
 from drsync.site.layout import KEY_FORMAT
+from drsync.site.names import format_name, parse_name, relpath_of
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
@@ -54,7 +55,7 @@ class ManifestTable(BaseModel):
 
     @property
     def path(self) -> str:
-        return self.name.replace(".", "/")
+        return relpath_of(self.name)
 
 
 class FailedObject(BaseModel):
@@ -134,13 +135,13 @@ def apply_order(table: ManifestTable) -> list[ManifestFile]:
 
 
 def validate_table_name(name: str) -> str:
-    parts = name.split(".")
-    if len(parts) != 3:
-        raise UnsafePathError(f"table name {name!r} is not db.schema.table")
-    for p in parts:
-        safe_relpath(p, table=name, where="table name")
-        if "/" in p:
-            raise UnsafePathError(f"table name {name!r} contains '/'")
+    """A table name as drsync writes it (names.py): db.schema.table or db.table, canonical."""
+    try:
+        parts = parse_name(name, "part", counts=(2, 3))
+    except DrsyncError as e:
+        raise UnsafePathError(f"table name {name!r}: {e.message}") from None
+    if format_name(parts) != name:
+        raise UnsafePathError(f"table name {name!r} is not in canonical form ({format_name(parts)!r})")
     return name
 
 

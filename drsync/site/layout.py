@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from drsync.site.names import HIVE_DB_SUFFIX
+
 
 class TableRef(Protocol):
     """A table's three-part name (drsync.site.warehouse.TableRef)."""
@@ -104,6 +106,7 @@ PAIR_FILE = "pair.json"
 PUBLICATIONS_FILE = "publications.json"
 RESEED_FILE = "reseed.json"
 LAST_FULL_FILE = "last-full-set.json"
+LAST_ROUND_FILE = "last-round.json"  # primary: when the newest round was cut (one-shot runs)
 AUDIT_FILE = "audit.log"
 HISTORY_DIR = "role-history"  # where a role change keeps the state files it replaced
 LOG_DIR = "logs"
@@ -163,17 +166,25 @@ class MetadataLayout:
         return self.root / INVENTORY_DIR
 
     def inventory(self, table: TableRef) -> Path:
-        return self.inventories / table.db / table.schema / f"{table.table}.json"
+        """`tables/<db>/<schema>/<table>.json`, or in the hive layout (no schema)
+        `tables/<db>.db/<table>.json`: never one level deep, where `tables/index.json` lives."""
+        if table.schema:
+            return self.inventories / table.db / table.schema / f"{table.table}.json"
+        return self.inventories / f"{table.db}{HIVE_DB_SUFFIX}" / f"{table.table}.json"
 
     def inventory_files(self) -> list[Path]:
-        """Every inventory file, sorted (each `tables/<db>/<schema>/<table>.json`)."""
+        """Every inventory file of either layout, sorted."""
         root = self.inventories
-        return sorted(root.glob("*/*/*.json")) if root.exists() else []
+        if not root.exists():
+            return []
+        return sorted(root.glob("*/*/*.json")) + sorted(root.glob(f"*{HIVE_DB_SUFFIX}/*.json"))
 
-    @staticmethod
-    def inventory_table(path: Path) -> tuple[str, str, str]:
-        """(db, schema, table) of an inventory file."""
-        return path.parent.parent.name, path.parent.name, path.name[: -len(".json")]
+    def inventory_table(self, path: Path) -> tuple[str, str, str]:
+        """(db, schema, table) of an inventory file; schema "" in the hive layout."""
+        parts = path.relative_to(self.inventories).parts
+        if len(parts) == 2:
+            return parts[0][: -len(HIVE_DB_SUFFIX)], "", parts[1][: -len(".json")]
+        return parts[0], parts[1], parts[2][: -len(".json")]
 
     @property
     def index(self) -> Path:

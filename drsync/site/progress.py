@@ -1,4 +1,4 @@
-"""Progress of a running step, and the show-progress document (shared/spec/progress.md).
+"""Progress of a running step, and the show-progress document (docs/dws-migration.md).
 
 A round or restore pass reports through a `ProgressTracker`: it keeps byte counters, turns
 them into the DWS tool's rate strings, and saves the side's state at most twice a second, so

@@ -44,7 +44,7 @@ class Rates(BaseModel):
 
 
 class SideProgress(BaseModel):
-    """One SIDE of the show-progress document (shared/spec/progress.md), field for field."""
+    """One SIDE of the show-progress document (docs/dws-migration.md), field for field."""
 
     key: str = ""
     priorKey: str = "N/A"

@@ -26,6 +26,7 @@ from drsync.fsutil import (
 )
 from drsync.sets.manifest import Manifest, ManifestTable
 from drsync.site.layout import PUBLICATIONS_FILE
+from drsync.site.names import relpath_of
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
 from drsync.standby.apply import apply_table
@@ -37,8 +38,8 @@ REPLACE_SUFFIX = ".drsync-replace"  # hidden ('.' first): never discovered as a 
 def apply_renames(warehouse: Path, state: StandbyState, m: Manifest) -> None:
     """Move each renamed table's directory (and its state) before the set's tables apply."""
     for r in m.renames:
-        src = warehouse / r.from_name.replace(".", "/")
-        dest = warehouse / r.to_name.replace(".", "/")
+        src = warehouse / relpath_of(r.from_name)
+        dest = warehouse / relpath_of(r.to_name)
         if src.is_dir() and dest.exists():
             raise StandbyConflictError(
                 f"set {m.key}: table {r.from_name} moved to {r.to_name} on the primary, but "
@@ -106,7 +107,7 @@ def apply_desync(settings: Settings, state: StandbyState, m: Manifest) -> None:
         known = state.tables.pop(d.name, None)
         if known is None and d.name not in state.desynced:
             continue  # never replicated here: not ours to touch
-        tdir = settings.standby_warehouse / d.name.replace(".", "/")
+        tdir = settings.standby_warehouse / relpath_of(d.name)
         if op == "drop-desync-table":
             rmtree_force(tdir)
             with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.peer import Peer, both_sites_here, open_peer
+from drsync.site.names import canonical
 from drsync.site.state import PrimaryState, StandbyState, load_state
 from drsync.site.warehouse import TableRef
 from drsync.standby.fingerprint import Fingerprint, fingerprint
@@ -148,13 +149,14 @@ def verify_tables(settings: Settings, only: str | None = None, deep: bool = Fals
         state = sides.standby_state()
         names = sorted(state.tables)
         if only is not None:
+            only = canonical(only, "table", counts=(2, 3))
             if only not in state.tables:
                 raise DrsyncError(f"table {only} is not replicated to this standby",
                                   hint="run show-progress, or check the name (db.schema.table)")
             names = [only]
         con: dict[str, Any] | None = None
         if deep:  # a missing reader fails the command here, not each table
-            con = {fmt.name: fmt.open_row_reader() for fmt in formats()}
+            con = {fmt.name: fmt.open_row_reader(settings.cpu_cores) for fmt in formats()}
         verdicts = []
         for name in names:
             version = state.tables[name].version

@@ -188,7 +188,7 @@ class TableFormat(Protocol):
         if `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
-    def open_row_reader(self) -> Any:
+    def open_row_reader(self, threads: int | None = None) -> Any:
         """A reader (e.g. a DuckDB connection with the format's extension) for row_checksum."""
 
     def row_checksum(self, reader: Any, table_dir: Path, version: int | None) -> tuple[int, int]:

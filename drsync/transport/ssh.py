@@ -257,7 +257,7 @@ class SshTransport(Transport):
         self._idle: list[Link] = []
         self._count = 0
         self._cond = threading.Condition()
-        self._max = settings.parallel_process
+        self._max = settings.workers
         self._idle.append(self._connect_retrying())  # fail fast on a bad key or host key
         self._count = 1
 

@@ -29,6 +29,7 @@ import os, pwd, sys
 import pyarrow, pyarrow.parquet, deltalake, drsync.cli.main, drsync.standby.restore, drsync.config  # noqa
 import encodings.utf_8_sig, encodings.idna, encodings.ascii, encodings.latin_1  # noqa
 import drsync.sets.bundle, drsync.standby.verify, zstandard, tarfile, csv, uuid  # noqa
+import drsync.logsetup, drsync.daemon.oneshot, drsync.config.envfile, drsync.cli.dws, logging.handlers  # noqa
 pw = pwd.getpwnam({USER!r})
 os.setgroups([]); os.setgid(pw.pw_gid); os.setuid(pw.pw_uid)
 assert os.geteuid() == pw.pw_uid and os.getegid() == pw.pw_gid

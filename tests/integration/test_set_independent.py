@@ -51,10 +51,10 @@ def test_set_independent_refuses_while_running_then_cleans_both_sides(sites: Sit
     for t in discover_tables(sites.standby):
         for d in (t.path(sites.standby), t.path(sites.standby) / "_delta_log"):
             assert stat.S_IMODE(os.stat(d).st_mode) & stat.S_IWUSR, d
-    # DR state gone on both sides; the audit log stays.
+    # DR state gone on both sides; the audit log and the log files stay.
     for meta in (sites.primary_meta, sites.standby_meta):
         left = sorted(p.name for p in meta.iterdir())
-        assert set(left) <= {"locks", "audit.log"}, left
+        assert set(left) <= {"locks", "audit.log", "logs"}, left
     for media in (sites.primary_media, sites.standby_media):
         assert not media.exists() or not any(media.iterdir())
     assert not (sites.standby / "_drsync" / "barriers").exists()
@@ -92,7 +92,7 @@ def test_set_independent_over_ssh(sshd: object, tmp_path: Path) -> None:
     assert "made 10 replicated table(s) writable" in r.stdout
     assert _content(sites) == content
     for meta in (sites.primary_meta, sites.standby_meta):
-        assert set(p.name for p in meta.iterdir()) <= {"locks", "audit.log"}, list(meta.iterdir())
+        assert set(p.name for p in meta.iterdir()) <= {"locks", "audit.log", "logs"}, list(meta.iterdir())
     for t in discover_tables(sites.standby):
         assert stat.S_IMODE(os.stat(t.path(sites.standby)).st_mode) & stat.S_IWUSR
     r = drsync("set-independent", "-c", cfg, "--yes")

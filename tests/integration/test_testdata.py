@@ -1,6 +1,7 @@
-"""Every table of the delta-rs test data (shared/testdata/delta-rs), replicated by the real CLI.
+"""Every table of the delta-rs test data (tests/data/delta-rs), replicated by the real CLI.
 
-One warehouse holds all ~50 tables (as `rs.data.<name>`, '.' and '/' in names replaced by '_'),
+One warehouse holds all ~50 tables, each under its own name (`rs.data.<name>`, quoted where it
+holds a '.': rs.data.`delta-0.8.0`; `golden/<name>` as `rs.golden.<name>`),
 a few broken copies of them (`rs.bad.*`) and a few hand-made checkpoint variants
 (`rs.derived.*`). It is replicated in three rounds, each `drsync backup` + `drsync restore`:
 
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from drsync.site.names import format_name, relpath_of
 from tests.helpers import TESTDATA, Sites, drsync, duck, make_sites
 
 README = TESTDATA.parent / "README.md"
@@ -46,17 +48,19 @@ CANNOT_OPEN = re.compile(r'Cannot open file "([^"]+)"')
 # --- what the README says about each table ---------------------------------------------------
 
 
-def dir_name(src: str) -> str:
-    """drsync refuses table names with '.', so `delta-0.8.0` is copied as `delta-0_8_0`."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", src)
+def schema_and_table(src: str) -> tuple[str, str]:
+    """Each table under its own directory name (`delta-0.8.0` stays `delta-0.8.0`, named
+    rs.data.`delta-0.8.0`); a nested folder `golden/x` is schema `golden`, table `x`."""
+    schema, _, table = src.rpartition("/")
+    return schema or "data", table
 
 
 def data_dir(warehouse: Path, src: str) -> Path:
-    return warehouse / DB / "data" / dir_name(src)
+    return warehouse.joinpath(DB, *schema_and_table(src))
 
 
 def data_name(src: str) -> str:
-    return f"{DB}.data.{dir_name(src)}"
+    return format_name((DB, *schema_and_table(src)))
 
 
 @dataclass(frozen=True)
@@ -321,7 +325,7 @@ def _run_round(sites: Sites, con: Any, shown: dict[str, int]) -> Round:
     for name, version in r.manifest["versions"].items():
         if name in failed:
             continue
-        rel = Path(*name.split("."))
+        rel = Path(relpath_of(name))
         p, s = sites.primary / rel, sites.standby / rel
         start = shown[name] + 1 if name in shown else log_floor(s)
         r.seen[name] = {v: (content(con, p, v), content(con, s, v)) for v in range(start, version + 1)}
@@ -385,7 +389,7 @@ def _check_exposed_versions(rep: Replication, name: str) -> int:
             missing = CANNOT_OPEN.search(s)
             if missing:  # the file the standby lacks must be lacking on the primary as well
                 rel = Path(missing[1].replace("<table>/", "", 1))
-                assert not (rep.sites.primary / Path(*name.split(".")) / rel).exists(), (
+                assert not (rep.sites.primary / relpath_of(name) / rel).exists(), (
                     f"round {i}: {name} at version {v}: standby lacks {rel}, which the primary has")
             else:
                 assert s == p, f"round {i}: {name} at version {v}: standby error {s!r} != primary {p!r}"

@@ -76,8 +76,8 @@ class DeltaFormat:
     def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
         return None  # Delta paths are relative to the table: a copy reads as it is
 
-    def open_row_reader(self) -> Any:
-        return reader.connect()
+    def open_row_reader(self, threads: int | None = None) -> Any:
+        return reader.connect(threads)
 
     def row_checksum(self, con: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
         return reader.table_checksum(con, table_dir, version)

@@ -15,7 +15,9 @@ from typing import Any
 from drsync.errors import DrsyncError
 
 
-def connect() -> Any:
+def connect(threads: int | None = None) -> Any:
+    """A DuckDB connection with the delta extension; `threads` bounds DuckDB's worker threads
+    (cpu-cores)."""
     import duckdb
     import duckdb_extension_delta
 
@@ -24,7 +26,10 @@ def connect() -> Any:
     if not candidates:
         raise DrsyncError(f"no DuckDB delta extension found under {root}",
                           hint="pip install duckdb-extension-delta matching your duckdb version")
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    config: dict[str, Any] = {"allow_unsigned_extensions": "true"}
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(config=config)
     con.execute(f"LOAD '{candidates[-1]}'")
     return con
 

@@ -105,7 +105,20 @@ def test_paths(tmp_path: Path) -> None:
     meta.inventory(t).parent.mkdir(parents=True)
     meta.inventory(t).write_text("{}")
     meta.index.write_text("{}")  # not an inventory: one level up
-    assert [MetadataLayout.inventory_table(p) for p in meta.inventory_files()] == [("db", "s", "t")]
+    assert [meta.inventory_table(p) for p in meta.inventory_files()] == [("db", "s", "t")]
     wh = WarehouseLayout(tmp_path / "w")
     assert wh.barrier_map("k") == tmp_path / "w" / "_drsync" / "barriers" / "k.json"
     assert wh.quarantine("failover", "x") == tmp_path / "w" / "_drsync" / "failover-quarantine" / "x"
+
+
+def test_hive_inventories_round_trip_beside_dws_ones(tmp_path: Path) -> None:
+    from drsync.site.warehouse import TableRef as Ref
+
+    meta = MetadataLayout(tmp_path)
+    for ref in (Ref("db", "s", "t"), Ref("spark", "", "events"), Ref("default", "", "delta-0.8.0")):
+        path = meta.inventory(ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    meta.index.write_text("{}")  # one level deep: never taken for an inventory
+    found = sorted(meta.inventory_table(p) for p in meta.inventory_files())
+    assert found == [("db", "s", "t"), ("default", "", "delta-0.8.0"), ("spark", "", "events")]

@@ -1,4 +1,4 @@
-"""drsync.site.progress: the show-progress document (shared/spec/progress.md) and the RPO."""
+"""drsync.site.progress: the show-progress document (docs/dws-migration.md) and the RPO."""
 
 from __future__ import annotations
 
