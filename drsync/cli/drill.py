@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli.main import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, err, out
+from drsync.cli.app import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, err, out
 
 drill_app = typer.Typer(
     help="Drills: writable forks of the standby's replicated tables at a barrier (hard links, "

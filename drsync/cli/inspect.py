@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli.main import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, out
+from drsync.cli.app import ConfigOpt, FormatOpt, _load, _run, _text_or_json, app, out
 from drsync.errors import ConfigError, DrsyncError
 
 

@@ -7,109 +7,31 @@ Exit codes: 0 done (or nothing to do), 1 failed, 2 bad configuration or usage,
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from typer._click import exceptions as click_exc  # typer vendors click since 0.2x
 
 from drsync import __version__
-from drsync.config import Settings, load_settings, swap_config_text
-from drsync.errors import ConfigError, DrsyncError
-from drsync.logsetup import setup_stderr_logging
+from drsync.cli.app import (
+    ConfigOpt,
+    FormatOpt,
+    _load,
+    _run,
+    _say,
+    _text_or_json,
+    app,
+    err,
+    out,
+)
+from drsync.config import load_settings, swap_config_text
+from drsync.errors import DrsyncError
 from drsync.roles.cli import register as register_role_commands
 
-app = typer.Typer(
-    help="drsync: fine-grained disaster-recovery replication of Delta Lake tables.\n\n"
-    "Every command reads backupRestore.ini (-c). Run `drsync COMMAND --help` for details.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 config_app = typer.Typer(help="Check or transform backupRestore.ini.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-err = Console(stderr=True)
-out = Console()
-ConfigOpt = Annotated[Path, typer.Option("-c", "--config", help="backupRestore.ini of this site.")]
-log = logging.getLogger("drsync")
-
-
-def _setup_logging(level: str) -> None:
-    setup_stderr_logging(level)  # the daemon's setup (logsetup.py): same format, same redaction
-
-
-def _load(path: Path, side: str = "primary") -> Settings:
-    from drsync.config.envfile import load_side_env
-
-    settings = load_settings(path)
-    load_side_env(settings, "primary" if side == "primary" else "standby")
-    level = (settings.primary_cluster_logging_level if side == "primary"
-             else settings.standby_cluster_logging_level)
-    _setup_logging(level)
-    return settings
-
-
-@contextmanager
-def _progress_ui(label: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on a terminal; plain log lines per step otherwise."""
-    if not err.is_terminal:
-        last = {"step": ""}
-
-        def plain(step: str, done: int, total: int) -> None:
-            if step != last["step"]:
-                last["step"] = step
-                log.debug("%s: step %s", label, step)
-
-        yield plain
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def rich_ui(step: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{label} {step}", completed=done, total=total or None)
-
-        yield rich_ui
-
-
-def _run(fn: Callable[[], int | None]) -> None:
-    """The one error boundary: DrsyncError -> one line (+ hint), never a traceback."""
-    try:
-        code = fn() or 0
-    except DrsyncError as e:
-        err.print(f"[red]error:[/red] {e.message}", highlight=False, markup=True, soft_wrap=True)
-        if e.hint:
-            err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130) from None
-    except Exception as e:  # a bug: still one line, traceback only on request
-        if os.environ.get("DRSYNC_DEBUG"):
-            raise
-        err.print(f"[red]internal error:[/red] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
-        err.print("hint: re-run with DRSYNC_DEBUG=1 for the traceback and report it", highlight=False)
-        raise typer.Exit(1) from None
-    raise typer.Exit(code)
-
-
-FormatOpt = Annotated[str, typer.Option("--format", help="text, or json (for scripts and monitoring).")]
-
-
-def _text_or_json(fmt: str) -> Literal["text", "json"]:
-    if fmt == "text":
-        return "text"
-    if fmt == "json":
-        return "json"
-    raise ConfigError(f"--format must be text or json, not {fmt!r}")
 
 
 @app.command()
@@ -247,7 +169,7 @@ def retention(
 
     def go() -> int:
         from drsync.cli.oneshot import _load_logged, _outcome
-        from drsync.daemon.main import detect_role
+        from drsync.site.host_role import detect_role
         from drsync.site.retention import run_retention
 
         settings = load_settings(config)
@@ -284,15 +206,14 @@ def version() -> None:
     print(__version__)
 
 
-def _say(line: str) -> None:
-    out.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 register_role_commands(app, _run, _load, _say)
-import drsync.cli.drill  # noqa: E402  (registers drill start/list/drop)
-import drsync.cli.inspect  # noqa: E402  (registers check, show-progress, verify)
-import drsync.cli.oneshot  # noqa: E402  (registers backup, restore)
-import drsync.cli.publications  # noqa: E402, F401  (registers publication, cancel-publication, reseed)
+# the other command modules register on `app` when imported
+import drsync.cli.drill  # noqa: E402  (drill start/list/drop)
+import drsync.cli.inspect  # noqa: E402  (check, show-progress, verify)
+import drsync.cli.oneshot  # noqa: E402  (backup, restore)
+import drsync.cli.publications  # noqa: E402, F401  (publication, cancel-publication, reseed)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli.main import ConfigOpt, _progress_ui, _run, app, err, out
+from drsync.cli.app import ConfigOpt, _progress_ui, _run, app, err, out
 from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from drsync.cli.main import ConfigOpt, FormatOpt, _run, _text_or_json, app, err, out
+from drsync.cli.app import ConfigOpt, FormatOpt, _run, _text_or_json, app, err, out
 from drsync.config import Settings, load_settings
 from drsync.errors import ConfigError
 from drsync.publications.store import Publication

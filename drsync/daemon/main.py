@@ -41,8 +41,8 @@ from drsync.errors import ConfigError, DrsyncError
 from drsync.faults import wall_clock
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
-from drsync.peer import both_sites_here
 from drsync.site.document import standby_rpo_seconds
+from drsync.site.host_role import detect_role
 from drsync.site.layout import LAST_RESTORED, MANIFEST_DIR, manifest_key
 from drsync.site.progress import read_states
 from drsync.site.rpo_history import STEP_S as RPO_STEP_S
@@ -58,39 +58,6 @@ FOLLOWED_ENV = "DRSYNC_FOLLOWED_ROLE_CHANGE"  # set in a daemon restarted by a r
 FOLLOW_BIND_SECONDS = 30.0
 INBOX_POLL_SECONDS = 2.0  # the standby looks for newly delivered sets this often
 STATE_CACHE_SECONDS = 1.0  # /progress, /healthz, /metrics read both states at most this often
-
-
-def detect_role(settings: Settings, asserted: str | None) -> Role:
-    """The side whose state file is in its metadata destination; `asserted` may only confirm it.
-
-    With transport=local both sites live on this host, so the files cannot tell: `--role`
-    chooses which side's schedule to run (two daemons, one per role)."""
-    roles: dict[str | None, Role | None] = {None: None, "primary": "primary", "standby": "standby"}
-    if asserted not in roles:
-        raise ConfigError(f"--role {asserted!r}: allowed: primary, standby")
-    claimed = roles[asserted]
-    if both_sites_here(settings):
-        if claimed is None:
-            raise ConfigError("transport=local keeps both sites on this host: say which one this "
-                              "daemon runs", hint="pass --role primary or --role standby")
-        return claimed
-    files: dict[Role, Path] = {
-        "primary": settings.primary_metadata_destination / PrimaryState.FILE,
-        "standby": settings.restore_metadata_destination / StandbyState.FILE,
-    }
-    present = [role for role, path in files.items() if path.exists()]
-    if len(present) == 1:
-        if claimed is not None and claimed != present[0]:
-            raise ConfigError(f"--role {claimed} contradicts this host's DR state: {files[present[0]]} "
-                              f"says it is the {present[0]}",
-                              hint="drop --role, or run the daemon on the other host")
-        return present[0]
-    if claimed is not None:
-        return claimed
-    why = ("both state files exist here" if present
-           else f"neither {files['primary']} nor {files['standby']} exists yet")
-    raise ConfigError(f"cannot tell which side this host is: {why}",
-                      hint="pass --role primary or --role standby")
 
 
 @dataclass

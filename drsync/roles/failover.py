@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from drsync.config import Settings
@@ -49,8 +50,8 @@ from drsync.site.state import (
     save_state,
 )
 from drsync.site.warehouse import TableRef, discover_tables
-from drsync.standby.delay import held_before_failover
-from drsync.standby.restore import barrier_dir
+from drsync.standby.delay import format_delay
+from drsync.standby.restore import barrier_dir, pending_chain
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import FileRole
 
@@ -208,3 +209,21 @@ def _set_aside_manifests(pair: Pair, key: str) -> None:
             if m and m[1] > key:
                 os.makedirs(dest, exist_ok=True)
                 os.replace(e.path, dest / e.name)
+
+
+def held_before_failover(meta: Path, state: StandbyState, delay: timedelta) -> str:
+    """For failover: what the delay still holds back in the inbox (sets failover will not
+    apply), or "" when nothing is."""
+    try:
+        chain, _ = pending_chain(meta, state.last_key)
+    except DrsyncError:  # an unreadable inbox must not stop a failover
+        return ""
+    if not chain:
+        return ""
+    newest = chain[-1]
+    ahead = (newest.barrier_ms - state.last_barrier_ms) / 1000 if state.last_barrier_ms else None
+    gain = f", {ahead:.0f} s newer than the restored barrier" if ahead is not None else ""
+    return (f"the inbox holds {len(chain)} set(s) not yet applied (up to {newest.key}, barrier "
+            f"{newest.barrier_utc}{gain}; restore-delay={format_delay(delay)}): failover promotes "
+            "the restored barrier and sets them aside; to include them, run "
+            "`drsync restore --no-delay` first")

@@ -16,6 +16,7 @@ from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 from drsync.roles.epoch import read_role
 from drsync.roles.sites import swapped_name
+from drsync.site.host_role import detect_role
 from drsync.site.layout import JOURNAL_FILE
 
 
@@ -32,7 +33,6 @@ def choose_config(config: Path, asserted: str | None) -> tuple[Settings, Role]:
 
     Falls back to the given file (whose passes then refuse with a clear hint) when neither
     matches, so a daemon never flips between the two."""
-    from drsync.daemon.main import detect_role
 
     first_error: DrsyncError | None = None
     first: tuple[Settings, Role] | None = None

@@ -31,6 +31,7 @@ from drsync.errors import DrsyncError
 from drsync.fsutil import rmtree_force
 from drsync.sets.manifest import key_time
 from drsync.site.drills import held_barriers
+from drsync.site.host_role import detect_role
 from drsync.site.layout import (
     BARRIER_MAP_NAME,
     LOCK_DIR,
@@ -147,7 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """`python -m drsync.site.retention -c FILE [--role R]`: the one-shot `drsync retention`."""
     args = build_parser().parse_args(argv)
-    from drsync.daemon.main import detect_role
     from drsync.logsetup import setup_logging
 
     try:

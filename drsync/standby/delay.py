@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from drsync.errors import DrsyncError
 from drsync.sets.manifest import Manifest
 from drsync.site.state import StandbyState, local_time
 
@@ -87,23 +85,3 @@ def progress_fields(standby: StandbyState) -> dict[str, str]:
         "held back keys": ",".join(standby.held_back) or "N/A",
         "next apply time": standby.next_apply_time,
     }
-
-
-def held_before_failover(meta: Path, state: StandbyState, delay: timedelta) -> str:
-    """For failover: what the delay still holds back in the inbox (sets failover will not
-    apply), or "" when nothing is."""
-    from drsync.standby.restore import pending_chain
-
-    try:
-        chain, _ = pending_chain(meta, state.last_key)
-    except DrsyncError:  # an unreadable inbox must not stop a failover
-        return ""
-    if not chain:
-        return ""
-    newest = chain[-1]
-    ahead = (newest.barrier_ms - state.last_barrier_ms) / 1000 if state.last_barrier_ms else None
-    gain = f", {ahead:.0f} s newer than the restored barrier" if ahead is not None else ""
-    return (f"the inbox holds {len(chain)} set(s) not yet applied (up to {newest.key}, barrier "
-            f"{newest.barrier_utc}{gain}; restore-delay={format_delay(delay)}): failover promotes "
-            "the restored barrier and sets them aside; to include them, run "
-            "`drsync restore --no-delay` first")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drsync.cli.main import _load
+from drsync.cli.app import _load
 from drsync.logsetup import RedactSecrets, setup_stderr_logging
 from tests.helpers import make_sites
 

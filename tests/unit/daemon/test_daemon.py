@@ -22,13 +22,14 @@ from drsync.api.app import ApiServer, DaemonStatus
 from drsync.api.metrics import DrsyncMetrics
 from drsync.cli.watch import watch_progress
 from drsync.config import Settings, load_settings
-from drsync.daemon.main import Daemon, detect_role
+from drsync.daemon.main import Daemon
 from drsync.daemon.passes import Passes, bundles_waiting
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse
 from drsync.errors import ConfigError, HostKeyError, LockBusyError, TransportError
 from drsync.logsetup import redact, setup_logging
 from drsync.primary.round import RoundResult, run_backup
 from drsync.sets.manifest import load_manifest
+from drsync.site.host_role import detect_role
 from drsync.site.layout import MANIFEST_DIR
 from drsync.site.state import PrimaryState, StandbyState, load_state, request_stop, save_state
 from drsync.standby.restore import run_restore
