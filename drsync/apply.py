@@ -29,12 +29,23 @@ from drsync.fsutil import (
     rmtree_force,
 )
 from drsync.manifest import ManifestTable, apply_order
+from drsync.nofollow import symlink_on_path
 from drsync.progress import ProgressTracker
 from drsync.state import StandbyState
 from drsync.tableformat.delta import LOG_DIR, list_log
 
 log = logging.getLogger("drsync.apply")
 LOG_NEW = ".drsync-log-new"  # where a new log is built before it is made visible at once
+
+
+def refuse_symlinked_table(warehouse: Path, name: str) -> None:
+    """A table path with a symlink on the way (db, schema or table directory) would make the
+    standby write, chmod and delete wherever it points: refused, never followed."""
+    link = symlink_on_path(warehouse, name.replace(".", "/"))
+    if link is not None:
+        raise StandbyConflictError(
+            f"table {name}: {warehouse / link} on the standby is a symlink; drsync never writes "
+            "through one", hint=f"replace {warehouse / link} by a real directory, then run restore again")
 
 
 def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> None:
@@ -221,6 +232,9 @@ def delete_files(tdir: Path, paths: list[str]) -> None:
     touched: set[Path] = set()
     for rel in paths:
         p = tdir / rel
+        if "/" in rel and symlink_on_path(tdir, rel.rsplit("/", 1)[0]) is not None:
+            log.warning("%s: not deleted: a symlink on its way leaves the table", p)
+            continue
         make_writable_dir(p.parent)
         touched.add(p.parent)
         with contextlib.suppress(FileNotFoundError):

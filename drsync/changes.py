@@ -28,6 +28,7 @@ from typing import Any
 from drsync.ddl import describe as describe_ddl
 from drsync.errors import TableFormatError, TableRecreatedError
 from drsync.manifest import apply_rank
+from drsync.nofollow import refuse_symlink_path
 from drsync.tableformat import delta
 from drsync.tableformat.delta import LogListing
 
@@ -282,6 +283,10 @@ def collect_changes(
                     "mirrored as it is"
                 )
 
+    # A symlink in the table directory would ship whatever it points to (an SSH key, the
+    # API token): such a table is left out of the set, named (docs/security.md).
+    for path in ship:
+        refuse_symlink_path(table_dir.parent, f"{table_dir.name}/{path}", table=name, what="path")
     deletions = _deletions(table_dir, listing, inv, removed_in_range)
     for f in ship.values():
         if f.kind in ("data", "dv", "cdc"):

@@ -48,6 +48,15 @@ def authorized_keys_line(settings: Settings, peer: Peer = "standby") -> str | No
     return f'command="{command}",restrict {public}'
 
 
+def standby_key_line(settings: Settings, public: str) -> str:
+    """The primary's authorized_keys line for the standby's key: pinned to the primary's agent
+    (a compromised standby gets no shell there) and, with from=, usable from the standby only."""
+    command = agent_command(settings, "primary").replace("\\", "\\\\").replace('"', '\\"')
+    source = settings.restore_host_ip
+    origin = f'from="{source}",' if source else ""
+    return f'command="{command}",{origin}restrict {public}'
+
+
 def keyscan_hint(settings: Settings, host: str) -> str:
     known = shlex.quote(str(settings.known_hosts_file))
     return (f"ssh-keyscan -p {settings.ssh_port} {host} >> {known}  (then check that `ssh-keygen -lf "
@@ -91,13 +100,14 @@ def probe_primary(settings: Settings, remote: SshTransport) -> str:
     """Make the standby's agent log in to the primary; raises DrsyncError with a hint."""
     primary = host_of(settings, "primary")
     try:
-        version = str(remote.call(
-            "probe", host=primary, port=settings.ssh_port, user=user_of(settings),
-            key_file=str(settings.ssh_key_file), known_hosts=str(settings.known_hosts_file),
-            command=list(settings.remote_drsync_command)).get("version"))
+        # The standby's agent takes host, user, key and command from its own --config.
+        version = str(remote.call("probe").get("version"))
     except DrsyncError as e:
         standby = host_of(settings, "standby")
-        if "known_hosts" in e.message or "BadHostKey" in e.message:
+        if "without --config" in e.message:
+            hint = ("set remote-config-file (the standby's backupRestore.ini) in "
+                    f"{settings.source_file}: the standby logs in to the primary with its own settings")
+        elif "known_hosts" in e.message or "BadHostKey" in e.message:
             hint = f"on the standby ({standby}): {keyscan_hint(settings, primary)}"
         elif "Timeout" in e.message:
             hint = (f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port}; if the "
@@ -106,7 +116,8 @@ def probe_primary(settings: Settings, remote: SshTransport) -> str:
         elif "Authentication" in e.message:
             pub = Path(f"{settings.ssh_key_file}.pub")
             key = pub.read_text().strip() if pub.exists() else f"<contents of {pub} on {standby}>"
-            hint = f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on {primary}: restrict {key}"
+            hint = (f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on {primary}: "
+                    f"{standby_key_line(settings, key)}")
         else:
             hint = f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port} over SSH"
         raise DrsyncError(f"standby->primary: {e.message}", hint=hint) from None
