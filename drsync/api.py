@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drsync import __version__
 from drsync.config import Role, Settings
-from drsync.errors import DrsyncError
+from drsync.config.private import check_private_file
+from drsync.errors import ConfigError, DrsyncError
 from drsync.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.progress import build_document, standby_rpo_seconds
 from drsync.state import PrimaryState, SideProgress, StandbyState, clear_stop, request_stop
@@ -103,7 +104,7 @@ class DaemonStatus(BaseModel):
     role: Role
     pid: int
     loop_running: bool
-    config: str
+    config: str = Field(description="the config file; '' unless the request carries the bearer token")
     reload: str = Field(description="outcome of the last SIGHUP, '' if none")
     paused: str = Field(description="why backup rounds do not start right now, '' when they do")
     jobs: dict[str, JobInfo]
@@ -171,6 +172,11 @@ def create_app(view: DaemonView) -> FastAPI:
         if path is None:
             raise HTTPException(403, "disabled: set api-token-file")
         try:
+            check_private_file(path, "api-token-file")
+        except ConfigError as e:
+            log.warning("API: %s (%s); mutating endpoints refuse", e.message, e.hint)
+            raise HTTPException(403, f"disabled: {e.message}; {e.hint}") from None
+        try:
             expected = path.read_bytes().strip()
         except OSError as e:
             log.warning("API: api-token-file %s cannot be read (%s); mutating endpoints refuse",
@@ -207,8 +213,13 @@ def create_app(view: DaemonView) -> FastAPI:
         return Response(text, media_type=CONTENT_TYPE)
 
     @app.get("/status", response_model=DaemonStatus, summary="What the loop decided last, and why it pauses")
-    def status() -> DaemonStatus:
-        return DaemonStatus.model_validate(view.status())
+    def status(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> DaemonStatus:
+        doc = view.status()
+        try:
+            require_token(creds)
+        except HTTPException:  # where the config (and so the key and token files) live: not for anyone
+            doc = {**doc, "config": ""}
+        return DaemonStatus.model_validate(doc)
 
     def intent_endpoint(op: Literal["backup", "restore"], stop: bool) -> Callable[[Request], IntentRecorded]:
         name = f"{'stop' if stop else 'start'}-{op}"

@@ -314,6 +314,9 @@ def probe_version(host: str, port: int, user: str, key: Path, known: Path, comma
 
     import paramiko
 
+    from drsync.config.private import check_private_file
+
+    check_private_file(key, "ssh-key-file")
     client = paramiko.SSHClient()
     try:
         client.load_host_keys(str(known))

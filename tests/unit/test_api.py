@@ -62,6 +62,7 @@ def _settings(tmp_path: Path, extra: str = "") -> Settings:
 @pytest.fixture
 def view(tmp_path: Path) -> FakeDaemon:
     (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o600)
     return FakeDaemon(_settings(tmp_path, f"api-token-file={tmp_path / 'token'}\nrpo-target=10m"))
 
 
