@@ -249,6 +249,26 @@ def create_app(view: DaemonView) -> FastAPI:
         app.post(f"/{'stop' if stop else 'start'}-{op}", response_model=IntentRecorded, status_code=202,
                  dependencies=[Depends(require_token)], responses=_DENIED,
                  operation_id=endpoint.__name__)(endpoint)
+
+    @app.post("/confirm-desync", response_model=IntentRecorded, status_code=202,
+              dependencies=[Depends(require_token)], responses=_DENIED,
+              summary="Confirm the desynchronisation the last backup round refused (desync-guard)")
+    def confirm_desync(request: Request) -> IntentRecorded:
+        from drsync.desync_guard import confirm_refused
+
+        if view.role != "primary":
+            raise HTTPException(409, f"this daemon is the {view.role}; send confirm-desync to the "
+                                     "primary's daemon (backup-port)")
+        try:
+            names = confirm_refused(view.settings.primary_metadata_destination)
+        except DrsyncError as e:
+            raise HTTPException(409, e.message) from None
+        log.info("API: confirm-desync of %d table(s) recorded (client %s)", len(names),
+                 request.client.host if request.client else "?")
+        view.wake()
+        return IntentRecorded(intent="confirm-desync",
+                              message=f"the next round may desynchronise {len(names)} table(s): "
+                                      + ", ".join(names))
     return app
 
 

@@ -107,6 +107,9 @@ def backup(
     publication_list: Annotated[Path | None, typer.Option(
         "--publication-list", help="pub.list for this round (lines db.pubname), instead of the "
         "publication-list key; without either, every publication is used.")] = None,
+    confirm_desync: Annotated[bool, typer.Option(
+        "--confirm-desync", help="Let this round desynchronise more tables than desync-guard "
+        "allows (the round refused before names them).")] = False,
 ) -> None:
     """Run one backup round on the primary: cut a barrier, collect, bundle and ship a set."""
 
@@ -117,7 +120,7 @@ def backup(
         if publication_list is not None:
             settings = settings.model_copy(update={"publication_list": publication_list.absolute()})
         with _progress_ui("backup") as ui:
-            result = run_backup(settings, ui)
+            result = run_backup(settings, ui, confirm_desync=confirm_desync)
         out.print(result.message, highlight=False, soft_wrap=True)
         for f in result.failed:
             err.print(f"failed object {f.name}: {f.error}", highlight=False, soft_wrap=True)

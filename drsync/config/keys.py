@@ -20,6 +20,7 @@ from drsync.config.values import (
     host,
     integer,
     parse_size_per_second,
+    percentage,
     username,
     uuid_value,
     windows,
@@ -106,7 +107,10 @@ KEYS = (
          "duration 0s-60s (bare number = seconds, default 1s)"),
     Key("remote-drsync-command", command, "a command line, e.g. /opt/drsync/bin/drsync (default drsync)"),
     Key("remote-config-file", absolute_path, f"{_ABS} of backupRestore.ini on the standby, or N/A"),
+    Key("desync-guard", percentage, "percentage 0%-100% (default 20%) or N/A"),
 )
+# Keys whose N/A means "off" (None), not "the default".
+NONE_WHEN_NOT_SET = frozenset({"desync-guard"})
 KEY_BY_NAME = {key.name: key for key in KEYS}
 KNOWN_KEYS = tuple(KEY_BY_NAME)
 NOT_SET = ("", "n/a")  # compared lower-case: 'N/A' (the DWS tool's spelling) or empty
