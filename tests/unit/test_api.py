@@ -171,7 +171,7 @@ def test_schemathesis_finds_no_500(view: FakeDaemon, broken: bool) -> None:
         view.error = RuntimeError("state unreadable")
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(view))
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
-    assert len(operations) == 8
+    assert len(operations) == 9  # with POST /confirm-desync (desync-guard)
     strategies = [op.as_strategy(generation_mode=mode) for op in operations
                   for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
 
