@@ -56,7 +56,9 @@ def ensure_dir(path: Path, mode: int = 0o750) -> None:
 @contextlib.contextmanager
 def _temp_writer(final: Path) -> Iterator[tuple[BinaryIO, Path]]:
     tmp = temp_path_for(final)
-    f = open(tmp, "xb")  # noqa: SIM115 - closed below, we need it open across the yield
+    # 0644 at most, whatever the umask: no file drsync writes is group/world-writable.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    f = open(fd, "wb", closefd=True)  # noqa: SIM115 - closed below, we need it open across the yield
     try:
         yield f, tmp
         f.flush()

@@ -24,7 +24,8 @@ def _add_commit(table: Path, path: str, size: int) -> None:
     actions = [{"commitInfo": {"timestamp": now, "operation": "WRITE"}},
                {"add": {"path": path, "partitionValues": {}, "size": size, "modificationTime": now,
                         "dataChange": True}}]
-    (table / "_delta_log" / f"{version:020d}.json").write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    text = "\n".join(json.dumps(a) for a in actions) + "\n"
+    (table / "_delta_log" / f"{version:020d}.json").write_text(text)
 
 
 def _shipped_bytes(sites: Sites) -> bytes:
@@ -35,7 +36,8 @@ def _shipped_bytes(sites: Sites) -> bytes:
     for root in (sites.primary_media, sites.standby_media):
         for p in root.rglob("*.tar*"):
             data = p.read_bytes()
-            out += zstandard.ZstdDecompressor().decompressobj().decompress(data) if p.name.endswith(".zst") else data
+            zst = p.name.endswith(".zst")
+            out += zstandard.ZstdDecompressor().decompressobj().decompress(data) if zst else data
     for p in sites.standby.rglob("*"):
         if p.is_file():
             out += p.read_bytes()
