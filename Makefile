@@ -30,9 +30,10 @@ lock:
 audit:
 	@$(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install -q pip-audit >/dev/null 2>&1 \
 		|| { echo "audit: skipped, pip-audit cannot be installed (no network?)"; rm -rf .venv-audit; exit 0; }; \
-	out=$$(.venv-audit/bin/pip-audit --progress-spinner off --require-hashes --disable-pip \
+	out=$$(.venv-audit/bin/pip-audit --progress-spinner off --strict --require-hashes --disable-pip \
 		-r requirements.lock 2>&1); rc=$$?; rm -rf .venv-audit; \
-	if [ $$rc -ne 0 ] && echo "$$out" | grep -qiE "connection|resolve|network|timed out|max retries"; then \
+	if [ $$rc -ne 0 ] && ! echo "$$out" | grep -qE "^Found [0-9]+ known vulnerabilit" \
+		&& echo "$$out" | grep -qiE "could not be audited|connection|resolve|timed out|max retries"; then \
 		echo "audit: skipped, the vulnerability database is not reachable (no network?)"; exit 0; fi; \
 	echo "$$out"; exit $$rc
 
