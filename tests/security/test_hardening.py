@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from drsync.api import create_app
 from drsync.config import Settings, load_settings, parse_settings_text
 from drsync.errors import ConfigError
-from drsync.pairing import standby_key_line
 from drsync.reader import connect
 from drsync.transport.ssh import SshTransport, agent_command
 from drsync.warehouse import DRSYNC_DIR
@@ -43,6 +42,8 @@ known-hosts-file={tmp_path}/known_hosts
 def test_the_standby_key_line_is_pinned_to_the_agent(tmp_path: Path) -> None:
     """Finding 7: the hint for the standby->primary key had `restrict` but no `command=`: a
     compromised standby got a shell on the primary."""
+    from drsync.pairing import standby_key_line
+
     s = _ssh_settings(tmp_path, tmp_path / "id")
     line = standby_key_line(s, "ssh-ed25519 AAAA standby")
     options, public = line.split("restrict ", 1)
