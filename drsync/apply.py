@@ -235,10 +235,16 @@ def delete_files(tdir: Path, paths: list[str]) -> None:
         if "/" in rel and symlink_on_path(tdir, rel.rsplit("/", 1)[0]) is not None:
             log.warning("%s: not deleted: a symlink on its way leaves the table", p)
             continue
+        if not p.parent.is_dir():
+            continue  # nothing there to delete (a parent is gone, or is a file)
         make_writable_dir(p.parent)
         touched.add(p.parent)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             p.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # the primary deletes files; a directory stays
+            log.warning("%s: not deleted: a directory, not a file", p)
         crash_point("delete.file")
     for d in touched:
         with contextlib.suppress(FileNotFoundError):

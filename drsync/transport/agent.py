@@ -266,6 +266,13 @@ class Agent:
         if not all(v is None or isinstance(v, str) for v in pair.values()):
             raise TransportError("prepare: cluster ids must be strings")
         check_only = bool(req.get("check_only"))
+        recorded = _read_json(self.roots["metadata"] / PAIR_FILE)
+        if not check_only and isinstance(recorded, dict) and recorded != pair:
+            # Re-pairing is the standby administrator's decision, never a primary's word.
+            raise TransportError(
+                f"this standby records another pair ({recorded.get('primary_cluster_id')} / "
+                f"{recorded.get('standby_cluster_id')}) in {self.roots['metadata'] / PAIR_FILE}",
+                hint="to re-pair deliberately, remove that file on the standby, then run drsync prepare")
         if not check_only:  # --check changes nothing on this host either
             for root in self.roots.values():
                 ensure_dir(root, mode=0o750)

@@ -31,26 +31,28 @@ LOCAL = ["local.x.mine", "db.s.own"]  # the second one next to replicated tables
 @pytest.fixture(scope="module")
 def standby(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sites, Settings]:
     sites = make_sites(tmp_path_factory.mktemp("hostile") / "sites",
-                       extra="desync-table-operation=drop-desync-table\ndesync-guard=N/A\n")
+                       extra="desync-table-operation=drop-desync-table\n")
     for name in REPLICATED:
         write_table(sites.primary, name, [1, 2])
     drsync("backup", "-c", str(sites.config), check=True)
     drsync("restore", "-c", str(sites.config), check=True)
     for name in LOCAL:
         write_table(sites.standby, name, [100])
-    return sites, load_settings(sites.config)
+    s = load_settings(sites.config)
+    pair = {"primary_cluster_id": str(s.primary_cluster_id), "standby_cluster_id": str(s.standby_cluster_id)}
+    assert exchange(Agent(sites.standby_media, sites.standby_meta), {"op": "hello"},
+                    {"op": "prepare", **pair})[1]["ok"]  # paired, as `drsync prepare` leaves it
+    return sites, s
 
 
 def _outside(sites: Sites, restoring: bool = False) -> dict[str, tuple[int, int, bytes]]:
     """Everything a peer must never change: the whole test directory but the standby's two
-    inboxes (where a primary legitimately ships) and the replicated tables; with `restoring`,
-    the standby's metadata too (a restore records its progress there)."""
+    inboxes (where a primary legitimately ships) and its warehouse (replicated tables come and
+    go there), whose local tables are compared on their own; with `restoring`, the standby's
+    metadata too (a restore records its progress there)."""
     meta = sites.standby_meta if restoring else sites.standby_meta / "manifests"
-    skip = (sites.standby_media, meta,
-            *(sites.standby.joinpath(*n.split(".")) for n in REPLICATED),
-            sites.standby / "_drsync", sites.standby / "db" / "s")
-    own = snapshot(sites.base.parent, skip=skip)
-    for name in LOCAL:  # db.s.own lies under a skipped directory: compared on its own
+    own = snapshot(sites.base.parent, skip=(sites.standby_media, meta, sites.standby))
+    for name in LOCAL:
         own.update(snapshot(sites.standby.joinpath(*name.split("."))))
     return own
 
