@@ -3,6 +3,7 @@ through its own protocol. Each test performs the attack on a real Agent."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -115,3 +116,15 @@ def _json(obj: object) -> bytes:
 
     return json.dumps(obj).encode()
 
+
+
+def test_prepare_never_re_pairs_a_paired_standby(tmp_path: Path) -> None:
+    """Found by the hostile-peer fuzz: any caller's `prepare` rewrote the standby's pair record."""
+    agent = _agent(tmp_path)
+    ours = {"primary_cluster_id": "p-1", "standby_cluster_id": "s-1"}
+    theirs = {"primary_cluster_id": "evil", "standby_cluster_id": "s-1"}
+    replies = exchange(agent, {"op": "hello"}, {"op": "prepare", **ours}, {"op": "prepare", **ours},
+                       {"op": "prepare", **theirs})
+    assert [r["ok"] for r in replies] == [True, True, True, False], replies
+    assert "records another pair" in str(replies[3]["error"])
+    assert json.loads((agent.roots["metadata"] / "pair.json").read_text()) == ours
