@@ -80,16 +80,16 @@ from deltalake import WriterProperties, write_deltalake
 from rich.console import Console
 from rich.table import Table
 
-from drsync.changes import collect_changes
 from drsync.config import Settings, load_settings
 from drsync.demo import write_config
 from drsync.fsutil import rmtree_force
-from drsync.primary import load_inventory, run_backup
-from drsync.standby import run_restore
-from drsync.state import MANIFEST_DIR
+from drsync.primary.changes import collect_changes
+from drsync.primary.round import load_inventory, run_backup
+from drsync.site.state import MANIFEST_DIR
+from drsync.site.warehouse import TableRef, discover_tables
+from drsync.standby.restore import run_restore
 from drsync.tableformat.delta import LOG_DIR, list_log
 from drsync.transport import Transport
-from drsync.warehouse import TableRef, discover_tables
 
 GOAL_BYTES_RATIO = 1.02
 GOAL_TIME_RATIO = 0.1  # SSH mode: a kept-open drsync round vs an rsync -e ssh round
@@ -715,7 +715,7 @@ def profiled(fn: Callable[[], object]) -> pstats.Stats:
 
 
 def print_profile(stats: pstats.Stats) -> None:
-    # Paths shortened to what follows the repository or site-packages ("drsync/primary.py").
+    # Paths shortened to what follows the repository or site-packages ("drsync/primary/round.py").
     prefixes = sorted({str(Path(__file__).resolve().parent.parent) + "/",
                        *(p + "/" for p in sys.path if p.endswith("-packages")),
                        os.path.dirname(os.__file__) + "/"}, key=len, reverse=True)

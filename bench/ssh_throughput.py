@@ -223,7 +223,7 @@ class Sampler:
 DRIVER = r"""
 import atexit, json, sys, time
 phases, waits = {}, [0.0]
-import drsync.primary as primary
+import drsync.primary.round as primary
 def timed(mod, name, key):
     fn = getattr(mod, name)
     def wrapper(*a, **k):
@@ -247,7 +247,7 @@ ssh.Link.reply = reply
 atexit.register(lambda: print("BENCH " + json.dumps({"phases": phases, "reply_wait": waits[0],
                                                     "drsync": primary.__file__}), file=sys.stderr))
 sys.argv = ["drsync", *sys.argv[1:]]
-from drsync.cli import main
+from drsync.cli.main import main
 main()
 """
 
@@ -296,7 +296,7 @@ def dump():
     with open(os.path.join(out, f"agent-{os.getpid()}.json"), "w") as f:
         json.dump(t, f)
 atexit.register(dump)
-from drsync.cli import main
+from drsync.cli.main import main
 main()
 """
 

@@ -1,3 +1,3 @@
-from drsync.cli import main
+from drsync.cli.main import main
 
 main()

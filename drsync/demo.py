@@ -132,7 +132,7 @@ compression-level=1
 barrier-grace={grace}
 {extra}""")
     if publish_all:
-        from drsync.publications import publish_everything
+        from drsync.publications.store import publish_everything
 
         publish_everything(base / "primary" / "metadata")
     return cfg

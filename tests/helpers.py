@@ -1,7 +1,7 @@
 """Shared test helpers: sites on this host, the CLI as a subprocess, an independent reader.
 
 Content checks use DuckDB's delta extension directly (not drsync's own log code, and not
-drsync.reader either, so a bug there cannot hide a bug in replication).
+drsync.standby.reader either, so a bug there cannot hide a bug in replication).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.roles.epoch import read_role
-from drsync.state import local_time
+from drsync.site.state import local_time
 
 AUDIT_FILE = "audit.log"
 

@@ -1,4 +1,4 @@
-"""The role commands of the `drsync` CLI (registered by drsync/cli.py, which owns the one error
+"""The role commands of the `drsync` CLI (registered by drsync/cli/main.py, which owns the one error
 boundary `_run`): switchover, failover, reprotect, set-independent."""
 
 from __future__ import annotations

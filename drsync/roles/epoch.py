@@ -21,7 +21,7 @@ from typing import Literal
 
 from drsync.errors import RoleError
 from drsync.fsutil import atomic_write_json, read_json, read_json_object
-from drsync.state import PrimaryState, StandbyState
+from drsync.site.state import PrimaryState, StandbyState
 
 ROLE_FILE = "role.json"
 JOURNAL_FILE = "role-change.json"  # an unfinished role change (see switchover.py)

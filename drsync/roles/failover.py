@@ -23,8 +23,6 @@ from pathlib import Path
 from drsync.config import Settings
 from drsync.errors import DrsyncError, ManifestError, RoleError
 from drsync.fsutil import read_json, rmtree_force
-from drsync.locks import lock_holder, operation_lock
-from drsync.manifest import load_manifest
 from drsync.roles import audit
 from drsync.roles.epoch import ROLE_FILE, parse_role, read_role, write_role
 from drsync.roles.fence import make_writable
@@ -38,8 +36,9 @@ from drsync.roles.sites import (
     write_inventories,
 )
 from drsync.roles.tablelog import SetAside, inventory_at, set_aside_above, set_aside_table
-from drsync.standby import barrier_dir
-from drsync.state import (
+from drsync.sets.manifest import load_manifest
+from drsync.site.locks import lock_holder, operation_lock
+from drsync.site.state import (
     LAST_RESTORED,
     LOCK_DIR,
     MANIFEST_DIR,
@@ -51,7 +50,8 @@ from drsync.state import (
     request_stop,
     save_state,
 )
-from drsync.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.site.warehouse import DRSYNC_DIR, TableRef, discover_tables
+from drsync.standby.restore import barrier_dir
 
 Say = Callable[[str], None]
 _KEY = re.compile(r"^(\d{8}_\d{6})\.(?:json|manifest\.json)$")

@@ -31,7 +31,7 @@ def choose_config(config: Path, asserted: str | None) -> tuple[Settings, Role]:
 
     Falls back to the given file (whose passes then refuse with a clear hint) when neither
     matches, so a daemon never flips between the two."""
-    from drsync.daemon import detect_role
+    from drsync.daemon.main import detect_role
 
     first_error: DrsyncError | None = None
     first: tuple[Settings, Role] | None = None

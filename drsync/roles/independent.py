@@ -23,16 +23,16 @@ from pathlib import Path
 
 from drsync.config import Settings
 from drsync.errors import RoleError
-from drsync.fullsets import LAST_FULL_FILE
-from drsync.locks import lock_holder
-from drsync.membership import RESEED_FILE
-from drsync.publications import PUBLICATIONS_FILE
+from drsync.primary.fullsets import LAST_FULL_FILE
+from drsync.primary.membership import RESEED_FILE
+from drsync.publications.store import PUBLICATIONS_FILE
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, ROLE_FILE, read_role
 from drsync.roles.fence import make_writable
 from drsync.roles.sites import HISTORY_DIR, remove
-from drsync.state import LAST_RESTORED, LOCK_DIR, MANIFEST_DIR, PrimaryState, StandbyState, load_state
-from drsync.warehouse import DRSYNC_DIR, TableRef
+from drsync.site.locks import lock_holder
+from drsync.site.state import LAST_RESTORED, LOCK_DIR, MANIFEST_DIR, PrimaryState, StandbyState, load_state
+from drsync.site.warehouse import DRSYNC_DIR, TableRef
 
 Say = Callable[[str], None]
 _SET_DIR = re.compile(r"^\d{8}_\d{6}$")

@@ -17,7 +17,7 @@ from typing import Any
 from drsync.config import Settings, load_settings
 from drsync.errors import DrsyncError, LockBusyError, RoleError, TransportError
 from drsync.roles.epoch import ROLE_FILE, RoleRecord, parse_role, read_role, refuse_older
-from drsync.state import StandbyState, load_state
+from drsync.site.state import StandbyState, load_state
 
 REPROTECT_OPS = {"reprotectinfo", "commits", "reprotected"}
 
@@ -75,7 +75,7 @@ def agent_promote(config: Path | None, metadata_root: Path, req: dict[str, Any])
     except (KeyError, TypeError, ValueError) as e:
         raise TransportError(f"promote: bad arguments ({e})") from None
     for name in point.versions:
-        from drsync.manifest import validate_table_name
+        from drsync.sets.manifest import validate_table_name
 
         validate_table_name(name)
     promote(settings, point)
@@ -131,7 +131,7 @@ class StandbyView:
         """One restore pass there now; a busy one (its daemon) is waited for by the caller."""
         try:
             if self.link is None:
-                from drsync.standby import run_restore
+                from drsync.standby.restore import run_restore
 
                 run_restore(self.settings)
             else:
@@ -161,8 +161,8 @@ def reprotect_info(config: Path | None, metadata_root: Path) -> dict[str, Any]:
 
 
 def table_commits(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
-    from drsync.manifest import validate_table_name
     from drsync.roles.reprotect import LocalPeer
+    from drsync.sets.manifest import validate_table_name
 
     name = req.get("table")
     if not isinstance(name, str):
@@ -173,9 +173,9 @@ def table_commits(config: Path | None, metadata_root: Path, req: dict[str, Any])
 
 
 def reprotected(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
-    from drsync.changes import TableInventory
-    from drsync.manifest import validate_table_name
+    from drsync.primary.changes import TableInventory
     from drsync.roles.reprotect import LocalPeer
+    from drsync.sets.manifest import validate_table_name
 
     rebuilt, drop = req.get("inventories") or {}, req.get("drop") or []
     if not isinstance(rebuilt, dict) or not isinstance(drop, list):

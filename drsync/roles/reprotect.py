@@ -26,11 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drsync.changes import TableInventory
 from drsync.config import Settings
 from drsync.errors import RoleError
-from drsync.locks import operation_lock
-from drsync.primary import load_inventory
+from drsync.primary.changes import TableInventory
+from drsync.primary.round import load_inventory
 from drsync.roles import audit
 from drsync.roles.epoch import RoleRecord, read_role, write_role
 from drsync.roles.fence import make_readonly
@@ -53,7 +52,8 @@ from drsync.roles.tablelog import (
     set_aside_table,
     shared_version,
 )
-from drsync.state import (
+from drsync.site.locks import operation_lock
+from drsync.site.state import (
     LOCK_DIR,
     MANIFEST_DIR,
     PrimaryState,
@@ -63,7 +63,7 @@ from drsync.state import (
     load_state,
     save_state,
 )
-from drsync.warehouse import DRSYNC_DIR, TableRef
+from drsync.site.warehouse import DRSYNC_DIR, TableRef
 
 Say = Callable[[str], None]
 class LocalPeer:

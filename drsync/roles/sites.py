@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from drsync.changes import TableInventory
 from drsync.config import Settings, load_settings, swap_config_text
 from drsync.errors import ConfigError, RoleError
 from drsync.fsutil import atomic_write_bytes, atomic_write_json, ensure_dir, fsync_dir, rmtree_force
-from drsync.state import LAST_RESTORED, local_time
-from drsync.warehouse import TableRef
+from drsync.primary.changes import TableInventory
+from drsync.site.state import LAST_RESTORED, local_time
+from drsync.site.warehouse import TableRef
 
 HISTORY_DIR = "role-history"  # where a role change keeps the state files it replaced
 

@@ -16,7 +16,7 @@ from drsync.roles.epoch import write_role
 from drsync.roles.fence import make_readonly, make_writable
 from drsync.roles.sites import archive, write_inventories, write_last_restored
 from drsync.roles.tablelog import inventory_at
-from drsync.state import (
+from drsync.site.state import (
     LAST_RESTORED,
     PrimaryState,
     StandbyState,
@@ -25,7 +25,7 @@ from drsync.state import (
     load_state,
     save_state,
 )
-from drsync.warehouse import TableRef
+from drsync.site.warehouse import TableRef
 
 
 @dataclass(frozen=True)

@@ -27,23 +27,23 @@ from typing import Any
 from drsync.config import Settings
 from drsync.errors import DrsyncError, RoleError
 from drsync.fsutil import atomic_write_json, read_json_object
-from drsync.manifest import load_manifest
-from drsync.primary import run_backup
+from drsync.primary.round import run_backup
 from drsync.roles import audit
 from drsync.roles.epoch import JOURNAL_FILE, assert_site_role, changing_roles, read_role, write_role
 from drsync.roles.fence import dir_modes, fence_table, unfence_table
 from drsync.roles.remote import StandbyView
 from drsync.roles.sites import Pair, swapped_config
 from drsync.roles.swap import SwapPoint, demote, promote
-from drsync.state import (
+from drsync.sets.manifest import load_manifest
+from drsync.site.state import (
     MANIFEST_DIR,
     PrimaryState,
     StandbyState,
     load_state,
     stop_requested,
 )
+from drsync.site.warehouse import TableRef, discover_tables
 from drsync.tableformat.delta import list_log
-from drsync.warehouse import TableRef, discover_tables
 
 Say = Callable[[str], None]
 ROUNDS = 5  # final rounds tried before giving up (each catches commits in flight at the fence)

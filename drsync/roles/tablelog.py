@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drsync.bundle import file_hash
-from drsync.changes import TableInventory, collect_changes, log_version
 from drsync.errors import RoleError
 from drsync.fsutil import ensure_dir, fsync_dir, make_writable_dir
+from drsync.primary.changes import TableInventory, collect_changes, log_version
+from drsync.sets.bundle import file_hash
 from drsync.tableformat import delta
 from drsync.tableformat.delta import list_log
 

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 
 from drsync.errors import TableFormatError
-from drsync.paths import safe_relpath
+from drsync.site.confine import safe_relpath
 
 LOG_DIR = "_delta_log"
 SIDECAR_DIR = "_sidecars"

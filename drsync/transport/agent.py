@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from drsync import __version__
-from drsync.bundle import file_hash
 from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
-from drsync.manifest import FORMAT_VERSION
+from drsync.sets.manifest import FORMAT_VERSION
 from drsync.nofollow import refuse_symlink_path
-from drsync.paths import safe_relpath
+from drsync.site.confine import safe_relpath
+from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.roles.remote import (
     agent_independent,
     agent_promote,
@@ -45,6 +45,10 @@ from drsync.transport.protocol import (
     read_payload,
     write_frame,
 )
+from drsync.sets.bundle import file_hash
+from drsync.sets.manifest import FORMAT_VERSION
+from drsync.site.confine import safe_relpath
+from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
 
@@ -224,14 +228,14 @@ class Agent:
 
     def op_restore(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """Run one restore pass now (the primary asks right after shipping a set)."""
-        from drsync.standby import run_restore
+        from drsync.standby.restore import run_restore
 
         result = run_restore(agent_settings(self.config, self.roots["metadata"]))
         return {"applied": result.applied, "message": result.message, "exit_code": result.exit_code}, b""
 
     def op_fingerprint(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         """This side's fingerprint of one table at one version, for `drsync verify`."""
-        from drsync.verify import fingerprint
+        from drsync.standby.verify import fingerprint
 
         if self.warehouse is None:
             raise TransportError("this agent was started without --warehouse-root: it cannot verify tables")

@@ -34,8 +34,8 @@ from drsync.config.private import check_private_file
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
-from drsync.paths import safe_relpath
 from drsync.roles.remote import caller_epoch
+from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
 from drsync.transport.protocol import read_header, read_payload, write_frame
 

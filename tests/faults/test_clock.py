@@ -14,7 +14,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from drsync.demo import TABLES, create_sample_warehouse, table_dir
-from drsync.state import MANIFEST_DIR
+from drsync.site.state import MANIFEST_DIR
 from tests.faults.conftest import Reliability, soak
 from tests.helpers import Sites, drsync, duck, rows
 

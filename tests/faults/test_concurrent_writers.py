@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-import drsync.primary as primary_module
+import drsync.primary.round as primary_module
 from drsync.config import load_settings
 from drsync.demo import ROUND_WRITES, TABLES, _orders, _rows, create_sample_warehouse, table_dir
-from drsync.primary import run_backup
+from drsync.primary.round import run_backup
 from tests.faults.conftest import Reliability, Trials, soak
 from tests.helpers import Sites, VersionRows, capture_versions, drsync, duck, latest_version, rows
 

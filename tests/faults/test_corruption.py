@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from drsync.config import load_settings
 from drsync.demo import TABLES, create_sample_warehouse, table_dir
 from drsync.errors import IntegrityError
-from drsync.standby import run_restore
+from drsync.standby.restore import run_restore
 from tests.faults.conftest import Reliability, Trials, soak
 from tests.helpers import Sites, drsync, duck, make_sites, rows, tree
 

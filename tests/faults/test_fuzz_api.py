@@ -1,4 +1,4 @@
-"""HTTP API fuzzing with schemathesis against the real daemon object (drsync.daemon.Daemon, its
+"""HTTP API fuzzing with schemathesis against the real daemon object (drsync.daemon.main.Daemon, its
 scheduler not started) over real sites after a replicated round: every operation of the served
 OpenAPI, valid and invalid input, with and without the token; and the same with the state files
 on disk corrupted. Never a 500; a 503 answers one line. (tests/unit/test_api.py fuzzes the API
@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
-from drsync.api import create_app
+from drsync.api.app import create_app
 from drsync.config import load_settings
-from drsync.daemon import Daemon
+from drsync.daemon.main import Daemon
 from drsync.demo import create_sample_warehouse
-from drsync.state import PrimaryState, StandbyState
+from drsync.site.state import PrimaryState, StandbyState
 from tests.faults.conftest import Reliability, soak
 from tests.helpers import Sites, drsync, make_sites
 

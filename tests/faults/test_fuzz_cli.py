@@ -1,6 +1,6 @@
 """Command-line fuzzing: hypothesis-generated argument lists (real commands and options, wrong
 ones, missing and junk values, valid/missing/garbage config files) run through the real entry
-point `drsync.cli.main` in-process. Every run exits 0/1/2/3 with no traceback and no internal
+point `drsync.cli.main.main` in-process. Every run exits 0/1/2/3 with no traceback and no internal
 error, and a failing run says why on exactly one `error:` line.
 
 `daemon` (runs until SIGTERM) and `agent` (serves stdin) are left out of the generated lists; their
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drsync.cli import main
+from drsync.cli.main import main
 from tests.faults.conftest import Reliability, soak
 from tests.helpers import Sites, drsync, make_sites
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drsync.publications import PUBLICATIONS_FILE
-from drsync.state import PrimaryState, load_state
+from drsync.publications.store import PUBLICATIONS_FILE
+from drsync.site.state import PrimaryState, load_state
 from tests.faults.conftest import Reliability, soak
 from tests.faults.test_fuzz_cli import _check, _run
 from tests.helpers import Sites, make_sites

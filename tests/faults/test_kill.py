@@ -44,10 +44,10 @@ import pytest
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
 from drsync.errors import TableFormatError
 from drsync.fsutil import rmtree_force
-from drsync.locks import lock_holder, operation_lock
-from drsync.state import LOCK_DIR, MANIFEST_DIR, StandbyState
+from drsync.site.locks import lock_holder, operation_lock
+from drsync.site.state import LOCK_DIR, MANIFEST_DIR, StandbyState
+from drsync.site.warehouse import DRSYNC_DIR
 from drsync.tableformat.delta import list_log
-from drsync.warehouse import DRSYNC_DIR
 from tests.faults.conftest import Reliability
 from tests.helpers import Sites, capture_versions, drsync, duck, latest_version, rows
 

@@ -21,7 +21,7 @@ from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
 from drsync.fsutil import RW_DIR, RW_FILE, set_tree_mode
-from drsync.state import MANIFEST_DIR
+from drsync.site.state import MANIFEST_DIR
 from tests.faults.conftest import Reliability
 from tests.faults.test_kill import _clone
 from tests.helpers import Sites, drsync, make_sites

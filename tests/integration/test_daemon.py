@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, write_config
-from drsync.state import PrimaryState, load_state
+from drsync.site.state import PrimaryState, load_state
 from tests.helpers import Sites, drsync
 
 TOKEN = "daemon-test-token"

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from drsync.demo import ROUND_WRITES, TABLES, create_sample_warehouse, table_dir
-from drsync.manifest import load_manifest
-from drsync.state import MANIFEST_DIR, local_time
+from drsync.sets.manifest import load_manifest
+from drsync.site.state import MANIFEST_DIR, local_time
 from tests.helpers import Sites, drsync, duck, rows
 from tests.integration.test_ssh import ssh_sites
 from tests.sshd import SshServer

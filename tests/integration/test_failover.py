@@ -12,8 +12,8 @@ import pytest
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
-from drsync.locks import operation_lock
-from drsync.warehouse import discover_tables
+from drsync.site.locks import operation_lock
+from drsync.site.warehouse import discover_tables
 from tests.helpers import Sites, drsync, duck, latest_version, rows
 
 

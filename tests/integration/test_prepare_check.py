@@ -12,10 +12,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from drsync.checks import format_checks, run_checks
 from drsync.config import Settings, load_settings
 from drsync.demo import write_config
-from drsync.prepare import PrepareReport, run_prepare
+from drsync.roles.prepare import PrepareReport, run_prepare
+from drsync.site.checks import format_checks, run_checks
 from drsync.transport.agent import PAIR_FILE
 from drsync.transport.ssh import agent_command
 from tests.helpers import drsync, tree

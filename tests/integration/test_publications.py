@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, TableFeatures, write_deltalake
 
-from drsync.manifest import load_manifest
+from drsync.sets.manifest import load_manifest
 from tests.helpers import Sites, drsync, duck, rows
 
 

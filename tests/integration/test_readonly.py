@@ -26,9 +26,9 @@ USER = UNPRIVILEGED_USER
 # starts as root, imports what it needs, then drops to the user for good before doing anything.
 DROP = f"""
 import os, pwd, sys
-import pyarrow, pyarrow.parquet, deltalake, drsync.cli, drsync.standby, drsync.config  # noqa
+import pyarrow, pyarrow.parquet, deltalake, drsync.cli.main, drsync.standby.restore, drsync.config  # noqa
 import encodings.utf_8_sig, encodings.idna, encodings.ascii, encodings.latin_1  # noqa
-import drsync.bundle, drsync.verify, zstandard, tarfile, csv, uuid  # noqa
+import drsync.sets.bundle, drsync.standby.verify, zstandard, tarfile, csv, uuid  # noqa
 pw = pwd.getpwnam({USER!r})
 os.setgroups([]); os.setgid(pw.pw_gid); os.setuid(pw.pw_uid)
 assert os.geteuid() == pw.pw_uid and os.getegid() == pw.pw_gid
@@ -51,7 +51,7 @@ print("wrote")
 
 RESTORE = """
 import sys
-from drsync.cli import main
+from drsync.cli.main import main
 sys.argv = ["drsync", "restore", "-c", sys.argv[1]]
 main()
 """

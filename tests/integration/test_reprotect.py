@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
-from drsync.warehouse import discover_tables
+from drsync.site.warehouse import discover_tables
 from tests.helpers import Sites, drsync, duck, latest_version, rows
 
 BIG = "big.facts.events"

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 from drsync.demo import create_sample_warehouse
-from drsync.locks import operation_lock
-from drsync.warehouse import discover_tables
+from drsync.site.locks import operation_lock
+from drsync.site.warehouse import discover_tables
 from tests.helpers import Sites, drsync, duck, rows, tree
 
 

@@ -21,7 +21,7 @@ import pytest
 from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
-from drsync.warehouse import discover_tables
+from drsync.site.warehouse import discover_tables
 from tests.conftest import UNPRIVILEGED_USER
 from tests.helpers import REPO, Sites, drsync, duck, rows
 
@@ -209,8 +209,8 @@ def test_switchover_over_ssh_and_reverse_replication(sshd: object, tmp_path: Pat
 
 
 def test_a_failed_switchover_rolls_back_and_says_what_happened(sites: Sites) -> None:
-    from drsync.locks import operation_lock
     from drsync.roles.fence import dir_modes
+    from drsync.site.locks import operation_lock
 
     create_sample_warehouse(sites.primary, rows=5)
     _round(sites.config)

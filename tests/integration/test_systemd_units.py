@@ -22,7 +22,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from drsync.cli import app
+from drsync.cli.main import app
 from tests.helpers import REPO
 
 UNIT_DIR = REPO / "systemd"
@@ -88,8 +88,8 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
 
 def _entry_points() -> dict[str, Callable[[list[str]], argparse.Namespace]]:
     """Commands cli.py does not have yet, checked with the argparse entry points they will call."""
-    from drsync.daemon import build_parser as daemon_parser
-    from drsync.retention import build_parser as retention_parser
+    from drsync.daemon.main import build_parser as daemon_parser
+    from drsync.site.retention import build_parser as retention_parser
 
     return {"daemon": daemon_parser().parse_args, "retention": retention_parser().parse_args}
 

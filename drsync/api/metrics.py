@@ -1,0 +1,80 @@
+"""Prometheus metrics of a drsync daemon, in a registry of its own (never the global one).
+
+Gauges that describe the sites (RPO, barrier, states, per-table lag, pending sets) are set
+from both sides' state at scrape time, so they are never staler than the state files.
+Counters and the duration histogram are fed by the daemon after each pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import get_args
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from drsync.site.progress import standby_rpo_seconds
+from drsync.site.state import PrimaryState, StandbyState
+
+__all__ = ["CONTENT_TYPE", "DrsyncMetrics"]
+
+_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class DrsyncMetrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # concurrent scrapes: update and render as one
+        r = self.registry = CollectorRegistry()
+        self.rpo = Gauge("drsync_rpo_seconds", "Seconds since the barrier of the newest set fully "
+                         "restored on the standby (oldest per-table barrier)", registry=r)
+        self.rpo_target = Gauge("drsync_rpo_target_seconds", "rpo-target (0 when not set)", registry=r)
+        self.rpo_alert = Gauge("drsync_rpo_above_target", "1 when the RPO is above rpo-target", registry=r)
+        self.last_barrier = Gauge("drsync_last_barrier_timestamp_seconds",
+                                  "Unix time of the newest barrier restored on the standby", registry=r)
+        self.shipped = Counter("drsync_bytes_shipped", "Bytes shipped to the standby by this daemon",
+                               registry=r)
+        self.applied = Counter("drsync_bytes_applied", "Bytes of sets applied by this daemon", registry=r)
+        self.duration = Histogram("drsync_round_duration_seconds",
+                                  "Duration of backup rounds / restore passes that did work",
+                                  buckets=_BUCKETS, registry=r)
+        self.pending = Gauge("drsync_sets_pending", "Sets built on the primary and not yet restored",
+                             registry=r)
+        self.state = Gauge("drsync_state", "1 for the state each side is in", ["side", "state"], registry=r)
+        self.table_lag = Gauge("drsync_table_lag_seconds", "Seconds since the barrier each standby "
+                               "table is complete at", ["table"], registry=r)
+
+    def observe_pass(self, seconds: float, shipped: int = 0, applied: int = 0) -> None:
+        self.duration.observe(seconds)
+        self.shipped.inc(shipped)
+        self.applied.inc(applied)
+
+    def scrape(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None) -> bytes:
+        """Set the site gauges from both states and render everything (what /metrics serves)."""
+        with self._lock:
+            self.update(primary, standby, rpo_target)
+            return self.render()
+
+    def update(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None,
+               now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        rpo = standby_rpo_seconds(standby, now)
+        self.rpo.set(rpo if rpo is not None else float("nan"))
+        target = rpo_target.total_seconds() if rpo_target else 0.0
+        self.rpo_target.set(target)
+        self.rpo_alert.set(1 if rpo is not None and target and rpo > target else 0)
+        self.last_barrier.set(standby.last_barrier_ms / 1000 if standby.last_barrier_ms else float("nan"))
+        # Built and not yet restored, shipped or not (unrestoreKeys counts only the shipped ones).
+        self.pending.set(len({k for k in primary.shipped + primary.unshipped
+                              if standby.last_key is None or k > standby.last_key}))
+        for side, current, model in (("primary", primary.state, PrimaryState),
+                                     ("standby", standby.state, StandbyState)):
+            for state in get_args(model.model_fields["state"].annotation):
+                self.state.labels(side=side, state=state).set(1 if state == current else 0)
+        self.table_lag.clear()
+        now_ms = now.timestamp() * 1000
+        for name, table in standby.tables.items():
+            self.table_lag.labels(table=name).set(max(0.0, (now_ms - table.barrier_ms) / 1000))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""The command line: parse, call a service, print. Nothing else prints."""

@@ -1,0 +1,1 @@
+"""The daemon: the schedule, one loop that executes recorded intent."""

@@ -1,0 +1,117 @@
+"""Packing a set on the primary: its files into bundles (compressed or stored, decided per file),
+then the manifest that describes them (COMPRESS step of the round in primary.py)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from drsync.config import Settings
+from drsync.faults import crash_point
+from drsync.primary.changes import TableChange
+from drsync.sets.bundle import (
+    BundleEntry,
+    BundleResult,
+    bundle_suffix,
+    plan_bundles,
+    worth_compressing,
+    write_bundle,
+)
+from drsync.sets.manifest import (
+    BundleInfo,
+    FailedObject,
+    Manifest,
+    ManifestFile,
+    ManifestTable,
+)
+from drsync.site.progress import ProgressTracker
+from drsync.site.state import (
+    PrimaryState,
+)
+from drsync.site.warehouse import TableRef
+
+
+def compression(settings: Settings) -> Literal["zstd", "none"]:
+    if settings.compression_type == "none" or settings.compression_level == 0:
+        return "none"
+    return "zstd"
+
+
+def write_bundles(
+    settings: Settings, key: str, set_dir: Path,
+    changes: list[tuple[TableRef, TableChange]], tracker: ProgressTracker,
+) -> list[BundleResult]:
+    warehouse = settings.primary_warehouse
+    entries = [
+        BundleEntry(
+            member=f"{table.relpath}/{f.path}", size=f.size, mtime_ns=f.mtime_ns,
+            source=None if f.content is not None else table.path(warehouse) / f.path,
+            content=f.content, root=None if f.content is not None else table.path(warehouse),
+        )
+        for table, change in changes for f in change.files
+    ]
+    # Compressing what does not shrink only burns the CPU that encryption needs (the link is
+    # CPU-bound on 2 cores). Log files always shrink; data files are sampled (bench/RESULTS.md).
+    chosen = compression(settings)
+    stored: list[BundleEntry] = []
+    packed: list[BundleEntry] = []
+    for e in entries:
+        shrinks = chosen == "zstd" and (e.source is None or not e.member.endswith(".parquet")
+                                        or worth_compressing(e.source))
+        (packed if shrinks else stored).append(e)
+    groups = [(g, "none") for g in plan_bundles(stored)] + [(g, chosen) for g in plan_bundles(packed)]
+    tracker.total = sum(e.size for e in entries)
+    tracker.measure = "produced"
+
+    def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none"]) -> BundleResult:
+        r = write_bundle(set_dir / f"{key}_{i:04d}{bundle_suffix(compression)}", group, compression,
+                         settings.compression_level, lambda raw, out: tracker.add(raw, out))
+        crash_point("backup.bundle_written")
+        return r
+
+    with ThreadPoolExecutor(max_workers=settings.parallel_process) as pool:
+        return list(pool.map(lambda a: one(a[0], *a[1]), enumerate(groups)))
+
+
+def make_manifest(
+    settings: Settings, state: PrimaryState, key: str, cut: datetime, barrier_ms: int,
+    changes: list[tuple[TableRef, TableChange]], results: list[BundleResult],
+    versions: dict[str, int], failed: list[FailedObject],
+) -> Manifest:
+    packed = {p.member: (p, r.path.name) for r in results for p in r.packed}
+    missing = {m for r in results for m in r.missing}
+    tables: list[ManifestTable] = []
+    for table, change in changes:
+        files: list[ManifestFile] = []
+        warnings = list(change.warnings)
+        for f in change.files:
+            member = f"{table.relpath}/{f.path}"
+            if member in missing:
+                # Vanished between collect and packing (VACUUM): mirror the primary as it is.
+                change.inventory.files.pop(f.path, None)
+                change.expose_at_once = True
+                warnings.append(f"table {table.name}: {f.path} vanished on the primary before it "
+                                "was packed; mirrored as it is")
+                continue
+            p, bundle = packed[member]
+            files.append(ManifestFile.model_validate({
+                "path": f.path, "kind": f.kind, "size": p.size, "mtime_ns": f.mtime_ns,
+                "version": f.version, "blake2b": p.blake2b, "bundle": bundle}))
+        tables.append(ManifestTable.model_validate({
+            "name": table.name, "table_id": change.table_id, "mode": change.mode,
+            "from_version": change.from_version, "to_version": change.to_version, "files": files,
+            "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
+            "expose_at_once": change.expose_at_once, "replace": change.replace,
+        }))
+    return Manifest(
+        key=key, prior_key=state.last_key,
+        primary_cluster_id=str(settings.primary_cluster_id) if settings.primary_cluster_id else None,
+        standby_cluster_id=str(settings.standby_cluster_id) if settings.standby_cluster_id else None,
+        role_epoch=state.role_epoch, barrier_utc=cut.isoformat(), barrier_ms=barrier_ms,
+        created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
+        tables=tables, versions=versions, failed_objects=failed,
+        bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=r.compression,
+                            files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
+    )

@@ -1,0 +1,1 @@
+"""What is protected: publications, publication-list files, reports."""

@@ -1,0 +1,1 @@
+"""A backup set on the wire: its manifest and its bundles, shared by both sides."""

@@ -1,0 +1,256 @@
+"""The backup-set manifest: what a set carries, and the chain rules between sets.
+
+A manifest is the only thing the standby trusts about a set, so loading one validates it
+completely: known `format_version` major, every table path three safe components, every file
+path confined to its table, every file in a bundle the manifest lists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from drsync.errors import ManifestError, UnsafePathError
+from drsync.site.confine import safe_relpath
+
+# 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
+FORMAT_VERSION = "1.1"
+KEY_FORMAT = "%Y%m%d_%H%M%S"
+
+FileKind = Literal[
+    "data", "dv", "cdc", "commit", "checkpoint", "sidecar", "crc", "compacted", "last_checkpoint"
+]
+
+
+class ManifestFile(BaseModel):
+    path: str
+    kind: FileKind
+    size: int = Field(ge=0)
+    mtime_ns: int
+    version: int | None = None
+    blake2b: str
+    bundle: str
+
+
+class ManifestTable(BaseModel):
+    name: str  # db.schema.table
+    table_id: str | None
+    mode: Literal["full", "incremental", "resync"]
+    from_version: int | None
+    to_version: int
+    files: list[ManifestFile] = []
+    deletions: list[str] = []
+    ddl: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    expose_at_once: bool = False  # swap the whole new log in at once (see changes.TableChange)
+    # A complete new copy (re-created on the primary, or reseed): the standby builds it aside
+    # and swaps the whole table directory in, so old and new files are never mixed.
+    replace: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.name.replace(".", "/")
+
+
+class FailedObject(BaseModel):
+    name: str
+    code: str
+    error: str
+
+
+class DesyncEntry(BaseModel):
+    """A table no longer replicated (cancelled, unpublished, dropped on the primary)."""
+
+    name: str
+    reason: str
+
+
+class Rename(BaseModel):
+    """A table moved on the primary (same Delta table id): moved on the standby, not copied."""
+
+    from_name: str
+    to_name: str
+
+
+class BundleInfo(BaseModel):
+    name: str
+    size: int
+    blake2b: str
+    compression: Literal["zstd", "none"]
+    files: int
+    raw_bytes: int
+
+
+class Manifest(BaseModel):
+    format_version: str = FORMAT_VERSION
+    key: str
+    prior_key: str | None
+    primary_cluster_id: str | None = None
+    standby_cluster_id: str | None = None
+    role_epoch: int = 0
+    barrier_utc: str
+    barrier_ms: int
+    created_utc: str
+    status: Literal["complete", "partial"] = "complete"
+    tables: list[ManifestTable] = []
+    # Every protected table and the version it has at this barrier (changed or not): the
+    # standby publishes this as the barrier map once the set is applied.
+    versions: dict[str, int] = {}
+    failed_objects: list[FailedObject] = []
+    bundles: list[BundleInfo] = []
+    desync: list[DesyncEntry] = []
+    renames: list[Rename] = []  # applied before the set's tables
+    # The publications the primary holds (publications.json), so the standby has them after a
+    # role change; None from a primary that never configured any (or a 1.0 manifest).
+    publications: dict[str, Any] | None = None
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(f.size for t in self.tables for f in t.files)
+
+    def to_bytes(self) -> bytes:
+        # Compact: it travels every round (pretty-print with `python -m json.tool`).
+        return json.dumps(self.model_dump(), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def history_detail(m: Manifest) -> str:
+    """The csv history's detail column: DDL events, moves, desynchronised and failed tables."""
+    from drsync.tableformat.ddl import event_text
+
+    parts = [event_text(t.name, e) for t in m.tables for e in t.ddl]
+    parts += [f"{t.name}: replaced" for t in m.tables if t.replace]
+    parts += [f"moved {r.from_name} -> {r.to_name}" for r in m.renames]
+    parts += [f"desynchronised {d.name} ({d.reason})" for d in m.desync]
+    parts += [f"failed {f.name}" for f in m.failed_objects]
+    return "; ".join(parts)
+
+
+def apply_rank(kind: str, version: int | None, path: str, base: int | None) -> tuple[int, int, str]:
+    """Apply order that keeps every exposed version readable (DESIGN §3): data files; the base
+    checkpoint of a full copy or resync (with its sidecars); commits in version order; later
+    checkpoints, crc and compaction files; `_last_checkpoint` last."""
+    v = version if version is not None else -1
+    if kind in ("data", "dv", "cdc"):
+        rank = 0
+    elif kind in ("checkpoint", "sidecar") and v == base:
+        rank = 1
+    elif kind == "commit":
+        rank = 2
+    elif kind == "last_checkpoint":
+        rank = 4
+    else:
+        rank = 3
+    return (rank, v, path)
+
+
+def apply_order(table: ManifestTable) -> list[ManifestFile]:
+    base = None
+    if table.mode != "incremental":
+        ckpts = [f.version for f in table.files if f.kind == "checkpoint" and f.version is not None]
+        base = min(ckpts) if ckpts else None
+    return sorted(table.files, key=lambda f: apply_rank(f.kind, f.version, f.path, base))
+
+
+def validate_table_name(name: str) -> str:
+    parts = name.split(".")
+    if len(parts) != 3:
+        raise UnsafePathError(f"table name {name!r} is not db.schema.table")
+    for p in parts:
+        safe_relpath(p, table=name, where="table name")
+        if "/" in p:
+            raise UnsafePathError(f"table name {name!r} contains '/'")
+    return name
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and fully validate a manifest file; ManifestError names the file on any problem."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} does not exist") from None
+    except ValueError as e:
+        raise ManifestError(f"manifest {path} is not valid JSON (truncated?): {e}") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {path} is not valid JSON (nested too deeply)") from None
+    return parse_manifest(raw, where=str(path))
+
+
+def parse_manifest(raw: Any, *, where: str) -> Manifest:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"manifest {where} is not a JSON object")
+    major = str(raw.get("format_version", "")).split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise ManifestError(
+            f"manifest {where} has format_version {raw.get('format_version')!r}; this drsync "
+            f"reads {FORMAT_VERSION.split('.')[0]}.x",
+            hint="install the same drsync version on both sites",
+        )
+    try:
+        m = Manifest.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ManifestError(f"manifest {where}: field {loc}: {first['msg']}") from None
+    bundles = {b.name for b in m.bundles}
+    for b in bundles:
+        safe_relpath(b, table="(bundle)", where=f"manifest {where}")
+    try:
+        for t in m.tables:
+            validate_table_name(t.name)
+            for f in t.files:
+                safe_relpath(f.path, table=t.name, where=f"manifest {where}")
+                _check_kind(f, t.name, where)
+                if f.bundle not in bundles:
+                    raise ManifestError(
+                        f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
+            for d in t.deletions:
+                safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
+        for name in m.versions:
+            validate_table_name(name)
+        for gone in m.desync:
+            validate_table_name(gone.name)
+        for r in m.renames:
+            validate_table_name(r.from_name)
+            validate_table_name(r.to_name)
+    except UnsafePathError as e:
+        raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
+    return m
+
+
+_COMMIT_PATH = re.compile(r"^_delta_log/(\d{20})\.json$")
+
+
+def _check_kind(f: ManifestFile, table: str, where: str) -> None:
+    """A file's kind decides how it is installed (commits: create-if-absent, never replaced),
+    so a kind that does not match its path is refused rather than trusted."""
+    in_log = f.path.startswith("_delta_log/")
+    if f.kind == "commit":
+        m = _COMMIT_PATH.match(f.path)
+        ok = m is not None and int(m[1]) == f.version
+    elif f.kind in ("data", "dv", "cdc"):
+        ok = not in_log
+    elif f.kind == "last_checkpoint":
+        ok = f.path == "_delta_log/_last_checkpoint"
+    else:
+        ok = in_log
+    if not ok:
+        raise UnsafePathError(f"table {table}: file {f.path!r} cannot be of kind {f.kind!r} "
+                              f"(version {f.version})")
+
+
+def next_key(barrier: datetime, previous_key: str | None) -> str:
+    """Key from the barrier's UTC time; never equal to or before the previous key."""
+    key = barrier.astimezone(UTC).strftime(KEY_FORMAT)
+    if previous_key is not None and key <= previous_key:
+        prev = datetime.strptime(previous_key, KEY_FORMAT).replace(tzinfo=UTC)
+        key = (prev + timedelta(seconds=1)).strftime(KEY_FORMAT)
+    return key
+
+
+def key_time(key: str) -> datetime:
+    return datetime.strptime(key, KEY_FORMAT).replace(tzinfo=UTC)

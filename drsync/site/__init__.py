@@ -1,0 +1,1 @@
+"""One site's own things: paths, state, locks, progress, checks, retention."""

@@ -1,0 +1,1 @@
+"""The standby side: receive, verify, apply, expose (barrier maps), compare."""

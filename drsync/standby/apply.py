@@ -1,0 +1,252 @@
+"""Installing one table's files on the standby, so that every version a reader can see has
+all its files (DESIGN §3; docs/architecture.md "Crash safety, standby side").
+
+`check_conflicts` refuses a table changed behind drsync's back; `apply_table` installs files in
+`manifest.apply_order`, exposing a new log at once where one-by-one would show a version the
+primary itself lost; `delete_files` removes what the primary removed, after the set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+from drsync.errors import StandbyConflictError
+from drsync.faults import crash_point
+from drsync.fsutil import (
+    RO_DIR,
+    RO_FILE,
+    RW_DIR,
+    ensure_dir,
+    exchange_paths,
+    fsync_dir,
+    link_tree,
+    make_writable_dir,
+    rmtree_force,
+)
+from drsync.sets.manifest import ManifestTable, apply_order
+from drsync.nofollow import symlink_on_path
+from drsync.site.progress import ProgressTracker
+from drsync.site.state import StandbyState
+from drsync.sets.bundle import file_hash
+from drsync.tableformat.delta import LOG_DIR, list_log
+
+log = logging.getLogger("drsync.standby.apply")
+LOG_NEW = ".drsync-log-new"  # where a new log is built before it is made visible at once
+
+
+def refuse_symlinked_table(warehouse: Path, name: str) -> None:
+    """A table path with a symlink on the way (db, schema or table directory) would make the
+    standby write, chmod and delete wherever it points: refused, never followed."""
+    link = symlink_on_path(warehouse, name.replace(".", "/"))
+    if link is not None:
+        raise StandbyConflictError(
+            f"table {name}: {warehouse / link} on the standby is a symlink; drsync never writes "
+            "through one", hint=f"replace {warehouse / link} by a real directory, then run restore again")
+
+
+def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> None:
+    """Refuse to touch a table that was changed on the standby behind drsync's back."""
+    tdir = warehouse / t.path
+    known = state.tables.get(t.name)
+    if not tdir.exists():
+        if known is not None:
+            raise StandbyConflictError(
+                f"table {t.name}: replicated table directory {tdir} was removed on the standby",
+                hint="reseed the table, or cancel its publication",
+            )
+        return
+    if not (tdir / LOG_DIR).is_dir():
+        # A first apply killed before its first log file left the directory with some of this
+        # set's data files and no _delta_log; refusing that made every later run fail, so the
+        # restore never converged. Such a leftover holds only files of this set, as they are.
+        if known is None and _holds_only_files_of(tdir, t):
+            return
+        raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
+                                   "Delta table; drsync will not overwrite it")
+    ours = {f.version: f.blake2b for f in t.files if f.kind == "commit"}
+    for v, lf in sorted(list_log(tdir).commits.items()):
+        if known is not None and v <= known.version:
+            continue
+        if v not in ours or file_hash(tdir / lf.name) != ours[v]:
+            raise StandbyConflictError(
+                f"table {t.name}: commit {v} on the standby was not written by drsync (the table "
+                "was changed locally); refusing to overwrite it",
+                hint="move the local change aside, then reseed the table from the primary",
+            )
+
+
+def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
+    """True if every file under `tdir` is one the set carries for `t`, same size and hash.
+
+    `.drsync-log-new` is skipped: it is drsync's own scratch (a log being built when a run was
+    killed), never visible to readers, and discarded by `apply_table` before anything else."""
+    carried = {f.path: f for f in t.files}
+    for dirpath, dirnames, names in os.walk(tdir):
+        if Path(dirpath) == tdir and LOG_NEW in dirnames:
+            dirnames.remove(LOG_NEW)
+        for name in names:
+            p = Path(dirpath, name)
+            f = carried.get(p.relative_to(tdir).as_posix())
+            st = p.lstat()
+            if f is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size or file_hash(p) != f.blake2b:
+                return False
+    return True
+
+
+def apply_table(
+    warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker, tdir: Path | None = None
+) -> None:
+    """Install one table's files in apply order.
+
+    Log files normally go straight into `_delta_log`, one by one, each version readable as it
+    appears. Two cases build the new log aside in `.drsync-log-new` and make it visible in one
+    step instead: a table's first copy (renamed in: the table appears at its barrier version)
+    and a set flagged `expose_at_once` (some version in the range is unreadable even on the
+    primary; the new log is swapped with the old one by `renameat2(RENAME_EXCHANGE)`).
+    `tdir` builds the table elsewhere (a replacement, see desync.replace_table)."""
+    tdir = tdir or warehouse / t.path
+    ensure_dir(tdir.parent)
+    if not tdir.exists():
+        tdir.mkdir(mode=RW_DIR)
+        fsync_dir(tdir.parent)
+    touched: set[Path] = {tdir}
+    make_writable_dir(tdir)
+    log_dir, shadow = tdir / LOG_DIR, tdir / LOG_NEW
+    if shadow.exists():
+        rmtree_force(shadow)  # left by a kill, before or after a swap: never the live log
+    has_log_files = any(f.path.startswith(f"{LOG_DIR}/") for f in t.files)
+    mode = "direct"
+    if has_log_files and not log_dir.exists():
+        mode = "rename"
+        shadow.mkdir(mode=RW_DIR)
+    elif has_log_files and t.expose_at_once:
+        mode = "exchange"
+        link_tree(log_dir, shadow)
+    # Directory fsyncs are batched where order does not matter: data files (all of them
+    # before any commit that names them), and a log built aside (before it becomes visible).
+    # A commit linked into the live log is fsynced at once: a later commit must never survive
+    # a power cut without the earlier ones.
+    unsynced: set[Path] = set()
+    for f in apply_order(t):
+        final = tdir / f.path
+        in_log = f.path.startswith(f"{LOG_DIR}/")
+        if mode != "direct" and in_log:
+            final = shadow / f.path[len(LOG_DIR) + 1:]
+        elif in_log and unsynced:
+            _fsync_dirs(unsynced)
+        _open_dirs(tdir, final.parent, touched)
+        src = staging / t.path / f.path
+        os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
+        os.chmod(src, RO_FILE)
+        if f.kind == "commit":
+            try:
+                os.link(src, final)  # create-if-absent: never overwrite a commit
+            except FileExistsError:
+                if file_hash(final) != f.blake2b:
+                    raise StandbyConflictError(
+                        f"table {t.name}: commit {f.version} exists on the standby with other "
+                        "content; refusing to overwrite it") from None
+            os.unlink(src)
+        else:
+            os.replace(src, final)
+        if mode == "direct" and in_log:
+            fsync_dir(final.parent)
+        else:
+            unsynced.add(final.parent)
+        tracker.add(consumed=f.size)
+        crash_point("apply.file")
+    _fsync_dirs(unsynced)
+    if mode != "direct":
+        _expose_log(tdir, shadow, log_dir, mode, touched)
+    for d in touched:
+        os.chmod(d, RO_DIR)
+    crash_point("apply.table")
+
+
+def _fsync_dirs(dirs: set[Path]) -> None:
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):  # deepest first
+        fsync_dir(d)
+    dirs.clear()
+
+
+def _expose_log(tdir: Path, shadow: Path, log_dir: Path, mode: str, touched: set[Path]) -> None:
+    """Make the log built in `shadow` the table's `_delta_log` in one atomic step."""
+    for d in [p for p in touched if p == shadow or shadow in p.parents]:
+        os.chmod(d, RO_DIR)
+        touched.discard(d)
+    os.chmod(shadow, RO_DIR)
+    crash_point("apply.log_built")
+    if mode == "rename":
+        os.rename(shadow, log_dir)
+        fsync_dir(tdir)
+        return
+    try:
+        exchange_paths(shadow, log_dir)
+    except OSError as e:
+        # No RENAME_EXCHANGE here (e.g. NFS): link the new files in one by one, in order, as
+        # for any other set. Versions stay readable except those the primary lost as well.
+        log.warning("%s: cannot swap the log atomically (%s); installing it file by file", tdir, e)
+        _link_missing(shadow, log_dir)
+        rmtree_force(shadow)
+        return
+    fsync_dir(tdir)
+    crash_point("apply.log_swapped")
+    rmtree_force(shadow)  # the old log, now under the shadow name
+
+
+def _link_missing(src: Path, dest: Path) -> None:
+    make_writable_dir(dest)
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        target = dest / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not target.exists():
+                target.mkdir(mode=RW_DIR)
+            _link_missing(Path(entry.path), target)
+        elif not target.exists():
+            os.link(entry.path, target)
+    fsync_dir(dest)
+    os.chmod(dest, RO_DIR)
+
+
+def _open_dirs(tdir: Path, parent: Path, touched: set[Path]) -> None:
+    """Create/open for writing every directory from the table root down to `parent`."""
+    chain = []
+    p = parent
+    while p != tdir and p not in touched:
+        chain.append(p)
+        p = p.parent
+    for d in reversed(chain):
+        if not d.exists():
+            d.mkdir(mode=RW_DIR)
+            fsync_dir(d.parent)
+        else:
+            make_writable_dir(d)
+        touched.add(d)
+
+
+def delete_files(tdir: Path, paths: list[str]) -> None:
+    touched: set[Path] = set()
+    for rel in paths:
+        p = tdir / rel
+        if "/" in rel and symlink_on_path(tdir, rel.rsplit("/", 1)[0]) is not None:
+            log.warning("%s: not deleted: a symlink on its way leaves the table", p)
+            continue
+        if not p.parent.is_dir():
+            continue  # nothing there to delete (a parent is gone, or is a file)
+        make_writable_dir(p.parent)
+        touched.add(p.parent)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # the primary deletes files; a directory stays
+            log.warning("%s: not deleted: a directory, not a file", p)
+        crash_point("delete.file")
+    for d in touched:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(d)
+            os.chmod(d, RO_DIR)

@@ -1,0 +1,306 @@
+"""The restore pass on the standby: verify, apply in chain order, publish the barrier map.
+
+Per set: every bundle is extracted into staging and every file's hash checked *before* any
+table is touched (a corrupt set applies nothing). Then each table gets its files in the order
+the manifest's ranks give (data; base checkpoint; commits, each created only if absent; later
+log files; `_last_checkpoint`), so each version a reader can see has all its files. Then the
+barrier map, then deletions, then the state commit. A crash anywhere leaves each table
+readable at some version; re-running re-applies the set, which changes nothing already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
+from drsync.sets.bundle import Expected, extract_bundle
+from drsync.config import Settings
+from drsync.errors import (
+    ChainError,
+    DiskFullError,
+    DrsyncError,
+    IntegrityError,
+    ManifestError,
+    RoleError,
+    StandbyConflictError,
+    StoppedError,
+)
+from drsync.faults import crash_point
+from drsync.fsutil import (
+    atomic_write_json,
+    ensure_dir,
+    fsync_dir,
+    make_private_dirs,
+    rmtree_force,
+    sync_filesystem,
+)
+from drsync.site.locks import operation_lock
+from drsync.sets.manifest import Manifest, history_detail, load_manifest
+from drsync.nofollow import printable, refuse_symlink_path
+from drsync.site.progress import ProgressTracker, UiHook
+from drsync.roles.epoch import assert_site_role, read_role
+from drsync.sets.bundle import Expected, extract_bundle
+from drsync.sets.manifest import Manifest, history_detail, load_manifest
+from drsync.site.locks import operation_lock
+from drsync.site.progress import ProgressTracker, UiHook
+from drsync.site.state import (
+    LAST_RESTORED,
+    LOCK_DIR,
+    MANIFEST_DIR,
+    StandbyState,
+    StandbyTable,
+    append_history,
+    load_state,
+    local_time,
+    save_state,
+    stop_requested,
+)
+from drsync.site.warehouse import DRSYNC_DIR
+from drsync.standby.apply import apply_table, check_conflicts, delete_files
+from drsync.standby.desync import (
+    apply_desync,
+    apply_renames,
+    replace_table,
+    replaces,
+    store_publications,
+    warn_desynced,
+)
+from drsync.tableformat.ddl import event_text
+
+log = logging.getLogger("drsync.standby.restore")
+RECENT_DDL = 20  # DDL events kept in the standby state for show-progress
+_MANIFEST_NAME = re.compile(r"^(\d{8}_\d{6})\.manifest\.json$")
+
+
+@dataclass
+class RestoreResult:
+    applied: list[str] = field(default_factory=list)
+    message: str = ""
+    exit_code: int = 0
+
+
+def barrier_dir(warehouse: Path) -> Path:
+    return warehouse / DRSYNC_DIR / "barriers"
+
+
+def reject_manifest(meta: Path, key: str, reason: str) -> None:
+    """Set a manifest aside (never delete evidence); the primary sees it gone and re-ships."""
+    src = meta / MANIFEST_DIR / f"{key}.manifest.json"
+    dest_dir = meta / MANIFEST_DIR / "rejected"
+    ensure_dir(dest_dir)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(src, dest_dir / f"{key}.manifest.json.{int(time.time())}")
+        fsync_dir(src.parent)
+    log.error("set %s set aside in %s: %s; the primary ships it again at its next round",
+              key, dest_dir, reason)
+
+
+def pending_chain(meta: Path, last_key: str | None) -> tuple[list[Manifest], ChainError | None]:
+    """Manifests in the inbox after `last_key`, in chain order, up to the first gap.
+
+    Returns the contiguous chain and, if more sets wait behind a gap, the ChainError to raise
+    once the contiguous part is applied. An unreadable manifest is set aside for re-shipping.
+    """
+    keys: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for e in os.scandir(meta / MANIFEST_DIR):
+            m = _MANIFEST_NAME.match(e.name)
+            if m and (last_key is None or m[1] > last_key):
+                keys.append(m[1])
+    chain: list[Manifest] = []
+    expected_prior = last_key
+    for key in sorted(keys):
+        try:
+            manifest = load_manifest(meta / MANIFEST_DIR / f"{key}.manifest.json")
+        except ManifestError as e:
+            if "not valid JSON" in e.message:  # torn or truncated: ask for it again
+                reject_manifest(meta, key, e.message)
+            raise
+        if manifest.key != key:
+            raise ManifestError(f"manifest {key}.manifest.json carries key {manifest.key}")
+        if manifest.prior_key is None and expected_prior is not None:
+            return chain, ChainError(
+                f"set {key} starts a new chain, but the standby is at {expected_prior}: the "
+                "primary's state was reset; sets of the new chain are not applied",
+                hint="restore the primary's metadata directory, or start over with set-independent",
+            )
+        if manifest.prior_key != expected_prior:
+            return chain, ChainError(
+                f"set {key} builds on {manifest.prior_key or 'nothing'}, but the standby is at "
+                f"{expected_prior or 'no set yet'}; set {manifest.prior_key} is missing from the inbox",
+                hint="the primary re-ships sets missing from the inbox at its next round (drsync backup)",
+            )
+        chain.append(manifest)
+        expected_prior = key
+    return chain, None
+
+
+def run_restore(settings: Settings, ui: UiHook | None = None) -> RestoreResult:
+    meta = settings.restore_metadata_destination
+    with operation_lock(meta / LOCK_DIR, "restore"):
+        assert_site_role(meta, "standby", "restore")
+        state: StandbyState = load_state(meta, StandbyState)
+        # A run killed after its state commit but before removing its staging directory left
+        # it behind, and no later run applies that set again to remove it. Under the lock,
+        # every staging directory is such a leftover (apply_set re-extracts what it needs).
+        with contextlib.suppress(FileNotFoundError):
+            for leftover in (settings.standby_warehouse / DRSYNC_DIR / "staging").iterdir():
+                rmtree_force(leftover)
+        if stop_requested(meta, "restore"):
+            state.state = "stopped"
+            save_state(meta, state)
+            return RestoreResult(message="restore is stopped by stop-restore; run start-restore to resume")
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        result = RestoreResult()
+        try:
+            tracker.step("INIT")
+            warn_desynced(settings, state)
+            chain, gap = pending_chain(meta, state.last_key)
+            for manifest in chain:
+                if stop_requested(meta, "restore"):
+                    state.state = "stopped"
+                    result.message = f"stopped by stop-restore after {len(result.applied)} set(s)"
+                    save_state(meta, state)
+                    return result
+                state.state = "restoring"
+                apply_set(settings, state, manifest, tracker)
+                result.applied.append(manifest.key)
+                if manifest.failed_objects:
+                    result.exit_code = 3
+            if gap is not None:
+                raise gap
+        except DrsyncError as e:
+            tracker.fail(e)
+            state.state = "stopped" if isinstance(e, StoppedError) else "abnormal"
+            save_state(meta, state)
+            raise
+        state.state = "waiting"
+        if result.applied:
+            state.success_time = local_time()
+            last = chain[-1]
+            result.message = (f"restored {len(result.applied)} set(s) up to {last.key} "
+                              f"(barrier {last.barrier_utc})")
+        else:
+            result.message = f"nothing to restore; standby is at {state.last_key or 'no set yet'}"
+        tracker.finish()
+        return result
+
+
+def _check_pair(settings: Settings, state: StandbyState, m: Manifest) -> None:
+    for label, mine, theirs in (
+        ("primary-cluster-id", settings.primary_cluster_id, m.primary_cluster_id),
+        ("standby-cluster-id", settings.standby_cluster_id, m.standby_cluster_id),
+    ):
+        if mine is not None and theirs is not None and str(mine) != theirs:
+            raise ManifestError(
+                f"set {m.key} is for {label} {theirs}, this standby is {mine}: refused",
+                hint="check that the primary and standby configs name the same cluster pair",
+            )
+    own = max(state.role_epoch, read_role(settings.restore_metadata_destination).epoch)
+    if m.role_epoch < own:
+        reason = (f"set {m.key} comes from role epoch {m.role_epoch}, older than this site's {own}: "
+                  "refused (an old primary that was failed over?)")
+        reject_manifest(settings.restore_metadata_destination, m.key, reason)
+        raise RoleError(reason, hint="run `drsync reprotect` on the old primary")
+
+
+def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: ProgressTracker) -> None:
+    meta, media, warehouse = (settings.restore_metadata_destination,
+                              settings.restore_media_destination, settings.standby_warehouse)
+    started, t0 = local_time(), time.monotonic()
+    tracker.side.key, tracker.side.priorKey = m.key, m.prior_key or "N/A"
+    _check_pair(settings, state, m)
+
+    tracker.step("VERIFY")
+    staging = warehouse / DRSYNC_DIR / "staging" / m.key
+    refuse_symlink_path(warehouse, f"{DRSYNC_DIR}/staging/{m.key}", table="(staging)", what="path")
+    rmtree_force(staging)
+    tracker.total = sum(f.size for t in m.tables for f in t.files)
+    tracker.measure = "consumed"
+    by_bundle: dict[str, dict[str, Expected]] = {b.name: {} for b in m.bundles}
+    for t in m.tables:
+        for f in t.files:
+            dest = staging / t.path / f.path
+            make_private_dirs(dest.parent)  # staging is rebuilt by any re-run: no fsync
+            by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
+    try:
+        for b in m.bundles:
+            path = media / m.key / b.name
+            if not path.exists():
+                raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
+            extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
+                           fsync=False, whole=(b.size, b.blake2b))
+            crash_point("restore.bundle_extracted")
+    except DiskFullError:
+        rmtree_force(staging)  # give the space back; the set stays pending, unchanged
+        raise
+    except IntegrityError as e:
+        rmtree_force(staging)
+        reject_manifest(meta, m.key, e.message)
+        e.hint = "nothing was applied; the primary ships the set again at its next round"
+        raise
+    if staging.exists():
+        sync_filesystem(staging)  # one flush for every staged file instead of one fsync each
+    crash_point("restore.verified")
+
+    tracker.step("APPLY")
+    apply_renames(warehouse, state, m)
+    # Deletions are the primary's word about files it shipped: only for tables replicated here.
+    replicated = set(state.tables) | set(state.desynced)
+    replaced = {t.name for t in m.tables if replaces(warehouse, state, t)}
+    try:
+        for t in m.tables:
+            refuse_symlinked_table(warehouse, t.name)
+        for t in m.tables:
+            if t.name not in replaced:  # a replacement overrides whatever the standby holds
+                check_conflicts(warehouse, state, t)
+    except StandbyConflictError:
+        rmtree_force(staging)
+        raise
+    for t in m.tables:
+        if t.name in replaced:
+            replace_table(warehouse, staging, t, tracker)
+        else:
+            apply_table(warehouse, staging, t, tracker)
+        state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
+                                            barrier_ms=m.barrier_ms)
+        state.desynced.pop(t.name, None)
+    failed = {f.name for f in m.failed_objects}
+    for name, version in m.versions.items():
+        if name not in failed and name in state.tables:
+            state.tables[name].version = version
+            state.tables[name].barrier_ms = m.barrier_ms
+    ensure_dir(barrier_dir(warehouse))
+    atomic_write_json(barrier_dir(warehouse) / f"{m.key}.json", m.versions)
+    crash_point("restore.barrier_published")
+    for t in m.tables:
+        if t.name in replicated:
+            delete_files(warehouse / t.path, t.deletions)
+    apply_desync(settings, state, m)
+    store_publications(settings, m)
+    events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
+    state.recent_ddl = (state.recent_ddl + events)[-RECENT_DDL:]
+    state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
+    save_state(meta, state)
+    atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
+    crash_point("restore.committed")
+    rmtree_force(staging)
+    crash_point("restore.staging_removed")
+    append_history(meta / settings.backuprestoreinfo_file, {
+        "key": m.key, "priorKey": m.prior_key or "N/A", "barrierTime": m.barrier_utc,
+        "action": "restore", "status": m.status, "tables": len(m.tables),
+        "files": sum(len(t.files) for t in m.tables), "bytes": tracker.total,
+        "startTime": started, "endTime": local_time(),
+        "seconds": f"{time.monotonic() - t0:.1f}",
+        "detail": history_detail(m),
+    })
+    for t in m.tables:
+        for w in t.warnings:
+            log.warning("set %s: %s", m.key, printable(w))  # the primary's text: one log line
+    log.info("set %s applied: %d table(s) changed, barrier %s", m.key, len(m.tables), m.barrier_utc)
