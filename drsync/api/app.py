@@ -33,10 +33,8 @@ from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.config.private import check_private_file
 from drsync.errors import ConfigError, DrsyncError
-from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.site.progress import build_document, standby_rpo_seconds
 from drsync.site.state import PrimaryState, SideProgress, StandbyState, clear_stop, request_stop
-from drsync.errors import DrsyncError
 
 log = logging.getLogger("drsync.api.app")
 
@@ -256,7 +254,7 @@ def create_app(view: DaemonView) -> FastAPI:
               dependencies=[Depends(require_token)], responses=_DENIED,
               summary="Confirm the desynchronisation the last backup round refused (desync-guard)")
     def confirm_desync(request: Request) -> IntentRecorded:
-        from drsync.desync_guard import confirm_refused
+        from drsync.primary.desync_guard import confirm_refused
 
         if view.role != "primary":
             raise HTTPException(409, f"this daemon is the {view.role}; send confirm-desync to the "

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError, TableRecreatedError
-from drsync.sets.manifest import apply_rank
 from drsync.nofollow import refuse_symlink_path
+from drsync.sets.manifest import apply_rank
 from drsync.tableformat import delta
 from drsync.tableformat.ddl import describe as describe_ddl
 from drsync.tableformat.delta import LogListing

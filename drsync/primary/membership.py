@@ -16,9 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drsync.primary.changes import TableChange, TableInventory, collect_changes
 from drsync.errors import ConfigError, DrsyncError, TableFormatError, TableRecreatedError
-from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json, read_json_object
 from drsync.primary.changes import TableChange, TableInventory, collect_changes

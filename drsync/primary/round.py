@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drsync.config import Settings
-from drsync.desync_guard import check_desync_guard, clear_confirmation
 from drsync.errors import DrsyncError, StoppedError, disk_full
 from drsync.faults import crash_point, wall_clock
 from drsync.fsutil import (
@@ -32,6 +31,7 @@ from drsync.fsutil import (
     rmtree_force,
 )
 from drsync.primary.changes import TableChange
+from drsync.primary.desync_guard import check_desync_guard, clear_confirmation
 from drsync.primary.membership import (
     NO_PUBLICATIONS,
     clear_reseed,

@@ -27,11 +27,11 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
-from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.nofollow import symlink_on_path
+from drsync.sets.bundle import file_hash
+from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import StandbyState
-from drsync.sets.bundle import file_hash
 from drsync.tableformat.delta import LOG_DIR, list_log
 
 log = logging.getLogger("drsync.standby.apply")

@@ -12,7 +12,6 @@ import logging
 import os
 from pathlib import Path
 
-from drsync.standby.apply import apply_table, refuse_symlinked_table
 from drsync.config import Settings
 from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
@@ -25,12 +24,12 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
-from drsync.sets.manifest import Manifest, ManifestTable
 from drsync.nofollow import printable
-from drsync.site.progress import ProgressTracker
 from drsync.publications.store import PUBLICATIONS_FILE
+from drsync.sets.manifest import Manifest, ManifestTable
+from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
-from drsync.standby.apply import apply_table
+from drsync.standby.apply import apply_table, refuse_symlinked_table
 
 log = logging.getLogger("drsync.standby.desync")
 REPLACE_SUFFIX = ".drsync-replace"  # hidden ('.' first): never discovered as a table

@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
-from drsync.sets.bundle import Expected, extract_bundle
 from drsync.config import Settings
 from drsync.errors import (
     ChainError,
@@ -40,10 +38,7 @@ from drsync.fsutil import (
     rmtree_force,
     sync_filesystem,
 )
-from drsync.site.locks import operation_lock
-from drsync.sets.manifest import Manifest, history_detail, load_manifest
 from drsync.nofollow import printable, refuse_symlink_path
-from drsync.site.progress import ProgressTracker, UiHook
 from drsync.roles.epoch import assert_site_role, read_role
 from drsync.sets.bundle import Expected, extract_bundle
 from drsync.sets.manifest import Manifest, history_detail, load_manifest
@@ -62,7 +57,7 @@ from drsync.site.state import (
     stop_requested,
 )
 from drsync.site.warehouse import DRSYNC_DIR
-from drsync.standby.apply import apply_table, check_conflicts, delete_files
+from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
 from drsync.standby.desync import (
     apply_desync,
     apply_renames,

@@ -22,10 +22,7 @@ from drsync import __version__
 from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
-from drsync.sets.manifest import FORMAT_VERSION
 from drsync.nofollow import refuse_symlink_path
-from drsync.site.confine import safe_relpath
-from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.roles.remote import (
     agent_independent,
     agent_promote,
@@ -36,6 +33,9 @@ from drsync.roles.remote import (
     reprotected,
     table_commits,
 )
+from drsync.sets.bundle import file_hash
+from drsync.sets.manifest import FORMAT_VERSION
+from drsync.site.confine import safe_relpath
 from drsync.transport.confine import check_primary_write
 from drsync.transport.protocol import (
     PROTOCOL_VERSION,
@@ -45,10 +45,6 @@ from drsync.transport.protocol import (
     read_payload,
     write_frame,
 )
-from drsync.sets.bundle import file_hash
-from drsync.sets.manifest import FORMAT_VERSION
-from drsync.site.confine import safe_relpath
-from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
 
 PART_SUFFIX = ".part"
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from drsync.errors import IntegrityError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
-from drsync.site.confine import safe_relpath
-from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
 from drsync.sets.bundle import file_hash
+from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
 
 PART_SUFFIX = ".part"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from drsync.api import create_app
+from drsync.api.app import create_app
 from drsync.config import load_settings
-from drsync.primary import run_backup
+from drsync.primary.round import run_backup
 from tests.helpers import Sites, drsync, duck, rows
 from tests.security.attack import write_table
-from tests.unit.test_api import TOKEN, FakeDaemon
+from tests.unit.api.test_app import TOKEN, FakeDaemon
 
 TABLES = [f"db.s.t{i}" for i in range(5)]
 

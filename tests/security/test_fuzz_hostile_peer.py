@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from drsync.config import Settings, load_settings
 from drsync.errors import DrsyncError, TransportError
-from drsync.manifest import key_time, next_key
-from drsync.standby import run_restore
+from drsync.sets.manifest import key_time, next_key
+from drsync.standby.restore import run_restore
 from drsync.transport.agent import Agent
 from tests.helpers import Sites, drsync, make_sites
 from tests.security.attack import exchange, raw_frame, snapshot, write_table

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from drsync.api import create_app
+from drsync.api.app import create_app
 from drsync.config import Settings, load_settings, parse_settings_text
 from drsync.errors import ConfigError
-from drsync.reader import connect
+from drsync.site.warehouse import DRSYNC_DIR
+from drsync.standby.reader import connect
 from drsync.transport.ssh import SshTransport, agent_command
-from drsync.warehouse import DRSYNC_DIR
 from tests.helpers import drsync, make_sites
 from tests.security.attack import write_table
-from tests.unit.test_api import TOKEN, FakeDaemon
+from tests.unit.api.test_app import TOKEN, FakeDaemon
 
 
 def _ssh_settings(tmp_path: Path, key: Path) -> Settings:
@@ -42,7 +42,7 @@ known-hosts-file={tmp_path}/known_hosts
 def test_the_standby_key_line_is_pinned_to_the_agent(tmp_path: Path) -> None:
     """Finding 7: the hint for the standby->primary key had `restrict` but no `command=`: a
     compromised standby got a shell on the primary."""
-    from drsync.pairing import standby_key_line
+    from drsync.site.pairing import standby_key_line
 
     s = _ssh_settings(tmp_path, tmp_path / "id")
     line = standby_key_line(s, "ssh-ed25519 AAAA standby")

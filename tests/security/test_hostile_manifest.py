@@ -13,7 +13,7 @@ import pytest
 
 from drsync.config import load_settings
 from drsync.errors import ManifestError
-from drsync.standby import run_restore
+from drsync.standby.restore import run_restore
 from drsync.transport.agent import Agent
 from tests.helpers import Sites, drsync, duck, rows
 from tests.security.attack import (
@@ -79,7 +79,7 @@ def test_a_primary_cannot_forge_the_standby_state_to_delete_a_local_table(sites:
 def test_manifest_text_cannot_forge_log_lines(sites: Sites, caplog: pytest.LogCaptureFixture) -> None:
     """Finding 8: a warning carrying a newline forged a CRITICAL line in the standby's log."""
     _two_rounds(sites)
-    forged = "ok\n2026-01-01 00:00:00,000 CRITICAL drsync.standby: standby compromised\x1b[2J"
+    forged = "ok\n2026-01-01 00:00:00,000 CRITICAL drsync.standby.restore: standby compromised\x1b[2J"
     edit_manifest(newest_inbox_manifest(sites), lambda m: m["tables"][0]["warnings"].append(forged))
     with caplog.at_level(logging.WARNING):
         run_restore(load_settings(sites.config))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from drsync.errors import DrsyncError
 from drsync.fsutil import atomic_write_json, read_json_object
-from drsync.manifest import DesyncEntry
+from drsync.sets.manifest import DesyncEntry
 
 REFUSED_FILE = "desync-refused.json"  # {"names": [...]} the last refused round would desynchronise
 CONFIRMED_FILE = "desync-confirmed.json"  # {"names": [...]} an operator confirmed through the API
