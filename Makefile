@@ -4,16 +4,38 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint typecheck soak bench clean venv sysdeps reliability-report
+.PHONY: demo test test-unit lint typecheck soak bench clean venv sysdeps reliability-report lock audit
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reproducible installs: every dependency (dev extras included) at the version and hashes of
+# requirements.lock, then drsync itself, editable, adding nothing (`make lock` regenerates it).
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve requirements.lock from pyproject.toml (after changing a dependency range).
+lock:
+	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools
+	.venv-lock/bin/pip-compile -q --generate-hashes --allow-unsafe --extra dev --strip-extras \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.lock pyproject.toml
+	rm -rf .venv-lock
+
+# Known vulnerabilities in the locked dependencies (pip-audit, in its own venv). Needs the
+# vulnerability database on the network: without a network it says so and succeeds.
+audit:
+	@$(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install -q pip-audit >/dev/null 2>&1 \
+		|| { echo "audit: skipped, pip-audit cannot be installed (no network?)"; rm -rf .venv-audit; exit 0; }; \
+	out=$$(.venv-audit/bin/pip-audit --progress-spinner off --strict --require-hashes --disable-pip \
+		-r requirements.lock 2>&1); rc=$$?; rm -rf .venv-audit; \
+	if [ $$rc -ne 0 ] && ! echo "$$out" | grep -qE "^Found [0-9]+ known vulnerabilit" \
+		&& echo "$$out" | grep -qiE "could not be audited|connection|resolve|timed out|max retries"; then \
+		echo "audit: skipped, the vulnerability database is not reachable (no network?)"; exit 0; fi; \
+	echo "$$out"; exit $$rc
 
 demo: $(STAMP)
 	$(BIN)/python -m drsync.demo --dir demo
@@ -54,4 +76,4 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python bench/incremental.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock .venv-audit demo .pytest_cache .mypy_cache .ruff_cache

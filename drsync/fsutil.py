@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from drsync.nofollow import refuse_symlink
+
 TMP_PREFIX = ".drsync-tmp-"
 CHUNK = 1 << 20
 
@@ -54,7 +56,9 @@ def ensure_dir(path: Path, mode: int = 0o750) -> None:
 @contextlib.contextmanager
 def _temp_writer(final: Path) -> Iterator[tuple[BinaryIO, Path]]:
     tmp = temp_path_for(final)
-    f = open(tmp, "xb")  # noqa: SIM115 - closed below, we need it open across the yield
+    # 0644 at most, whatever the umask: no file drsync writes is group/world-writable.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    f = open(fd, "wb", closefd=True)  # noqa: SIM115 - closed below, we need it open across the yield
     try:
         yield f, tmp
         f.flush()
@@ -74,7 +78,11 @@ def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None) ->
         f.write(data)
     if mtime_ns is not None:
         os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    os.replace(tmp, final)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        tmp.unlink()  # e.g. a directory of that name: never leave the temp file behind
+        raise
     fsync_dir(final.parent)
 
 
@@ -182,6 +190,34 @@ def link_tree(src: Path, dest: Path) -> None:
             os.link(entry.path, dest / entry.name)
 
 
+# --- drsync's scratch files (staging, bundles, .part): private whatever the umask -----------
+
+PRIVATE_DIR = 0o750
+PRIVATE_FILE = 0o640
+
+
+def open_private(path: Path, *, truncate: bool = True) -> BinaryIO:
+    """Open `path` for writing, created 0640 (not following a symlink at its name); with
+    truncate=False an existing file is kept for resuming (positioned at its start)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+    fd = os.open(path, flags, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return open(fd, "wb" if truncate else "r+b", closefd=True)
+
+
+def make_private_dirs(path: Path) -> None:
+    """mkdir -p with mode 0750 for each directory created (umask does not widen or narrow it)."""
+    missing: list[Path] = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=PRIVATE_DIR)
+            os.chmod(d, PRIVATE_DIR)
+
+
 # --- read-only marking -------------------------------------------------------------------
 # Mode bits are the fence for ordinary (non-root) writers; root ignores them, which the docs
 # say plainly. Directories get r-x so no writer can create a commit or a data file in them.
@@ -193,6 +229,7 @@ RW_FILE = 0o644
 
 
 def set_tree_mode(root: Path, dir_mode: int, file_mode: int) -> None:
+    refuse_symlink(root, "directory")  # chmod follows a link: it would mark its target
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames:
             p = os.path.join(dirpath, name)
@@ -205,6 +242,7 @@ def set_tree_mode(root: Path, dir_mode: int, file_mode: int) -> None:
 
 def make_writable_dir(path: Path) -> None:
     """Give the owner write permission on `path` so drsync itself can add files to it."""
+    refuse_symlink(path, "directory")  # chmod follows a link: it would open up its target
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(path.stat().st_mode)
         if not mode & stat.S_IWUSR:
@@ -216,8 +254,13 @@ def rmtree_force(path: Path) -> None:
 
     Only directories are opened up: unlinking needs write permission on the directory, not on
     the file, and a file here may be a hard link shared with a live table (a swapped-out log)
-    whose read-only mode must not change."""
-    if not path.exists():
+    whose read-only mode must not change. A symlink at `path` is removed itself: its target
+    is never opened up (chmod) nor walked."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            path.unlink()
+            return
+    except FileNotFoundError:
         return
     for dirpath, dirnames, _ in os.walk(path):
         for name in dirnames:

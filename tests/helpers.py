@@ -82,7 +82,7 @@ def drsync(*args: str, env: dict[str, str] | None = None, check: bool = False,
 def duck() -> Any:
     root = Path(os.path.dirname(duckdb_extension_delta.__file__)) / "extensions"
     ext = sorted(root.glob("*/delta.duckdb_extension"))[-1]
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con = duckdb.connect()
     con.execute(f"LOAD '{ext}'")
     return con
 

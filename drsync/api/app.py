@@ -32,7 +32,8 @@ from drsync import __version__
 from drsync.api.dashboard import history_rows, render_page
 from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.config import Role, Settings
-from drsync.errors import DrsyncError
+from drsync.config.private import check_private_file
+from drsync.errors import ConfigError, DrsyncError
 from drsync.roles.status import progress_document
 from drsync.site.document import ProgressDocument, standby_rpo_seconds
 from drsync.site.forecast import site_forecast
@@ -84,7 +85,7 @@ class DaemonStatus(BaseModel):
     role: Role
     pid: int
     loop_running: bool
-    config: str
+    config: str = Field(description="the config file; '' unless the request carries the bearer token")
     reload: str = Field(description="outcome of the last SIGHUP, '' if none")
     paused: str = Field(description="why backup rounds do not start right now, '' when they do")
     jobs: dict[str, JobInfo]
@@ -154,6 +155,11 @@ def create_app(view: DaemonView) -> FastAPI:
         if path is None:
             raise HTTPException(403, "disabled: set api-token-file")
         try:
+            check_private_file(path, "api-token-file")
+        except ConfigError as e:
+            log.warning("API: %s (%s); mutating endpoints refuse", e.message, e.hint)
+            raise HTTPException(403, f"disabled: {e.message}; {e.hint}") from None
+        try:
             expected = path.read_bytes().strip()
         except OSError as e:
             log.warning("API: api-token-file %s cannot be read (%s); mutating endpoints refuse",
@@ -203,8 +209,13 @@ def create_app(view: DaemonView) -> FastAPI:
         return Response(text, media_type=CONTENT_TYPE)
 
     @app.get("/status", response_model=DaemonStatus, summary="What the loop decided last, and why it pauses")
-    def status() -> DaemonStatus:
-        return DaemonStatus.model_validate(view.status())
+    def status(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> DaemonStatus:
+        doc = view.status()
+        try:
+            require_token(creds)
+        except HTTPException:  # where the config (and so the key and token files) live: not for anyone
+            doc = {**doc, "config": ""}
+        return DaemonStatus.model_validate(doc)
 
     def intent_endpoint(op: Literal["backup", "restore"], stop: bool) -> Callable[[Request], IntentRecorded]:
         name = f"{'stop' if stop else 'start'}-{op}"
@@ -234,6 +245,26 @@ def create_app(view: DaemonView) -> FastAPI:
         app.post(f"/{'stop' if stop else 'start'}-{op}", response_model=IntentRecorded, status_code=202,
                  dependencies=[Depends(require_token)], responses=_DENIED,
                  operation_id=endpoint.__name__)(endpoint)
+
+    @app.post("/confirm-desync", response_model=IntentRecorded, status_code=202,
+              dependencies=[Depends(require_token)], responses=_DENIED,
+              summary="Confirm the desynchronisation the last backup round refused (desync-guard)")
+    def confirm_desync(request: Request) -> IntentRecorded:
+        from drsync.primary.desync_guard import confirm_refused
+
+        if view.role != "primary":
+            raise HTTPException(409, f"this daemon is the {view.role}; send confirm-desync to the "
+                                     "primary's daemon (backup-port)")
+        try:
+            names = confirm_refused(view.settings.primary_metadata_destination)
+        except DrsyncError as e:
+            raise HTTPException(409, e.message) from None
+        log.info("API: confirm-desync of %d table(s) recorded (client %s)", len(names),
+                 request.client.host if request.client else "?")
+        view.wake()
+        return IntentRecorded(intent="confirm-desync",
+                              message=f"the next round may desynchronise {len(names)} table(s): "
+                                      + ", ".join(names))
     return app
 
 

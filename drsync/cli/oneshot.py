@@ -69,6 +69,9 @@ def backup(
         "--publication-list", help="pub.list for this round (lines db.pubname), instead of the "
         "publication-list key; without either, every publication is used.")] = None,
     now: NowOpt = False,
+    confirm_desync: Annotated[bool, typer.Option(
+        "--confirm-desync", help="Let this round desynchronise more tables than desync-guard "
+        "allows (the round refused before names them).")] = False,
 ) -> None:
     """Run one backup round on the primary: cut a barrier, collect, bundle and ship a set.
 
@@ -81,12 +84,12 @@ def backup(
         if publication_list is not None:
             settings = settings.model_copy(update={"publication_list": publication_list.absolute()})
         with _errors_logged():
-            return _backup_once(settings, now)
+            return _backup_once(settings, now, confirm_desync)
 
     _run(go)
 
 
-def _backup_once(settings: Settings, now: bool) -> int:
+def _backup_once(settings: Settings, now: bool, confirm_desync: bool = False) -> int:
     """One-shot backup after the settings are loaded: stop intent, the gate, the round."""
     from datetime import datetime
 
@@ -103,7 +106,7 @@ def _backup_once(settings: Settings, now: bool) -> int:
         _outcome(decision.skip)
         return 0
     with _progress_ui("backup") as ui:
-        result = run_backup(settings, ui, cut=not decision.ship_only)
+        result = run_backup(settings, ui, cut=not decision.ship_only, confirm_desync=confirm_desync)
     line = result.message
     if decision.ship_only:
         line = f"no round: {decision.skip}; {line}"

@@ -20,6 +20,7 @@ from drsync.config.values import (
     host,
     integer,
     parse_size_per_second,
+    percentage,
     username,
     uuid_value,
     windows,
@@ -110,7 +111,10 @@ KEYS = (
     Key("remote-config-file", absolute_path, f"{_ABS} of backupRestore.ini on the standby, or N/A"),
     Key("warehouse-layout", choice({"dws": "dws", "hive": "hive"}),
          "dws (<db>/<schema>/<table>, default) or hive (Spark's <db>.db/<table>)"),
+    Key("desync-guard", percentage, "percentage 0%-100% (default 20%) or N/A"),
 )
+# Keys whose N/A means "off" (None), not "the default".
+NONE_WHEN_NOT_SET = frozenset({"desync-guard"})
 KEY_BY_NAME = {key.name: key for key in KEYS}
 KNOWN_KEYS = tuple(KEY_BY_NAME)
 NOT_SET = ("", "n/a")  # compared lower-case: 'N/A' (the DWS tool's spelling) or empty

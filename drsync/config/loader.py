@@ -17,7 +17,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from drsync.config.keys import DISJOINT_PATHS, KEY_BY_NAME, KEYS, NOT_SET, SIDE, SSH_REQUIRED, Key
+from drsync.config.keys import (
+    DISJOINT_PATHS,
+    KEY_BY_NAME,
+    KEYS,
+    NONE_WHEN_NOT_SET,
+    NOT_SET,
+    SIDE,
+    SSH_REQUIRED,
+    Key,
+)
 from drsync.config.model import Settings
 from drsync.errors import ConfigError
 
@@ -68,6 +77,8 @@ def parse_settings_text(text: str, source: str) -> Settings:
             continue
         given[key.field] = (key, number)
         if raw.lower() in NOT_SET:
+            if key.name in NONE_WHEN_NOT_SET:
+                values[key.field] = None
             if key.required_because:
                 failed.add(key.field)
                 problems.append((number, f"{where}: {name}: is required and cannot be N/A or "

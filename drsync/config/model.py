@@ -68,6 +68,7 @@ class Settings(BaseModel):
     remote_drsync_command: tuple[str, ...] = ("drsync",)
     remote_config_file: Path | None = None
     warehouse_layout: Literal["dws", "hive"] = "dws"
+    desync_guard: float | None = 0.2  # share of the replicated tables; None: no guard
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""

@@ -74,6 +74,17 @@ def integer(lowest: int, highest: int | None = None) -> Parser:
     return parse
 
 
+def percentage(value: str) -> float:
+    """`20%` (or `20`) as the share 0.2; 0-100."""
+    number = value[:-1].strip() if value.endswith("%") else value
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", number):
+        raise ValueError(f"{value!r} is not a percentage")
+    share = float(number) / 100
+    if share > 1:
+        raise ValueError(f"{value} is out of range")
+    return share
+
+
 def duration(bare_unit: str | None, lowest: timedelta, highest: timedelta | None = None) -> Parser:
     def parse(value: str) -> timedelta:
         span = parse_duration(value, bare_unit=bare_unit)

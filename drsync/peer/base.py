@@ -91,9 +91,10 @@ class Peer(ABC):
         """Create that site's roots and record the cluster pair (or only report, `check_only`)."""
 
     @abstractmethod
-    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
-                   command: list[str]) -> str:
-        """Make that site log in back to `host` and return the `drsync version` it finds there."""
+    def probe_back(self) -> str:
+        """Make that site log in back to the primary and return the `drsync version` it finds
+        there. That site takes host, user, key and command from its own configuration: a caller
+        choosing them would use its keys against any host (docs/security.md)."""
 
     # ---- reprotect: the new primary's side (the peer opened with purpose "reprotect")
 

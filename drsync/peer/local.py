@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drsync import __version__
@@ -86,11 +85,10 @@ class LocalPeer(Peer):
     def prepare(self, check_only: bool, pair: dict[str, str | None]) -> dict[str, Any]:
         return prepare_roots({"media": self.media, "metadata": self.meta}, pair, check_only)
 
-    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
-                   command: list[str]) -> str:
-        from drsync.peer.probe import probe_version  # imported on use: paramiko is slow to load
+    def probe_back(self) -> str:
+        from drsync.peer.probe import probe_from_settings  # imported on use: paramiko is slow
 
-        return probe_version(host, port, user, Path(key_file), Path(known_hosts), command)
+        return probe_from_settings(self.settings)
 
     def reprotect_info(self) -> dict[str, Any]:
         return NewPrimary(self.settings).info()

@@ -3,16 +3,30 @@ one, strictly (key only, known host keys only), and ask it `drsync version`."""
 
 from __future__ import annotations
 
+import getpass
 import shlex
 from pathlib import Path
 
 import paramiko
 
+from drsync.config import Settings
+from drsync.config.private import check_private_file
 from drsync.errors import TransportError
+
+
+def probe_from_settings(settings: Settings) -> str:
+    """Log in to the primary named in `settings` (this site's own configuration)."""
+    s = settings
+    if not s.primary_host_ip or s.ssh_key_file is None or s.known_hosts_file is None:
+        raise TransportError(f"probe: {s.source_file} needs primary-host-ip, ssh-key-file and "
+                             "known-hosts-file")
+    return probe_version(s.primary_host_ip, s.ssh_port, s.username or getpass.getuser(),
+                         s.ssh_key_file, s.known_hosts_file, list(s.remote_drsync_command))
 
 
 def probe_version(host: str, port: int, user: str, key: Path, known: Path, command: list[str]) -> str:
     """Log in to host strictly (key only, known host keys only) and return `drsync version`."""
+    check_private_file(key, "ssh-key-file")
     client = paramiko.SSHClient()
     try:
         client.load_host_keys(str(known))

@@ -73,11 +73,8 @@ class SshPeer(Peer):
     def prepare(self, check_only: bool, pair: dict[str, str | None]) -> dict[str, Any]:
         return self.link.call("prepare", check_only=check_only, **pair)
 
-    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
-                   command: list[str]) -> str:
-        reply = self.link.call("probe", host=host, port=port, user=user, key_file=key_file,
-                               known_hosts=known_hosts, command=command)
-        return str(reply.get("version"))
+    def probe_back(self) -> str:
+        return str(self.link.call("probe").get("version"))
 
     def reprotect_info(self) -> dict[str, Any]:
         return self.link.call_once("reprotectinfo")

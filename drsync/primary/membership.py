@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drsync.errors import DrsyncError, TableFormatError, TableRecreatedError
+from drsync.errors import ConfigError, DrsyncError, TableFormatError, TableRecreatedError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, read_json, read_json_object
 from drsync.primary.changes import TableChange, TableInventory, collect_changes
@@ -85,7 +85,12 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
     if keys is not None:
         unknown = [k for k in keys if k not in {p.key for p in pubs.publications}]
         if unknown:
-            log.warning("pub.list %s names unknown publication(s): %s", publication_list, ", ".join(unknown))
+            # A typo here would desynchronise (and with drop-desync-table drop) every table of
+            # the publication meant: refuse the round, desynchronise nothing.
+            raise ConfigError(
+                f"publication-list {publication_list} names unknown publication(s): {', '.join(unknown)}; "
+                "nothing was done",
+                hint="fix the list (drsync publication list shows the publications as db.name)")
     if not chosen:
         plan.message = "no publications selected: nothing is protected"
     present = discover_tables(warehouse, layout)

@@ -48,7 +48,7 @@ def write_bundles(
         BundleEntry(
             member=f"{table.relpath}/{f.path}", size=f.size, mtime_ns=f.mtime_ns,
             source=None if f.content is not None else table.path(warehouse) / f.path,
-            content=f.content,
+            content=f.content, root=None if f.content is not None else table.path(warehouse),
         )
         for table, change in changes for f in change.files
     ]

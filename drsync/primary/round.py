@@ -29,10 +29,12 @@ from drsync.fsutil import (
 )
 from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableChange
+from drsync.primary.desync_guard import check_desync_guard, clear_confirmation
 from drsync.primary.membership import (
     NO_PUBLICATIONS,
     clear_reseed,
     collect_table,
+    inventoried,
     inventory_path,
     load_inventory,
     move_and_forget,
@@ -78,13 +80,15 @@ class RoundResult:
 
 
 def run_backup(
-    settings: Settings, ui: UiHook | None = None, peer: Peer | None = None, cut: bool = True
+    settings: Settings, ui: UiHook | None = None, peer: Peer | None = None, cut: bool = True,
+    confirm_desync: bool = False,
 ) -> RoundResult:
     """One backup round: ship what is pending, then cut, build and ship a new set.
 
     A daemon passes its long-lived `peer` so SSH connections (and the remote agents) stay
     open across rounds; without one, the peer is opened and closed for this round.
-    `cut=False` only ships the sets already built: how backpressure drains."""
+    `cut=False` only ships the sets already built: how backpressure drains. `confirm_desync`
+    lets the round desynchronise more tables than desync-guard allows (desync_guard.py)."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
         assert_site_role(meta, "primary", "backup")
@@ -109,7 +113,7 @@ def run_backup(
                 for key in waiting:
                     ship_set(settings, state, transport, key, tracker)
                 if cut:
-                    result = _build_set(settings, state, tracker)
+                    result = _build_set(settings, state, tracker, confirm_desync=confirm_desync)
                 else:
                     result = RoundResult(None, f"shipped {len(waiting)} waiting set(s); no new set cut")
                 result.sets_shipped = len(waiting)
@@ -145,7 +149,7 @@ CUT_ATTEMPTS = 3  # a set whose collected files vanish before packing is cut aga
 
 
 def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker,
-               attempt: int = 1) -> RoundResult:
+               attempt: int = 1, confirm_desync: bool = False) -> RoundResult:
     meta, media = settings.primary_metadata_destination, settings.primary_media_destination
     warehouse = settings.primary_warehouse
     if stop_requested(meta, "backup"):
@@ -208,6 +212,8 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         changes.append((table, change))
         versions[table.name] = change.to_version
     crash_point("backup.collected")
+    check_desync_guard(meta, settings.desync_guard, len(inventoried(meta)), plan.desync, confirm_desync,
+                       settings.source_file)
 
     tracker.step("COMPRESS")
     set_dir = media / key
@@ -230,7 +236,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
                 hint="the next round tries again; avoid VACUUM with a retention shorter than a round")
         log.warning("set %s: %s vanished between collect and packing (VACUUM?); cutting the set "
                     "again (%d of %d)", key, vanished, attempt, CUT_ATTEMPTS - 1)
-        return _build_set(settings, state, tracker, attempt + 1)
+        return _build_set(settings, state, tracker, attempt + 1, confirm_desync)
     manifest = make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     manifest.desync, manifest.renames = plan.desync, renames
     if plan.publications is not None:
@@ -245,6 +251,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     save_state(meta, state)
     crash_point("backup.committed")
     move_and_forget(meta, renames, plan.desync)
+    clear_confirmation(meta)
     for table, change in changes:
         path = inventory_path(meta, table)
         ensure_dir(path.parent)

@@ -21,7 +21,8 @@ import zstandard
 
 from drsync.errors import IntegrityError, disk_full
 from drsync.faults import crash_point
-from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir
+from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir, open_private
+from drsync.nofollow import open_regular_nofollow
 
 # compression-level 0..9 onto zstd's 1..19 scale; 0 means store without compression.
 ZSTD_LEVELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 9, 7: 12, 8: 15, 9: 19}
@@ -51,6 +52,9 @@ class BundleEntry:
     mtime_ns: int
     source: Path | None = None  # read from disk at packing time ...
     content: bytes | None = None  # ... or these bytes, captured at collect time
+    # The table directory `source` lies in: the file is then opened without following a
+    # symlink anywhere below it, and only if it is a regular file (nofollow.py).
+    root: Path | None = None
 
 
 @dataclass
@@ -151,7 +155,7 @@ def write_bundle(
     packed: list[PackedFile] = []
     missing: list[str] = []
     raw_total = 0
-    with open(tmp, "wb") as out:
+    with open_private(tmp) as out:
         writer: Any = _HashingWriter(out, lambda n: tick(0, n))
         sink: Any = writer
         if compression == "zstd":
@@ -160,7 +164,7 @@ def write_bundle(
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for e in entries:
                 try:
-                    src: BinaryIO = open(e.source, "rb") if e.source else io.BytesIO(e.content or b"")  # noqa: SIM115
+                    src: BinaryIO = (_open_source(e) if e.source else io.BytesIO(e.content or b""))
                 except FileNotFoundError:
                     missing.append(e.member)
                     continue
@@ -185,6 +189,14 @@ def write_bundle(
     fsync_dir(final.parent)
     return BundleResult(final, writer.count, writer.hash.hexdigest(), raw_total, packed, missing,
                         compression)
+
+
+def _open_source(e: BundleEntry) -> BinaryIO:
+    assert e.source is not None
+    if e.root is None:
+        return open(e.source, "rb")  # closed by the caller's `with`
+    rel = e.source.relative_to(e.root).as_posix()
+    return open_regular_nofollow(e.root, rel, table=".".join(e.member.split("/")[:3]))
 
 
 @dataclass
@@ -235,7 +247,7 @@ def extract_bundle(
                     assert src is not None
                     h = new_hash()
                     tmp = exp.dest.parent / f"{TMP_PREFIX}{exp.dest.name}"
-                    with open(tmp, "wb") as out:
+                    with open_private(tmp) as out:
                         while chunk := src.read(CHUNK):
                             h.update(chunk)
                             out.write(chunk)

@@ -153,6 +153,8 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"manifest {path} does not exist") from None
     except ValueError as e:
         raise ManifestError(f"manifest {path} is not valid JSON (truncated?): {e}") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {path} is not valid JSON (nested too deeply)") from None
     return parse_manifest(raw, where=str(path))
 
 

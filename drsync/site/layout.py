@@ -116,6 +116,11 @@ RPO_HISTORY_FILE = "rpo-history.json"  # the dashboard's 24 h RPO chart (site/rp
 DRILLS_DIR = "drills"  # under restore-metadata-destination: one record per drill (site/drills.py)
 REMOTE_CACHE_SUFFIX = ".remote-cache"
 
+# Exactly what a primary ships through the standby's agent (transport/confine.py allows only
+# these): a set's bundles into the media area, its manifest into the metadata area.
+SHIPPED_BUNDLE_REL = re.compile(rf"^(?P<key>{_KEY})/(?P=key)_\d{{4,6}}\.tar(?:\.zst)?$")
+SHIPPED_MANIFEST_REL = re.compile(rf"^{MANIFEST_DIR}/{_KEY}\.manifest\.json$")
+
 
 def manifest_rel(key: str) -> str:
     """A manifest's path relative to the metadata area."""

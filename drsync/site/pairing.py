@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from drsync import __version__
 from drsync.config import Settings
-from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError
+from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError, TransportError
 from drsync.fsutil import atomic_write_bytes, ensure_dir
 from drsync.site.layout import PAIR_FILE
 from drsync.transport.ssh import Peer, agent_command
@@ -23,8 +23,7 @@ from drsync.transport.ssh import Peer, agent_command
 class OtherSite(Protocol):
     """The other site as `probe_primary` needs it (a `drsync.peer.Peer`)."""
 
-    def probe_back(self, host: str, port: int, user: str, key_file: str, known_hosts: str,
-                   command: list[str]) -> str: ...
+    def probe_back(self) -> str: ...
 
 GIB = 1 << 30
 
@@ -55,6 +54,15 @@ def authorized_keys_line(settings: Settings, peer: Peer = "standby") -> str | No
         return None
     command = agent_command(settings, peer).replace("\\", "\\\\").replace('"', '\\"')
     return f'command="{command}",restrict {public}'
+
+
+def standby_key_line(settings: Settings, public: str) -> str:
+    """The primary's authorized_keys line for the standby's key: pinned to the primary's agent
+    (a compromised standby gets no shell there) and, with from=, usable from the standby only."""
+    command = agent_command(settings, "primary").replace("\\", "\\\\").replace('"', '\\"')
+    source = settings.restore_host_ip
+    origin = f'from="{source}",' if source else ""
+    return f'command="{command}",{origin}restrict {public}'
 
 
 def keyscan_hint(settings: Settings, host: str) -> str:
@@ -100,12 +108,14 @@ def probe_primary(settings: Settings, remote: OtherSite) -> str:
     """Make the standby's agent log in to the primary; raises DrsyncError with a hint."""
     primary = host_of(settings, "primary")
     try:
-        version = remote.probe_back(
-            primary, settings.ssh_port, user_of(settings), str(settings.ssh_key_file),
-            str(settings.known_hosts_file), list(settings.remote_drsync_command))
+        # The standby's agent takes host, user, key and command from its own --config.
+        version = remote.probe_back()
     except DrsyncError as e:
         standby = host_of(settings, "standby")
-        if "known_hosts" in e.message or "BadHostKey" in e.message:
+        if "without --config" in e.message:
+            hint = ("set remote-config-file (the standby's backupRestore.ini) in "
+                    f"{settings.source_file}: the standby logs in to the primary with its own settings")
+        elif "known_hosts" in e.message or "BadHostKey" in e.message:
             hint = f"on the standby ({standby}): {keyscan_hint(settings, primary)}"
         elif "Timeout" in e.message:
             hint = (f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port}; if the "
@@ -114,7 +124,8 @@ def probe_primary(settings: Settings, remote: OtherSite) -> str:
         elif "Authentication" in e.message:
             pub = Path(f"{settings.ssh_key_file}.pub")
             key = pub.read_text().strip() if pub.exists() else f"<contents of {pub} on {standby}>"
-            hint = f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on {primary}: restrict {key}"
+            hint = (f"add this line to ~{user_of(settings)}/.ssh/authorized_keys on {primary}: "
+                    f"{standby_key_line(settings, key)}")
         else:
             hint = f"check that the standby ({standby}) reaches {primary}:{settings.ssh_port} over SSH"
         raise DrsyncError(f"standby->primary: {e.message}", hint=hint) from None
@@ -178,14 +189,18 @@ def nearest_existing(path: Path) -> Path:
 def prepare_roots(roots: dict[str, Path], pair: dict[str, str | None], check_only: bool) -> dict[str, Any]:
     """A site's side of prepare: create its roots (mode 0750) and record the cluster pair, then
     report the pair recorded there and each root's space and access. `check_only` changes nothing."""
+    recorded = _read_pair(roots["metadata"] / PAIR_FILE)
+    if not check_only and isinstance(recorded, dict) and recorded != pair:
+        # Re-pairing is the standby administrator's decision, never a primary's word.
+        raise TransportError(
+            f"this site records another pair ({recorded.get('primary_cluster_id')} / "
+            f"{recorded.get('standby_cluster_id')}) in {roots['metadata'] / PAIR_FILE}",
+            hint="to re-pair deliberately, remove that file on this site, then run drsync prepare")
     if not check_only:
         for root in roots.values():
             ensure_dir(root, mode=0o750)
         atomic_write_bytes(roots["metadata"] / PAIR_FILE, json.dumps(pair, indent=2).encode() + b"\n")
-    try:
-        recorded: Any = json.loads((roots["metadata"] / PAIR_FILE).read_bytes())
-    except (FileNotFoundError, ValueError):
-        recorded = None
+        recorded = _read_pair(roots["metadata"] / PAIR_FILE)
     out: dict[str, Any] = {"pair": recorded}
     for area, root in roots.items():
         probe = nearest_existing(root)
@@ -193,3 +208,10 @@ def prepare_roots(roots: dict[str, Path], pair: dict[str, str | None], check_onl
         out[area] = {"free": usage.free, "total": usage.total, "exists": root.exists(),
                      "writable": os.access(probe, os.W_OK)}
     return out
+
+
+def _read_pair(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None

@@ -84,16 +84,11 @@ def op_prepare(agent: Agent, req: dict[str, Any]) -> dict[str, Any]:
 def op_probe(agent: Agent, req: dict[str, Any]) -> dict[str, Any]:
     """Connect from here back to the primary (strict host keys, key only) and run
     `<command> version` there: proves the standby->primary direction of the pair."""
-    from drsync.peer.probe import probe_version  # imported on use: paramiko is slow to load
+    from drsync.peer.probe import probe_from_settings  # imported on use: paramiko is slow to load
 
-    host, port, user = req.get("host"), req.get("port"), req.get("user")
-    key, known, command = req.get("key_file"), req.get("known_hosts"), req.get("command")
-    if not (isinstance(host, str) and isinstance(port, int) and isinstance(user, str)
-            and isinstance(command, list) and all(isinstance(w, str) for w in command)
-            and isinstance(key, str) and key.startswith("/")
-            and isinstance(known, str) and known.startswith("/")):
-        raise TransportError("probe: bad arguments")
-    return {"version": probe_version(host, port, user, Path(key), Path(known), command)}
+    # Every parameter comes from this agent's own --config, never from the request: a caller
+    # choosing host, key and command would use this host's keys against any host.
+    return {"version": probe_from_settings(agent_settings(agent.config, agent.roots["metadata"]))}
 
 
 HANDLERS: dict[str, Handler] = {

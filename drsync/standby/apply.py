@@ -28,6 +28,7 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
+from drsync.nofollow import symlink_on_path
 from drsync.sets.bundle import file_hash
 from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.site.progress import ProgressTracker
@@ -37,6 +38,16 @@ from drsync.tableformat.base import FileRole
 
 log = logging.getLogger("drsync.standby.apply")
 LOG_NEW = ".drsync-log-new"  # where a new log is built before it is made visible at once
+
+
+def refuse_symlinked_table(warehouse: Path, name: str) -> None:
+    """A table path with a symlink on the way (db, schema or table directory) would make the
+    standby write, chmod and delete wherever it points: refused, never followed."""
+    link = symlink_on_path(warehouse, name.replace(".", "/"))
+    if link is not None:
+        raise StandbyConflictError(
+            f"table {name}: {warehouse / link} on the standby is a symlink; drsync never writes "
+            "through one", hint=f"replace {warehouse / link} by a real directory, then run restore again")
 
 
 def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> None:
@@ -228,10 +239,19 @@ def delete_files(tdir: Path, paths: list[str]) -> None:
     touched: set[Path] = set()
     for rel in paths:
         p = tdir / rel
+        if "/" in rel and symlink_on_path(tdir, rel.rsplit("/", 1)[0]) is not None:
+            log.warning("%s: not deleted: a symlink on its way leaves the table", p)
+            continue
+        if not p.parent.is_dir():
+            continue  # nothing there to delete (a parent is gone, or is a file)
         make_writable_dir(p.parent)
         touched.add(p.parent)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             p.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # the primary deletes files; a directory stays
+            log.warning("%s: not deleted: a directory, not a file", p)
         crash_point("delete.file")
     for d in touched:
         with contextlib.suppress(FileNotFoundError):

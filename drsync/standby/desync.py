@@ -24,12 +24,13 @@ from drsync.fsutil import (
     make_writable_dir,
     rmtree_force,
 )
+from drsync.nofollow import printable
 from drsync.sets.manifest import Manifest, ManifestTable
 from drsync.site.layout import PUBLICATIONS_FILE
 from drsync.site.names import relpath_of
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
-from drsync.standby.apply import apply_table
+from drsync.standby.apply import apply_table, refuse_symlinked_table
 
 log = logging.getLogger("drsync.standby.desync")
 REPLACE_SUFFIX = ".drsync-replace"  # hidden ('.' first): never discovered as a table
@@ -40,6 +41,13 @@ def apply_renames(warehouse: Path, state: StandbyState, m: Manifest) -> None:
     for r in m.renames:
         src = warehouse / relpath_of(r.from_name)
         dest = warehouse / relpath_of(r.to_name)
+        if r.from_name not in state.tables:
+            # Only a table drsync replicates here moves: never a local one on the primary's word.
+            log.warning("set %s: move of %s to %s ignored: %s is not replicated on this standby",
+                        m.key, r.from_name, r.to_name, r.from_name)
+            continue
+        refuse_symlinked_table(warehouse, r.from_name)
+        refuse_symlinked_table(warehouse, r.to_name)
         if src.is_dir() and dest.exists():
             raise StandbyConflictError(
                 f"set {m.key}: table {r.from_name} moved to {r.to_name} on the primary, but "
@@ -114,10 +122,10 @@ def apply_desync(settings: Settings, state: StandbyState, m: Manifest) -> None:
                 fsync_dir(tdir.parent)
             crash_point("restore.desync_dropped")
             log.warning("set %s: table %s is no longer replicated (%s): dropped (desync-table-operation)",
-                        m.key, d.name, d.reason)
+                        m.key, d.name, printable(d.reason))
         else:
             log.warning("set %s: table %s is no longer replicated (%s): kept read-only; "
-                        "set-independent makes it writable", m.key, d.name, d.reason)
+                        "set-independent makes it writable", m.key, d.name, printable(d.reason))
         prior = state.desynced.get(d.name)
         state.desynced[d.name] = DesyncedTable(
             reason=d.reason, key=m.key, operation=op,
@@ -131,7 +139,7 @@ def warn_desynced(settings: Settings, state: StandbyState) -> None:
     for name, d in sorted(state.desynced.items()):
         if d.operation != "drop-desync-table":
             log.warning("table %s is desynchronised since set %s (%s); its standby copy is not updated",
-                        name, d.key, d.reason)
+                        name, d.key, printable(d.reason))
 
 
 def store_publications(settings: Settings, m: Manifest) -> None:

@@ -35,9 +35,11 @@ from drsync.fsutil import (
     atomic_write_json,
     ensure_dir,
     fsync_dir,
+    make_private_dirs,
     rmtree_force,
     sync_filesystem,
 )
+from drsync.nofollow import printable, refuse_symlink_path
 from drsync.roles.epoch import assert_site_role, read_role
 from drsync.sets.bundle import Expected, extract_bundle
 from drsync.sets.manifest import Manifest, history_detail, load_manifest
@@ -61,7 +63,7 @@ from drsync.site.state import (
     save_state,
     stop_requested,
 )
-from drsync.standby.apply import apply_table, check_conflicts, delete_files
+from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
 from drsync.standby.delay import record_held, split_due
 from drsync.standby.desync import (
     apply_desync,
@@ -229,6 +231,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
 
     tracker.step("VERIFY")
     staging = WarehouseLayout(warehouse).staging / m.key
+    refuse_symlink_path(warehouse, str(staging.relative_to(warehouse)), table="(staging)", what="path")
     rmtree_force(staging)
     tracker.total = sum(f.size for t in m.tables for f in t.files)
     tracker.measure = "consumed"
@@ -236,7 +239,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     for t in m.tables:
         for f in t.files:
             dest = staging / t.path / f.path
-            os.makedirs(dest.parent, exist_ok=True)  # staging is rebuilt by any re-run: no fsync
+            make_private_dirs(dest.parent)  # staging is rebuilt by any re-run: no fsync
             by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
     try:
         for b in m.bundles:
@@ -260,8 +263,12 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
 
     tracker.step("APPLY")
     apply_renames(warehouse, state, m)
+    # Deletions are the primary's word about files it shipped: only for tables replicated here.
+    replicated = set(state.tables) | set(state.desynced)
     replaced = {t.name for t in m.tables if replaces(warehouse, state, t)}
     try:
+        for t in m.tables:
+            refuse_symlinked_table(warehouse, t.name)
         for t in m.tables:
             if t.name not in replaced:  # a replacement overrides whatever the standby holds
                 check_conflicts(warehouse, state, t)
@@ -285,7 +292,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     atomic_write_json(WarehouseLayout(warehouse).barrier_map(m.key), m.versions)
     crash_point("restore.barrier_published")
     for t in m.tables:
-        delete_files(warehouse / t.path, t.deletions)
+        if t.name in replicated:
+            delete_files(warehouse / t.path, t.deletions)
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
@@ -306,5 +314,5 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     })
     for t in m.tables:
         for w in t.warnings:
-            log.warning("set %s: %s", m.key, w)
+            log.warning("set %s: %s", m.key, printable(w))  # the primary's text: one log line
     log.info("set %s applied: %d table(s) changed, barrier %s", m.key, len(m.tables), m.barrier_utc)

@@ -26,12 +26,21 @@ from typing import Any, BinaryIO
 from drsync import __version__
 from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
-from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
+from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
 from drsync.logsetup import setup_stderr_logging
+from drsync.nofollow import refuse_symlink_path
 from drsync.sets.bundle import file_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
-from drsync.transport.protocol import PROTOCOL_VERSION, read_exact, read_header, read_payload, write_frame
+from drsync.transport.confine import check_primary_write
+from drsync.transport.protocol import (
+    PROTOCOL_VERSION,
+    FrameError,
+    read_exact,
+    read_header,
+    read_payload,
+    write_frame,
+)
 
 PART_SUFFIX = ".part"
 # A data operation: (request, the stream its payload is on) -> (reply fields, reply payload).
@@ -60,19 +69,38 @@ class Agent:
         self.caller_epoch: int | None = None  # from hello
         self.purpose = ""  # from hello: "reprotect" lets an old primary use the reprotect ops
 
-    def path(self, req: dict[str, Any], key: str = "rel") -> Path:
+    def path(self, req: dict[str, Any], key: str = "rel", *, allow_root: bool = False) -> Path:
+        """The area path `req[key]` names. "." (the root itself) only where asked for: a file
+        op on it would reach the root's parent (`<root>.part`)."""
         area = req.get("area")
         if area not in self.roots:
             raise TransportError(f"unknown area {area!r}")
         rel = req.get(key)
         if not isinstance(rel, str):
             raise TransportError(f"missing {key}")
-        if rel == ".":
+        if rel == "." and allow_root:
             return self.roots[area]
         return self.roots[area] / safe_relpath(rel, table="(agent)", where=f"{area} path")
 
+    def _writable(self, req: dict[str, Any]) -> Path:
+        """The path of a put/write: one a primary legitimately writes, no symlink on the way."""
+        check_primary_write(str(req.get("op")), req.get("area"), req.get("rel"))
+        p = self.path(req)
+        root = self.roots[str(req["area"])]
+        rel = str(req["rel"])
+        for candidate in (rel, rel + PART_SUFFIX):
+            refuse_symlink_path(root, candidate, table="(agent)", what="path")
+        return p
+
     def serve(self, r: BinaryIO, w: BinaryIO) -> None:
-        while (req := read_header(r)) is not None:
+        while True:
+            try:
+                req = read_header(r)
+            except FrameError as e:  # the bad frame was consumed whole: answer, stay in sync
+                write_frame(w, {"ok": False, "code": e.code, "error": e.message})
+                continue
+            if req is None:
+                return
             op = req.get("op")
             try:
                 if op == "bye":
@@ -98,6 +126,12 @@ class Agent:
                 code = "ENOSPC" if e.errno == 28 else "EIO"
                 write_frame(w, {"ok": False, "code": code,
                                 "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+                # A request no check above foresaw (a hostile or broken peer): answer in one
+                # line and end the connection, whose stream may be out of sync by now.
+                write_frame(w, {"ok": False, "code": "EPROTO",
+                                "error": f"{op!r}: bad request ({type(e).__name__})"})
+                return
 
     def _handler(self, op: object) -> DataOp | None:
         """The data operations are this class's `op_*`; the site's come from `operations`."""
@@ -141,13 +175,13 @@ class Agent:
             if not (isinstance(offset, int) and isinstance(size, int) and offset >= 0 and size >= 0
                     and isinstance(want, str)):
                 raise TransportError("put needs integer offset/size and a blake2b")
-            p = self.path(req)
+            p = self._writable(req)
             ensure_dir(p.parent)
             part = p.with_name(p.name + PART_SUFFIX)
             have = part.stat().st_size if part.exists() else 0
             if offset != have and offset != 0:
                 raise TransportError(f"{p.name}: resume offset {offset} but {have} bytes are there")
-            with open(part, "r+b" if offset else "wb") as f:
+            with open_private(part, truncate=not offset) as f:
                 f.seek(offset)
                 f.truncate()
                 while remaining:
@@ -168,7 +202,11 @@ class Agent:
         if done > size or file_hash(part) != want:
             part.unlink()
             return {"complete": False, "have": 0, "corrupt": True}, b""
-        os.replace(part, p)
+        try:
+            os.replace(part, p)
+        except OSError:
+            part.unlink()  # e.g. a directory of that name: a retry would fail the same way
+            raise
         fsync_dir(p.parent)
         return {"complete": True, "have": done}, b""
 
@@ -179,8 +217,8 @@ class Agent:
                 n -= len(read_exact(r, min(CHUNK, n)))
 
     def op_write(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        data = read_payload(r, req)
-        atomic_write_bytes(self.path(req), data)
+        data = read_payload(r, req)  # first: a refused write still leaves the stream in sync
+        atomic_write_bytes(self._writable(req), data)
         return {}, b""
 
     def op_read(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
@@ -192,7 +230,7 @@ class Agent:
     def op_list(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         files: dict[str, int] = {}
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            for e in os.scandir(self.path(req)):
+            for e in os.scandir(self.path(req, allow_root=True)):
                 if e.is_file(follow_symlinks=False):
                     files[e.name] = e.stat().st_size
         return {"files": files}, b""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from drsync.errors import IntegrityError, TransportError
 from drsync.faults import crash_point
-from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir
+from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
 from drsync.sets.bundle import file_hash
 from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
@@ -78,7 +78,8 @@ class LocalTransport(Transport):
 
 def _copy_from(src: Path, part: Path, offset: int, progress: SendProgress | None) -> int:
     sent = 0
-    with open(src, "rb") as fin, open(part, "ab") as fout:
+    with open(src, "rb") as fin, open_private(part, truncate=False) as fout:
+        fout.seek(offset)
         fin.seek(offset)
         while chunk := fin.read(CHUNK):
             fout.write(chunk)

@@ -39,6 +39,11 @@ MAX_HEADER = 1 << 20
 _LEN = struct.Struct(">I")
 
 
+class FrameError(TransportError):
+    """A frame read whole but unusable (not JSON, nested too deeply, not an object): the
+    stream is still in sync, so the agent answers with this error and reads the next one."""
+
+
 def write_frame(w: BinaryIO, header: dict[str, Any], payload: bytes = b"") -> None:
     if payload:
         header = {**header, "length": len(payload)}
@@ -68,12 +73,15 @@ def read_header(r: BinaryIO) -> dict[str, Any] | None:
     (n,) = _LEN.unpack(raw)
     if n > MAX_HEADER:
         raise TransportError(f"protocol error: header of {n} bytes (limit {MAX_HEADER})")
+    data = read_exact(r, n)
     try:
-        header = json.loads(read_exact(r, n))
+        header = json.loads(data)
     except ValueError as e:
-        raise TransportError(f"protocol error: header is not JSON ({e})") from None
+        raise FrameError(f"protocol error: header is not JSON ({e})") from None
+    except RecursionError:  # e.g. 100 kB of `[`: the decoder's recursion limit, not a crash
+        raise FrameError("protocol error: header nested too deeply") from None
     if not isinstance(header, dict):
-        raise TransportError("protocol error: header is not a JSON object")
+        raise FrameError("protocol error: header is not a JSON object")
     return header
 
 

@@ -30,6 +30,7 @@ import paramiko
 
 from drsync import __version__
 from drsync.config import Settings
+from drsync.config.private import check_private_file
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
@@ -106,6 +107,7 @@ class Link:
         key = settings.ssh_key_file
         if known is None or key is None:
             raise ConfigError("transport=ssh needs known-hosts-file and ssh-key-file")
+        check_private_file(key, "ssh-key-file")
         self.client = paramiko.SSHClient()
         try:
             self.client.load_host_keys(str(known))

@@ -33,6 +33,7 @@ TOKEN = "fuzz-token-0123456789"
 def replicated(tmp_path_factory: pytest.TempPathFactory) -> Sites:
     base = tmp_path_factory.mktemp("fuzz-api")
     (base / "token").write_text(TOKEN + "\n")
+    (base / "token").chmod(0o600)  # a token readable by others disables the API
     sites = make_sites(base / "sites", extra=f"api-token-file={base / 'token'}\nrpo-target=10m")
     create_sample_warehouse(sites.primary, rows=10)
     drsync("backup", "-c", str(sites.config), check=True)

@@ -138,6 +138,7 @@ def _caught_up(sites: Sites, after: str = "") -> str:
 
 def test_daemons_replicate_obey_intent_and_serve_the_api(tmp_path: Path, daemons: Any) -> None:
     (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o600)
     sites, p_port, s_port = _site_with_ports(tmp_path, f"api-token-file={tmp_path / 'token'}\nrpo-target=1h")
     # the standby host's own file: the same pair, without a token (its mutating endpoints are off)
     standby_cfg = tmp_path / "standby.ini"

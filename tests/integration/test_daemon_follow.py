@@ -17,7 +17,11 @@ TABLE = "hr.people.employees"
 
 
 def test_daemons_follow_a_switchover_and_replicate_back(tmp_path: Path, daemons: Any) -> None:  # noqa: F811
-    sites, p_port, s_port = _site_with_ports(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("follow-token")
+    token.chmod(0o600)
+    sites, p_port, s_port = _site_with_ports(tmp_path, f"api-token-file={token}\n")
+    auth = {"Authorization": "Bearer follow-token"}  # /status names the config file only then
     create_sample_warehouse(sites.primary, rows=10)
     primary = daemons(sites.config, "primary", p_port, tmp_path)
     standby = daemons(sites.config, "standby", s_port, tmp_path)
@@ -36,7 +40,8 @@ def test_daemons_follow_a_switchover_and_replicate_back(tmp_path: Path, daemons:
         d.http = type(d.http)(base_url=d.url, timeout=10)
     for d in (primary, standby):
         wait_for(f"the {d.role} daemon on the swapped file",
-                 lambda d=d: d.get("/status")["config"] == str(swapped), timeout=60)
+                 lambda d=d: d.http.get("/status", headers=auth).json()["config"] == str(swapped),
+                 timeout=60)
     assert "restarting into it" in primary.log and "restarting into it" in standby.log
     assert primary.proc is not None and primary.proc.poll() is None  # the same process (exec)
 

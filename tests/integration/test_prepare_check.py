@@ -32,6 +32,7 @@ ssh-port={server.port}
 ssh-key-file={key or server.client_key}
 known-hosts-file={known or server.known_hosts}
 remote-drsync-command={sys.executable} -m drsync
+remote-config-file={base / "backupRestore.ini"}
 """
     # No publication: prepare and check must find (and create) the metadata directories themselves.
     return load_settings(write_config(base, transport="ssh", grace="0s", extra=extra, publish_all=False))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError, TableRecreatedError
+from drsync.nofollow import refuse_symlink_path
 from drsync.tableformat.base import FileRef, FileToShip, TableChange, TableInventory
 from drsync.tableformat.delta import actions as delta_actions
 from drsync.tableformat.delta.checkpoints import checkpoint_sidecars, snapshot
@@ -190,6 +191,10 @@ def collect_changes(
                     "mirrored as it is"
                 )
 
+    # A symlink in the table directory would ship whatever it points to (an SSH key, the
+    # API token): such a table is left out of the set, named (docs/security.md).
+    for path in ship:
+        refuse_symlink_path(table_dir.parent, f"{table_dir.name}/{path}", table=name, what="path")
     deletions = _deletions(table_dir, listing, inv, removed_in_range)
     for f in ship.values():
         if f.kind in DATA_KINDS:

@@ -65,6 +65,7 @@ def _settings(tmp_path: Path, extra: str = "") -> Settings:
 @pytest.fixture
 def view(tmp_path: Path) -> FakeDaemon:
     (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o600)
     return FakeDaemon(_settings(tmp_path, f"api-token-file={tmp_path / 'token'}\nrpo-target=10m"))
 
 
@@ -183,7 +184,7 @@ def test_schemathesis_finds_no_500(view: FakeDaemon, broken: bool) -> None:
         view.error = RuntimeError("state unreadable")
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(view))
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
-    assert len(operations) == 9  # with GET / (the dashboard)
+    assert len(operations) == 10  # with GET / (the dashboard) and POST /confirm-desync
     strategies = [op.as_strategy(generation_mode=mode) for op in operations
                   for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
 

@@ -124,6 +124,7 @@ def test_settings_is_frozen_and_role_helpers() -> None:
 # ---------------------------------------------------------------- one error line per bad value
 
 BAD_VALUES = [
+    ("desync-guard", "120%"), ("desync-guard", "a lot"),
     ("life-cycle", "7w"), ("life-cycle", "-1d"),
     ("backuprestoreinfo-file", "dir/history.csv"), ("backuprestoreinfo-file", ".."),
     ("username", "bad user"), ("username", "9lives"),
