@@ -53,10 +53,14 @@ def due_ms(m: Manifest, delay: timedelta) -> int:
 def split_due(chain: Sequence[Manifest], delay: timedelta, now: datetime) -> tuple[list[Manifest], Held]:
     """The leading sets of `chain` whose barrier is at least `delay` old at `now`, and the rest.
 
-    A set is due exactly when `barrier + delay <= now` (millisecond precision)."""
+    A set is due exactly when `barrier + delay <= now` (millisecond precision). Without a
+    delay every set is due: the primary's clock may run ahead of this host's (skew, a clock
+    stepped back), and replication must never wait for this host's clock to catch up."""
     now_ms = int(now.astimezone(UTC).timestamp() * 1000)
     ready: list[Manifest] = []
     held = Held(delay)
+    if delay <= timedelta(0):
+        return list(chain), held
     for i, m in enumerate(chain):
         if due_ms(m, delay) > now_ms:
             rest = chain[i:]

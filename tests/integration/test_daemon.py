@@ -155,7 +155,8 @@ def test_daemons_replicate_obey_intent_and_serve_the_api(tmp_path: Path, daemons
     # stop-backup as the CLI records it: the loop honours it, the state says `stopped`
     drsync("stop-backup", "-c", str(sites.config), check=True)
     wait_for("backup stopped", lambda: primary.get("/progress")["apply"]["backupState"] == "stopped")
-    assert primary.get("/status")["paused"] == "stopped by stop-backup"
+    # the CLI shows `stopped` at once (daemon/oneshot.py); the loop's own pause follows at its next pass
+    wait_for("the loop paused", lambda: primary.get("/status")["paused"] == "stopped by stop-backup")
     # backup is stopped, so the primary's newest key no longer moves: equality stays true
     stopped_at = wait_for("standby caught up", lambda: _caught_up(sites)
                           == primary.get("/progress")["primary cluster"]["key"] and _caught_up(sites))

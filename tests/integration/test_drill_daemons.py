@@ -18,9 +18,9 @@ __all__ = ["daemons"]  # the fixture, used by name
 def test_drill_while_daemons_replicate(tmp_path: Path, daemons: Any) -> None:
     sites, p_port, s_port = _site_with_ports(tmp_path)
     create_sample_warehouse(sites.primary, rows=30)
-    primary = daemons(sites.config, "primary", p_port, tmp_path)
+    daemons(sites.config, "primary", p_port, tmp_path)
     standby = daemons(sites.config, "standby", s_port, tmp_path)
-    wait_for("first set restored", lambda: _caught_up(primary, standby), timeout=60)
+    wait_for("first set restored", lambda: _caught_up(sites), timeout=60)
 
     writing = threading.Event()
     failures: list[BaseException] = []
@@ -31,7 +31,7 @@ def test_drill_while_daemons_replicate(tmp_path: Path, daemons: Any) -> None:
                 write(sites.primary, r + 1)
                 after = _key_after_now()  # a round cut after the write
                 writing.set()
-                wait_for("a round after the write", lambda a=after: _caught_up(primary, standby, after=a),
+                wait_for("a round after the write", lambda a=after: _caught_up(sites, after=a),
                          timeout=60)
         except BaseException as e:  # reported by the test
             failures.append(e)
@@ -53,7 +53,7 @@ def test_drill_while_daemons_replicate(tmp_path: Path, daemons: Any) -> None:
     # replication went on through it: the standby catches up with the primary's last writes
     ROUND_WRITES[0](sites.primary, 99)
     last = _key_after_now()
-    wait_for("the last writes restored", lambda: _caught_up(primary, standby, after=last), timeout=60)
+    wait_for("the last writes restored", lambda: _caught_up(sites, after=last), timeout=60)
     for name in TABLES:
         assert rows(con, table_dir(sites.standby, name)) == rows(con, table_dir(sites.primary, name)), name
     assert "error" not in standby.decision().lower()
