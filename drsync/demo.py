@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from drsync.fsutil import rmtree_force
+from drsync.publications.store import publish_everything
 from drsync.site.names import relpath_of
 
 AWKWARD_REGIONS = ["north east", "a=b", "100%", "Zürich", "東京", "plain"]
@@ -134,7 +136,6 @@ compression-level=1
 barrier-grace={grace}
 {extra}""")
     if publish_all:
-        from drsync.publications.store import publish_everything
 
         publish_everything(base / "primary" / "metadata")
     return cfg
@@ -155,7 +156,6 @@ def main() -> None:
     args = ap.parse_args()
     base = Path(args.dir).resolve()
     if base.exists():
-        from drsync.fsutil import rmtree_force
 
         rmtree_force(base)
     wh = base / "primary" / "warehouse"

@@ -34,6 +34,7 @@ from drsync.api.metrics import CONTENT_TYPE, DrsyncMetrics
 from drsync.config import Role, Settings
 from drsync.config.private import check_private_file
 from drsync.errors import ConfigError, DrsyncError
+from drsync.primary.desync_guard import confirm_refused
 from drsync.roles.status import progress_document
 from drsync.site.document import ProgressDocument, standby_rpo_seconds
 from drsync.site.forecast import site_forecast
@@ -250,7 +251,6 @@ def create_app(view: DaemonView) -> FastAPI:
               dependencies=[Depends(require_token)], responses=_DENIED,
               summary="Confirm the desynchronisation the last backup round refused (desync-guard)")
     def confirm_desync(request: Request) -> IntentRecorded:
-        from drsync.primary.desync_guard import confirm_refused
 
         if view.role != "primary":
             raise HTTPException(409, f"this daemon is the {view.role}; send confirm-desync to the "

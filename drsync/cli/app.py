@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from drsync.config import Settings, load_settings
+from drsync.config.envfile import load_side_env
 from drsync.errors import ConfigError, DrsyncError
 from drsync.logsetup import setup_stderr_logging
 
@@ -42,7 +43,6 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: Path, side: str = "primary") -> Settings:
-    from drsync.config.envfile import load_side_env
 
     settings = load_settings(path)
     load_side_env(settings, "primary" if side == "primary" else "standby")

@@ -1,6 +1,11 @@
 """`drsync drill start/list/drop`: writable forks of the standby at a retained barrier, made
-while replication goes on (logic in drill.py). Registered on `drsync.cli.main.app` when this module
-is imported (cli.py imports it), using cli.py's one error boundary `_run`."""
+while replication goes on (logic in drill.py). Registered on `drsync.cli.app.app` when this module
+is imported (cli/main.py imports it), using cli/app.py's one error boundary `_run`.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The DWS tool is driven as `<tool> -t backup --config-file F --disaster-fine-grained ...`; cron
 lines and scripts written for it run unchanged with `drsync` as the program name. `main()` in
-cli.py calls `translate` on argv: a line in that form (its first word an option, `-t`/`--type`
+cli/main.py calls `translate` on argv: a line in that form (its first word an option, `-t`/`--type`
 among them) becomes the drsync command line it means; any other line is returned unchanged.
 docs/dws-migration.md lists each form and what it runs.
 """

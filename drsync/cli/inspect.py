@@ -1,6 +1,11 @@
 """The commands that look and change nothing: `check`, `show-progress` and `verify`.
-Registered on `drsync.cli.main.app` when this module is imported (cli.py imports it), through
-cli.py's one error boundary `_run`."""
+Registered on `drsync.cli.app.app` when this module is imported (cli/main.py imports it), through
+cli/app.py's one error boundary `_run`.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
+"""
 
 from __future__ import annotations
 

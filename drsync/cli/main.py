@@ -2,6 +2,10 @@
 
 Exit codes: 0 done (or nothing to do), 1 failed, 2 bad configuration or usage,
 3 done but some tables failed (partial set), 130 interrupted.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 """The one-shot runs cron and systemd timers fire: `backup` and `restore` (and the logging
-`retention` shares). Registered on `drsync.cli.main.app` when this module is imported (cli.py imports
-it), through cli.py's one error boundary `_run`.
+`retention` shares). Registered on `drsync.cli.app.app` when cli/main.py imports this module;
+errors go through cli/app.py's one error boundary `_run`.
 
-A one-shot run decides as the daemon does (oneshot.py), logs to the daemon's rotating file as
+A one-shot run decides as the daemon does (daemon/oneshot.py), logs to the daemon's rotating file as
 well as to the terminal, and exits 4 when stop-backup / stop-restore is recorded.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """The commands that choose what is protected: `publication create/alter/drop/list`,
 `cancel-publication` and `reseed`. They only record intent (publications.json, reseed.json);
-the next backup round acts on it. Registered on `drsync.cli.main.app` when this module is imported
-(cli.py imports it), and they use cli.py's one error boundary `_run`."""
+the next backup round acts on it. Registered on `drsync.cli.app.app` when this module is imported
+(cli/main.py imports it), and they use cli/app.py's one error boundary `_run`.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
+"""
 
 from __future__ import annotations
 

@@ -28,19 +28,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from drsync.api.app import ApiServer
 from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings, load_settings
+from drsync.config.envfile import load_side_env
 from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.faults import wall_clock
 from drsync.fsutil import read_json_object
 from drsync.logsetup import setup_logging
+from drsync.roles.follow import choose_config, plays
 from drsync.site.document import standby_rpo_seconds
 from drsync.site.host_role import detect_role
 from drsync.site.layout import LAST_RESTORED, MANIFEST_DIR, manifest_key
@@ -48,9 +51,6 @@ from drsync.site.progress import read_states
 from drsync.site.rpo_history import STEP_S as RPO_STEP_S
 from drsync.site.rpo_history import record_rpo
 from drsync.site.state import PrimaryState, StandbyState, local_time
-
-if TYPE_CHECKING:
-    from drsync.api.app import ApiServer
 
 log = logging.getLogger("drsync.daemon.main")
 RETENTION_EVERY = timedelta(hours=1)
@@ -193,7 +193,6 @@ class Daemon:
 
     def _check_role(self) -> None:
         """After a role change, restart into the file whose side this host plays now."""
-        from drsync.roles.follow import choose_config, plays
 
         if self.follow_from is None or self.restart_into is not None or plays(self.settings, self.role):
             return
@@ -263,7 +262,6 @@ class Daemon:
     def _bind(self, address: tuple[str, int]) -> ApiServer:
         """The API socket. After a role change the daemon of the other role (transport=local:
         on this host) may still hold this port for a few seconds while it restarts too."""
-        from drsync.api.app import ApiServer
 
         deadline = time.monotonic() + (FOLLOW_BIND_SECONDS if os.environ.get(FOLLOWED_ENV) else 0)
         while True:
@@ -280,7 +278,6 @@ class Daemon:
         before, after = self.api_address(old), self.api_address(new)
         if before == after or not self.serving:
             return ""
-        from drsync.api.app import ApiServer
 
         moved = None
         if after is not None:
@@ -336,13 +333,11 @@ def start(config: Path, role: str | None = None, tick: float | None = None) -> i
     After a role change the daemon follows the DR state (roles/follow.py): it runs with the
     swapped twin of `config` when that is the file whose side this host now plays, and a
     running daemon whose role changes under it restarts itself into that file."""
-    from drsync.roles.follow import choose_config
 
     if tick is not None and tick <= 0:
         raise ConfigError(f"--tick {tick}: must be > 0 seconds")
     settings, chosen = choose_config(config, role)
     setup_logging(settings, chosen)
-    from drsync.config.envfile import load_side_env
 
     load_side_env(settings, chosen)  # primary-env / standby-env, before any work starts
     if settings.source_file != config:

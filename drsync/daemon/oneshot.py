@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from drsync.config import Role, Settings
-from drsync.errors import StoppedByIntentError
+from drsync.daemon.passes import round_pause
+from drsync.errors import LockBusyError, StoppedByIntentError
 from drsync.fsutil import atomic_write_json, read_json_object
-from drsync.site.layout import LAST_ROUND_FILE, MetadataLayout
-from drsync.site.state import local_time, stop_requested
+from drsync.primary.fullsets import request_full_set_if_due
+from drsync.site.layout import LAST_ROUND_FILE, LOCK_DIR, MetadataLayout
+from drsync.site.locks import operation_lock
+from drsync.site.state import PrimaryState, StandbyState, load_state, local_time, save_state, stop_requested
 
 MAX_SLACK = timedelta(seconds=5)
 
@@ -68,8 +71,6 @@ def last_round_started(settings: Settings) -> datetime | None:
 
 def decide_backup(settings: Settings, now: datetime, force: bool) -> BackupDecision:
     """What a one-shot backup does now; records the round's start when it runs one."""
-    from drsync.daemon.passes import round_pause
-    from drsync.primary.fullsets import request_full_set_if_due
 
     if not force:
         paused, backpressure = round_pause(settings, now)
@@ -107,10 +108,6 @@ def show_intent_in_state(settings: Settings, side: Role, stopped: bool) -> None:
     """After stop-/start-backup (-restore): show-progress shows `stopped` (or `waiting` again)
     at once, not only after the next run. Skipped while a run holds the lock: that run records
     the state itself at its next step boundary."""
-    from drsync.errors import LockBusyError
-    from drsync.site.layout import LOCK_DIR
-    from drsync.site.locks import operation_lock
-    from drsync.site.state import PrimaryState, StandbyState, load_state, save_state
 
     meta = settings.metadata_dir(side)
     model = PrimaryState if side == "primary" else StandbyState

@@ -1,5 +1,10 @@
 """The role commands of the `drsync` CLI (registered by drsync/cli/main.py, which owns the one error
-boundary `_run`): switchover, failover, reprotect, set-independent."""
+boundary `_run`): switchover, failover, reprotect, set-independent.
+
+Each command imports the service it calls inside the command (function-level imports on
+purpose): `drsync --help`, a usage error and the SSH agent start without loading deltalake,
+DuckDB, paramiko or FastAPI.
+"""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from drsync.config import Settings
 from drsync.errors import DrillError, LockBusyError
 from drsync.faults import crash_point
 from drsync.fsutil import atomic_write_json, ensure_dir, fsync_dir, read_json, rmtree_force, sync_filesystem
+from drsync.publications.store import load_publications
 from drsync.sets.manifest import key_time
 from drsync.site.drills import (
     DrillRecord,
@@ -135,7 +136,6 @@ def choose_tables(settings: Settings, versions: dict[str, int], tables: list[str
                              hint="name replicated tables as db.schema.table")
         return {t: versions[t] for t in tables}
     if publication is not None:
-        from drsync.publications.store import load_publications
 
         pubs = load_publications(settings.restore_metadata_destination)
         pub = pubs.find(publication) if pubs else None

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from drsync.config import Settings, load_settings
+from drsync.config.envfile import load_side_env
 from drsync.errors import RoleError, TransportError
 from drsync.roles.epoch import read_role, refuse_older
 from drsync.roles.newprimary import NewPrimary
 from drsync.roles.side import Side
+from drsync.roles.sites import swapped_config, swapped_name
+from drsync.sets.manifest import validate_table_name
 from drsync.site.layout import HISTORY_CSV
 
 REPROTECT_OPS = {"reprotectinfo", "commits", "reprotected"}
@@ -45,8 +48,6 @@ def agent_settings(config: Path | None, metadata_root: Path) -> Settings:
     if config is None:
         raise TransportError("this agent was started without --config: it cannot restore or change "
                              "roles (set remote-config-file on the primary)")
-    from drsync.config.envfile import load_side_env
-    from drsync.roles.sites import swapped_name
 
     candidates = [config, config.with_name(swapped_name(config.name))]
     chosen: Settings | None = None
@@ -62,8 +63,7 @@ def agent_settings(config: Path | None, metadata_root: Path) -> Settings:
 
 
 def agent_promote(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
-    from drsync.roles.sites import swapped_config
-    from drsync.roles.swap import SwapPoint, promote
+    from drsync.roles.swap import SwapPoint, promote  # imported on use: the agent starts fast
 
     settings = agent_settings(config, metadata_root)
     try:
@@ -73,7 +73,6 @@ def agent_promote(config: Path | None, metadata_root: Path, req: dict[str, Any])
     except (KeyError, TypeError, ValueError) as e:
         raise TransportError(f"promote: bad arguments ({e})") from None
     for name in point.versions:
-        from drsync.sets.manifest import validate_table_name
 
         validate_table_name(name)
     promote(settings, point)
@@ -91,7 +90,6 @@ def reprotect_info(config: Path | None, metadata_root: Path) -> dict[str, Any]:
 
 
 def table_commits(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
-    from drsync.sets.manifest import validate_table_name
 
     name = req.get("table")
     if not isinstance(name, str):
@@ -102,8 +100,7 @@ def table_commits(config: Path | None, metadata_root: Path, req: dict[str, Any])
 
 
 def reprotected(config: Path | None, metadata_root: Path, req: dict[str, Any]) -> dict[str, Any]:
-    from drsync.primary.changes import TableInventory
-    from drsync.sets.manifest import validate_table_name
+    from drsync.primary.changes import TableInventory  # imported on use: the agent starts fast
 
     rebuilt, drop = req.get("inventories") or {}, req.get("drop") or []
     if not isinstance(rebuilt, dict) or not isinstance(drop, list):

@@ -29,6 +29,7 @@ from pathlib import Path
 from drsync.config import Role, Settings, load_settings
 from drsync.errors import DrsyncError
 from drsync.fsutil import rmtree_force
+from drsync.logsetup import setup_logging
 from drsync.sets.manifest import key_time
 from drsync.site.drills import held_barriers
 from drsync.site.host_role import detect_role
@@ -43,6 +44,7 @@ from drsync.site.layout import (
     set_dir,
 )
 from drsync.site.locks import operation_lock
+from drsync.site.progress import read_states
 from drsync.site.state import StandbyState, load_state
 
 
@@ -103,7 +105,6 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
     with operation_lock(meta / LOCK_DIR, "retention"):
         protected: set[str] = set()
         if role == "primary":
-            from drsync.site.progress import read_states
 
             primary, standby = read_states(settings)
             protected = set(primary.unshipped)
@@ -148,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """`python -m drsync.site.retention -c FILE [--role R]`: the one-shot `drsync retention`."""
     args = build_parser().parse_args(argv)
-    from drsync.logsetup import setup_logging
 
     try:
         settings = load_settings(args.config)
