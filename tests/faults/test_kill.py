@@ -5,7 +5,8 @@ Each test first runs the operation once with DRSYNC_CRASH_COUNT to enumerate the
 the run passes, then, for each i, puts the sites back exactly as they were before that run,
 kills a fresh run at the i-th point (DRSYNC_CRASH_AT=*:i) and checks:
 
-* restore killed (at every point): every standby table is readable by DuckDB at its latest
+* restore killed (at every kind of point, and with DRSYNC_SOAK=1 at every point): every
+  standby table is readable by DuckDB at its latest
   version, with the rows the primary had at that same version, and at the version the newest
   published barrier map names. At a spread of MAX_KILLS points (all with DRSYNC_SOAK=1) also:
   re-running converges to the barrier (content, barrier map, read-only modes, no staging
@@ -19,8 +20,11 @@ kills a fresh run at the i-th point (DRSYNC_CRASH_AT=*:i) and checks:
 after each write: once VACUUM ran, older versions can no longer be read there.
 
 The kills run on two workers, each with its own copy of the sites (the work is subprocesses).
-DRSYNC_SOAK=1: every point gets the full treatment, the recovery run of a killed restore is
-killed too, and one more workload runs. DRSYNC_MAX_KILLS=n overrides the spread.
+`make test` kills a restore at the first, middle and last occurrence of every kind of point
+(a kind repeats per chunk and per file: the 25 `extract.chunk` of one run share their code)
+plus the spread; DRSYNC_SOAK=1 (`make soak`) kills at every point, gives every point the full
+treatment, kills the recovery run of a killed restore too, and runs one more workload.
+DRSYNC_MAX_KILLS=n overrides the spread.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from tests.helpers import Sites, capture_versions, drsync, duck, latest_version,
 pytestmark = pytest.mark.crash
 
 SOAK = os.environ.get("DRSYNC_SOAK") == "1"
-MAX_KILLS = int(os.environ.get("DRSYNC_MAX_KILLS", "0")) or (10_000 if SOAK else 25)
+MAX_KILLS = int(os.environ.get("DRSYNC_MAX_KILLS", "0")) or (10_000 if SOAK else 12)
 
 _append, _overwrite, _update_delete, _merge, _schema_change, _optimize_vacuum = ROUND_WRITES
 Rows = list[tuple[Any, ...]]
@@ -82,6 +86,20 @@ def _spread(n: int, k: int) -> list[int]:
     if n <= k:
         return list(range(1, n + 1))
     return sorted({1 + round(j * (n - 1) / (k - 1)) for j in range(k)})
+
+
+def _every_kind(points: list[str], spread: set[int]) -> list[int]:
+    """Kill points (1-based): with DRSYNC_SOAK=1 every one; else the first, middle and last
+    occurrence of each kind of point, and the spread."""
+    if SOAK:
+        return list(range(1, len(points) + 1))
+    at: dict[str, list[int]] = {}
+    for i, name in enumerate(points, 1):
+        at.setdefault(name, []).append(i)
+    chosen = set(spread)
+    for occurrences in at.values():
+        chosen |= {occurrences[0], occurrences[len(occurrences) // 2], occurrences[-1]}
+    return sorted(chosen)
 
 
 def _count_points(sites: Sites, op: str, tmp: Path) -> list[str]:
@@ -389,10 +407,12 @@ def test_restore_killed_at_every_point(sites: Sites, tmp_path: Path, workload: s
         if i in failed_points:
             rel.add(0, -1)
 
-    _in_parallel(sites, tmp_path, list(range(1, len(points) + 1)), counted)
+    kills = _every_kind(points, full)
+    _in_parallel(sites, tmp_path, kills, counted)
     print(f"[{workload}] {len(points)} restore crash points {dict(Counter(points))}: killed at "
-          f"every one, re-run to convergence after {len(full)}; {time.monotonic() - started:.1f} s")
-    assert not failures, f"{len(failures)} of {len(points)} kills left a table unreadable or " \
+          f"{len(kills)} (every kind), re-run to convergence after {len(full)}; "
+          f"{time.monotonic() - started:.1f} s")
+    assert not failures, f"{len(failures)} of {len(kills)} kills left a table unreadable or " \
         "wrong:\n" + "\n".join(sorted(failures))
 
 
