@@ -239,8 +239,9 @@ class Passes:
         if isinstance(e, StoppedError):
             self._mark_stopped(op)
             return f"{what}: {one_line(e.message)}; state stopped", logging.INFO
+        hint = f"; hint: {one_line(e.hint)}" if e.hint else ""  # the page's "last errors" show it
         return (f"{what}: {one_line(e.message)} ({e.code}); {op} state abnormal, next attempt in "
-                f"{self.every_s:g}s", logging.ERROR)
+                f"{self.every_s:g}s{hint}", logging.ERROR)
 
     def _mark_stopped(self, op: str) -> None:
         """A pass ended by a stop (intent or shutdown) is `stopped`, not `abnormal`."""

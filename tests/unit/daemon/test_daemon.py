@@ -173,6 +173,10 @@ def test_transient_failures_are_retried_then_abnormal(sites: Sites) -> None:
     assert line == ("round failed: standby unreachable (DRS400); backup state abnormal, "
                     "next attempt in 0.05s")
 
+    hinted = FakeBackup(*[TransportError("standby unreachable", hint="check the link")] * 4)
+    line, _ = _passes(s, backup=hinted).backup()
+    assert line.endswith("next attempt in 0.05s; hint: check the link")  # the dashboard's last errors
+
 
 @pytest.mark.parametrize("error", [HostKeyError("host key changed"), LockBusyError("held by pid 7")])
 def test_permanent_failures_are_not_retried(sites: Sites, error: Exception) -> None:
