@@ -1,0 +1,70 @@
+"""The standby's record of the hash of every replicated file, per table, and how a file is put
+back: what continuous verification (standby/continuous.py) checks against and repairs with.
+
+Manifests leave the inbox with retention, so the restore pass keeps, per table,
+`file-hashes/<table dir>.json`: path -> [size, blake2b, mtime_ns] of every file a set installed,
+minus the files a set deleted; written after the set's files, before its state (a re-run of
+the set writes the same record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from drsync.errors import DrsyncError
+from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, fsync_dir, make_writable_dir, read_json_object
+from drsync.sets.bundle import new_hash
+from drsync.sets.manifest import ManifestTable
+from drsync.site.layout import MetadataLayout
+
+Expected = tuple[int, str, int]  # size, blake2b, mtime_ns
+
+
+# ---------------------------------------------------------------- the record of expected hashes
+
+
+def record_applied(meta: Path, t: ManifestTable, replaced: bool) -> None:
+    """After a table's files of one set are installed: remember their hashes (the manifest's)."""
+    held = {} if replaced else dict(recorded_hashes(meta, t.path))
+    for f in t.files:
+        held[f.path] = (f.size, f.blake2b, f.mtime_ns)
+    for gone in t.deletions:
+        held.pop(gone, None)
+    atomic_write_json(MetadataLayout(meta).file_hashes(t.path), {k: list(v) for k, v in held.items()})
+
+
+def recorded_hashes(meta: Path, table_relpath: str) -> dict[str, Expected]:
+    raw = read_json_object(MetadataLayout(meta).file_hashes(table_relpath)) or {}
+    return {str(k): (int(v[0]), str(v[1]), int(v[2])) for k, v in raw.items()}
+
+
+def data_hash(data: bytes) -> str:
+    h = new_hash()
+    h.update(data)
+    return h.hexdigest()
+
+
+def put_back(table_dir: Path, rel: str, data: bytes, mtime_ns: int) -> None:
+    """Replace (or re-create) a replicated file atomically, read-only, with its recorded mtime."""
+    final = table_dir / rel
+    parent = final.parent
+    if not parent.is_dir():
+        raise DrsyncError(f"cannot put back {final}: its directory is gone")
+    make_writable_dir(parent)
+    tmp = parent / f".drsync-heal-{final.name}.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        os.chmod(tmp, RO_FILE)
+        os.replace(tmp, final)
+        fsync_dir(parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.chmod(parent, RO_DIR)
