@@ -10,12 +10,14 @@ import threading
 import time
 from pathlib import Path
 
+from drsync.api.dashboard import render_page
 from drsync.config import load_settings
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, table_dir
 from drsync.fsutil import RO_FILE
 from drsync.primary.round import run_backup
+from drsync.roles.status import progress_document
 from drsync.sets.bundle import file_hash
-from drsync.site.state import StandbyState, VerifyState, load_state
+from drsync.site.state import StandbyState, VerifyState, load_state, local_time
 from drsync.standby.continuous import Verifier
 from drsync.standby.filehashes import recorded_hashes
 from drsync.standby.restore import run_restore
@@ -90,6 +92,12 @@ def test_a_flipped_byte_and_a_deleted_file_are_named_repaired_and_read_equal(tmp
     assert state.tables[TABLE].verified_barrier_ms == standby_state.tables[TABLE].barrier_ms
     assert state.verified_barrier_ms == min(t.barrier_ms for t in standby_state.tables.values())
     assert any(f"{flipped}: repaired" in r for r in state.recent)
+    shown = progress_document(load_settings(sites.config)).verification
+    assert shown.verifiedBarrierTime == local_time(state.verified_barrier_ms / 1000)
+    assert shown.verifiedTables == shown.tables == len(standby_state.tables) and not shown.flagged
+    page = render_page(progress_document(load_settings(sites.config)), standby_state, role="standby",
+                       samples=[], history=[], errors=[], target_s=None)
+    assert f"<b data-field='verified-barrier'>{shown.verifiedBarrierTime}</b>" in page
 
     again, state = _cycle(sites)  # now clean: nothing found
     assert again == [] and all(not t.problems for t in state.tables.values())
@@ -109,6 +117,17 @@ def test_a_file_the_primary_lost_keeps_the_table_flagged(tmp_path: Path) -> None
     assert state.verified_barrier_ms is None  # so the site is not "verified restorable"
     others = [t for n, t in state.tables.items() if n != TABLE]
     assert others and all(t.verified_barrier_ms is not None for t in others)
+
+    # show-progress and the page say so
+    settings = load_settings(sites.config)
+    doc = progress_document(settings)
+    shown = doc.as_json()["verification"]
+    assert shown["verifiedBarrierTime"] == "" and shown["intervalSeconds"] == 10
+    assert shown["tables"] == len(state.tables) and shown["verifiedTables"] == len(others)
+    assert lost in shown["flagged"][TABLE][0]
+    page = render_page(doc, load_state(sites.standby_meta, StandbyState), role="standby", samples=[],
+                       history=[], errors=[], target_s=None)
+    assert "id='verification'" in page and f"data-table='{TABLE}'" in page and lost in page
 
 
 def test_no_false_alarm_while_restores_run_concurrently(tmp_path: Path) -> None:
