@@ -59,6 +59,7 @@ class _Check:
     expected: dict[str, Expected]
     files: int = 0
     bad: dict[str, str] = field(default_factory=dict)  # rel -> "missing" | "damaged"
+    log_dir: str | None = None  # the format's log directory ("<dir>/"); None: log unreadable
 
 
 class Verifier:
@@ -72,6 +73,7 @@ class Verifier:
         self.total_bytes = 0  # bytes the record holds over all tables (sizes the budget)
         self._readers: dict[str, Any] = {}
         self.min_step_bytes = MIN_TICK_BYTES
+        self._carry: list[str] = []  # findings of a check redone after a log repair
 
     @property
     def meta(self) -> Path:
@@ -130,12 +132,14 @@ class Verifier:
         expected = recorded_hashes(self.meta, ref.relpath)
         try:
             fmt = require_format(tdir)
-            needs = set(fmt.snapshot_files(tdir, name, version))
-            needs |= {rel for cv, rel in fmt.commits(tdir).items() if cv <= version}
+            # the log files first (commits, checkpoints): the data files named come from them
+            logs = {rel for rel in expected if rel.startswith(f"{fmt.log_dir}/")}
+            logs |= {rel for cv, rel in fmt.commits(tdir).items() if cv <= version}
+            needs = set(fmt.snapshot_files(tdir, name, version)) - logs
+            return _Check(name, version, sorted(logs) + sorted(needs), expected, log_dir=f"{fmt.log_dir}/")
         except DrsyncError as e:  # the log itself is damaged: check every file the record holds
             log.debug("%s: version %d not replayable (%s); checking every recorded file", name, version, e)
-            needs = set(expected)
-        return _Check(name, version, sorted(needs), expected)
+            return _Check(name, version, sorted(expected), expected)
 
     def _check_file(self, check: _Check, rel: str) -> int:
         path = TableRef.parse(check.name).path(self.settings.standby_warehouse) / rel
@@ -170,11 +174,20 @@ class Verifier:
         tdir = TableRef.parse(check.name).path(self.settings.standby_warehouse)
         mark = len(lines)
         problems: list[str] = []
-        for rel, what in sorted(check.bad.items()):
+        # A damaged log (or one unreadable at the start) names the wrong data files: repair the
+        # log first, then check the table again from the start.
+        log_bad = {rel: what for rel, what in check.bad.items()
+                   if check.log_dir is None or rel.startswith(check.log_dir)}
+        bad = log_bad or check.bad
+        for rel, what in sorted(bad.items()):
             found = f"table {check.name} version {check.version}: file {rel} is {what} on the standby"
             log.warning("%s", found)
             lines.append(found)
             problems += self._repair(check, tdir, rel, lines)
+        if bad and not problems and (check.log_dir is None or len(bad) < len(check.bad)):
+            self._carry += lines[mark:]  # published with the table's next verdict
+            self.queue.insert(0, check.name)
+            return 0
         rows: int | None = None
         read = 0
         if not problems:
@@ -212,12 +225,15 @@ class Verifier:
             return [f"{rel} {check.bad[rel]}; the primary's copy differs from the recorded hash"]
         try:
             with operation_lock(self.meta / LOCK_DIR, "restore"):
-                if self._stable_under_lock(check):
-                    put_back(tdir, rel, data, want[2])
+                if not self._stable_under_lock(check):  # judged again after that restore
+                    return [f"{rel} {check.bad[rel]}; repair deferred: a restore changed the table"]
+                put_back(tdir, rel, data, want[2])
+                if file_hash(tdir / rel) != want[1]:
+                    return [f"{rel} {check.bad[rel]}; the repaired copy does not read back equal"]
         except LockBusyError:
             return [f"{rel} {check.bad[rel]}; repair deferred: a restore is running"]
-        if file_hash(tdir / rel) != want[1]:
-            return [f"{rel} {check.bad[rel]}; the repaired copy does not read back equal"]
+        except OSError as e:
+            return [f"{rel} {check.bad[rel]}; not put back: {e}"]
         done = f"{where}: repaired from the primary ({want[0]} bytes, hash checked)"
         log.warning("%s", done)
         lines.append(done)
@@ -243,7 +259,8 @@ class Verifier:
                     for n in standby.tables]
         state.verified_barrier_ms = None if None in barriers else min(b for b in barriers if b is not None)
         stamp = local_time()
-        state.recent = (state.recent + [f"{stamp} {line}" for line in lines[mark:]]
+        found, self._carry = self._carry + lines[mark:], []
+        state.recent = (state.recent + [f"{stamp} {line}" for line in found]
                         + [f"{stamp} table {check.name}: {p}" for p in problems])[-RECENT:]
         save_state(self.meta, state)
         if problems:

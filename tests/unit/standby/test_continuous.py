@@ -195,3 +195,30 @@ def test_a_check_that_a_restore_overtakes_is_redone_not_reported(tmp_path: Path)
     assert now.version > before
     assert state.tables[TABLE].version == now.version and not state.tables[TABLE].problems
     assert state.tables[TABLE].verified_barrier_ms == now.barrier_ms
+
+
+def test_a_damaged_checkpoint_is_repaired_before_the_data_files_it_names(tmp_path: Path) -> None:
+    """A checkpoint names the data files of its version: damaged, it names wrong ones. The log
+    is repaired first, then the table is checked again (no phantom data file reported)."""
+    sites = _replicated(tmp_path, rounds=4)  # iot.raw.readings checkpoints every 3 commits
+    standby, primary = table_dir(sites.standby, TABLE), table_dir(sites.primary, TABLE)
+    (checkpoint,) = [str(p.relative_to(standby)) for p in standby.glob("_delta_log/*.checkpoint.parquet")]
+    data = sorted(p.name for p in standby.glob("*.parquet"))[0]
+    good = file_hash(standby / checkpoint)
+    with open(standby / checkpoint, "r+b") as f:
+        f.seek(8)
+        byte = f.read(1)
+        f.seek(8)
+        f.write(bytes([byte[0] ^ 0x01]))
+    (standby / data).unlink()
+
+    lines, state = _cycle(sites)
+    text = "\n".join(lines)
+    assert f"file {checkpoint} is damaged" in text and f"{TABLE}: {checkpoint}: repaired" in text, text
+    assert f"{TABLE}: {data}: repaired" in text, text
+    assert len([ln for ln in lines if "on the standby" in ln]) == 2, text  # nothing else reported
+    assert file_hash(standby / checkpoint) == good
+    con = duck()
+    assert rows(con, standby) == rows(con, primary)
+    assert not state.tables[TABLE].problems and state.verified_barrier_ms is not None
+    assert any(checkpoint in r for r in state.recent)
