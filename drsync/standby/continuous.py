@@ -74,6 +74,7 @@ class Verifier:
         self._readers: dict[str, Any] = {}
         self.min_step_bytes = MIN_TICK_BYTES
         self._carry: list[str] = []  # findings of a check redone after a log repair
+        self.epoch = 0  # the standby's role epoch at the start of the cycle
 
     @property
     def meta(self) -> Path:
@@ -113,8 +114,9 @@ class Verifier:
                 return False  # this interval's cycle is done: wait for the next
             self.queue = sorted(standby.tables)
             self.cycle_started = time.monotonic()
-            self.total_bytes = sum(e[0] for n in self.queue
-                                   for e in recorded_hashes(self.meta, TableRef.parse(n).relpath).values())
+            self.epoch = standby.role_epoch
+            self.total_bytes = sum(e[0] for n in self.queue for e in
+                                   recorded_hashes(self.meta, TableRef.parse(n).relpath, self.epoch).values())
         if lock_holder(self.meta / LOCK_DIR, "restore") is not None:
             return False  # a restore is changing tables: check after it
         while self.queue:
@@ -129,7 +131,7 @@ class Verifier:
     def _start(self, name: str, version: int) -> _Check:
         ref = TableRef.parse(name)
         tdir = ref.path(self.settings.standby_warehouse)
-        expected = recorded_hashes(self.meta, ref.relpath)
+        expected = recorded_hashes(self.meta, ref.relpath, self.epoch)
         try:
             fmt = require_format(tdir)
             # the log files first (commits, checkpoints): the data files named come from them

@@ -3,8 +3,8 @@ back: what continuous verification (standby/continuous.py) checks against and re
 
 Manifests leave the inbox with retention, so the restore pass keeps, per table,
 `file-hashes/<table dir>.json`: path -> [size, blake2b, mtime_ns] of every file a set installed,
-minus the files a set deleted; written after the set's files, before its state (a re-run of
-the set writes the same record).
+minus the files a set deleted, with the sets' role epoch; written after the set's files, before
+its state (a re-run of the set writes the same record).
 """
 
 from __future__ import annotations
@@ -25,19 +25,25 @@ Expected = tuple[int, str, int]  # size, blake2b, mtime_ns
 # ---------------------------------------------------------------- the record of expected hashes
 
 
-def record_applied(meta: Path, t: ManifestTable, replaced: bool) -> None:
-    """After a table's files of one set are installed: remember their hashes (the manifest's)."""
-    held = {} if replaced else dict(recorded_hashes(meta, t.path))
+def record_applied(meta: Path, t: ManifestTable, replaced: bool, epoch: int) -> None:
+    """After a table's files of one set are installed: remember their hashes (the manifest's).
+    `epoch`: the set's role epoch. A record of another epoch (this site was a primary, or the
+    standby of another primary, meanwhile) is not trusted: the table starts a new one."""
+    held = {} if replaced else dict(recorded_hashes(meta, t.path, epoch))
     for f in t.files:
         held[f.path] = (f.size, f.blake2b, f.mtime_ns)
     for gone in t.deletions:
         held.pop(gone, None)
-    atomic_write_json(MetadataLayout(meta).file_hashes(t.path), {k: list(v) for k, v in held.items()})
+    atomic_write_json(MetadataLayout(meta).file_hashes(t.path),
+                      {"epoch": epoch, "files": {k: list(v) for k, v in held.items()}})
 
 
-def recorded_hashes(meta: Path, table_relpath: str) -> dict[str, Expected]:
+def recorded_hashes(meta: Path, table_relpath: str, epoch: int) -> dict[str, Expected]:
+    """path -> (size, blake2b, mtime_ns) recorded at role epoch `epoch` ({}: none)."""
     raw = read_json_object(MetadataLayout(meta).file_hashes(table_relpath)) or {}
-    return {str(k): (int(v[0]), str(v[1]), int(v[2])) for k, v in raw.items()}
+    if raw.get("epoch") != epoch or not isinstance(raw.get("files"), dict):
+        return {}
+    return {str(k): (int(v[0]), str(v[1]), int(v[2])) for k, v in raw["files"].items()}
 
 
 def data_hash(data: bytes) -> str:

@@ -82,7 +82,7 @@ def test_a_flipped_byte_and_a_deleted_file_are_named_repaired_and_read_equal(tmp
     for rel in (flipped, deleted):
         st = os.stat(standby / rel)
         assert stat.S_IMODE(st.st_mode) == RO_FILE
-        assert st.st_mtime_ns == recorded_hashes(sites.standby_meta, "iot/raw/readings")[rel][2]
+        assert st.st_mtime_ns == recorded_hashes(sites.standby_meta, "iot/raw/readings", 0)[rel][2]
     assert not [p for p in standby.rglob("*") if p.name.startswith(".drsync-heal-")]
     con = duck()
     assert rows(con, standby) == rows(con, primary)
