@@ -222,3 +222,35 @@ def test_a_damaged_checkpoint_is_repaired_before_the_data_files_it_names(tmp_pat
     assert rows(con, standby) == rows(con, primary)
     assert not state.tables[TABLE].problems and state.verified_barrier_ms is not None
     assert any(checkpoint in r for r in state.recent)
+
+
+def test_steps_stay_within_the_budget_and_a_cycle_covers_everything_once_per_interval(tmp_path: Path) -> None:
+    sites = _replicated(tmp_path)
+    verifier = Verifier(load_settings(sites.config), tick_s=1.0)  # verify-interval 10s: 10 steps
+    verifier.min_step_bytes = 1  # no floor: the budget alone paces the steps
+    names = set(load_state(sites.standby_meta, StandbyState).tables)
+    # a step stops after the item that crossed its budget: one file, or one table's row read
+    largest = max(sum(e[0] for e in recorded_hashes(sites.standby_meta, n.replace(".", "/"), 0).values())
+                  for n in names)
+    steps, spent = 0, []
+    try:
+        while steps < 50:
+            verifier.tick()
+            steps += 1
+            spent.append(verifier.last_step_bytes)
+            assert verifier.last_step_bytes <= verifier.budget() + largest
+            if verifier.current is None and not verifier.queue:
+                break
+        state: VerifyState = load_state(sites.standby_meta, VerifyState)
+        assert set(state.tables) == names  # every table checked ...
+        assert 2 <= steps <= 10, (steps, spent)  # ... spread over steps, within one interval
+        assert verifier.total_bytes > 0 and sum(spent) >= verifier.total_bytes
+        # the cycle is done: the next steps wait for the next interval, reading nothing
+        before = (sites.standby_meta / VerifyState.FILE).read_bytes()
+        assert verifier.tick() == [] and verifier.last_step_bytes == 0
+        assert (sites.standby_meta / VerifyState.FILE).read_bytes() == before
+        verifier.cycle_started = time.monotonic() - 10  # one interval later
+        verifier.tick()
+        assert verifier.last_step_bytes > 0
+    finally:
+        verifier.close()
