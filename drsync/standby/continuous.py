@@ -95,16 +95,20 @@ class Verifier:
             return []
         lines: list[str] = []
         budget, spent = self.budget(), 0
-        while spent < budget:
-            if self.current is None and not self._next_table(lines):
-                break
-            check = self.current
-            assert check is not None
-            if check.pending:
-                spent += self._check_file(check, check.pending.pop(0))
-                continue
-            spent += self._finish(check, lines)
-            self.current = None
+        try:
+            while spent < budget:
+                if self.current is None and not self._next_table(lines):
+                    break
+                check = self.current
+                assert check is not None
+                if check.pending:
+                    spent += self._check_file(check, check.pending.pop(0))
+                    continue
+                spent += self._finish(check, lines)
+                self.current = None
+        except BaseException:
+            self.current = None  # that table is checked again in the next cycle, not retried forever
+            raise
         self.last_step_bytes = spent
         return lines
 
@@ -238,6 +242,8 @@ class Verifier:
                     return [f"{rel} {check.bad[rel]}; the repaired copy does not read back equal"]
         except LockBusyError:
             return [f"{rel} {check.bad[rel]}; repair deferred: a restore is running"]
+        except DrsyncError as e:
+            return [f"{rel} {check.bad[rel]}; not put back: {e.message}"]
         except OSError as e:
             return [f"{rel} {check.bad[rel]}; not put back: {e}"]
         done = f"{where}: repaired from the primary ({want[0]} bytes, hash checked)"

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from drsync.errors import DrsyncError
 from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, fsync_dir, make_writable_dir, read_json_object
+from drsync.nofollow import refuse_symlink_path
 from drsync.sets.bundle import new_hash
 from drsync.sets.manifest import ManifestTable
 from drsync.site.layout import MetadataLayout
 
 Expected = tuple[int, str, int]  # size, blake2b, mtime_ns
+HEAL_PREFIX = ".drsync-heal-"  # a repair's temp file, beside the file it replaces (hidden from readers)
 
 
 # ---------------------------------------------------------------- the record of expected hashes
@@ -54,12 +56,16 @@ def data_hash(data: bytes) -> str:
 
 def put_back(table_dir: Path, rel: str, data: bytes, mtime_ns: int) -> None:
     """Replace (or re-create) a replicated file atomically, read-only, with its recorded mtime."""
+    if "/" in rel:  # never write through a symlinked directory (a symlink as the file is replaced)
+        refuse_symlink_path(table_dir, rel.rsplit("/", 1)[0], table=str(table_dir), what="directory")
     final = table_dir / rel
     parent = final.parent
     if not parent.is_dir():
         raise DrsyncError(f"cannot put back {final}: its directory is gone")
     make_writable_dir(parent)
-    tmp = parent / f".drsync-heal-{final.name}.{os.getpid()}"
+    for stale in parent.glob(f"{HEAL_PREFIX}{final.name}.*"):  # left by a killed repair
+        stale.unlink()
+    tmp = parent / f"{HEAL_PREFIX}{final.name}.{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         with open(fd, "wb") as f:
