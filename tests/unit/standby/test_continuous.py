@@ -57,7 +57,7 @@ def _cycle(sites: Sites) -> tuple[list[str], VerifyState]:
 
 def _parquet(sites: Sites) -> list[str]:
     tdir = table_dir(sites.standby, TABLE)
-    return sorted(str(p.relative_to(tdir)) for p in tdir.rglob("*.parquet"))
+    return sorted(p.name for p in tdir.glob("*.parquet"))  # data files (not checkpoints)
 
 
 def test_a_flipped_byte_and_a_deleted_file_are_named_repaired_and_read_equal(tmp_path: Path) -> None:
@@ -103,16 +103,23 @@ def test_a_flipped_byte_and_a_deleted_file_are_named_repaired_and_read_equal(tmp
     assert again == [] and all(not t.problems for t in state.tables.values())
 
 
-def test_a_file_the_primary_lost_keeps_the_table_flagged(tmp_path: Path) -> None:
-    sites = _replicated(tmp_path, rounds=1)
-    lost = _parquet(sites)[0]
-    (table_dir(sites.standby, TABLE) / lost).unlink()
-    (table_dir(sites.primary, TABLE) / lost).unlink()
+def test_a_file_the_primary_lost_or_changed_keeps_the_table_flagged(tmp_path: Path) -> None:
+    sites = _replicated(tmp_path, rounds=2)
+    lost, changed = _parquet(sites)[:2]
+    standby, primary = table_dir(sites.standby, TABLE), table_dir(sites.primary, TABLE)
+    (standby / lost).unlink()
+    (primary / lost).unlink()
+    (standby / changed).unlink()
+    (primary / changed).write_bytes(b"not what was shipped")
+    damaged_copy = (primary / changed).read_bytes()
 
     lines, state = _cycle(sites)
     assert any(f"{lost}" in line and "stays flagged" in line for line in lines), lines
     problems = state.tables[TABLE].problems
-    assert problems and "the primary no longer has it" in problems[0] and lost in problems[0]
+    assert any("the primary no longer has it" in p and lost in p for p in problems), problems
+    assert any("the primary's copy differs from the recorded hash" in p and changed in p for p in problems)
+    assert not (standby / changed).exists()  # a copy that fails its hash is never put in place
+    assert (primary / changed).read_bytes() == damaged_copy  # the primary is only read
     assert state.tables[TABLE].verified_barrier_ms is None  # never verified clean
     assert state.verified_barrier_ms is None  # so the site is not "verified restorable"
     others = [t for n, t in state.tables.items() if n != TABLE]
