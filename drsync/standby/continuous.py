@@ -77,6 +77,7 @@ class Verifier:
         self._carry: list[str] = []  # findings of a check redone after a log repair
         self.epoch = 0  # the standby's role epoch at the start of the cycle
         self.last_step_bytes = 0
+        self.checked: set[str] = set()  # tables with a published verdict (this process)
 
     @property
     def meta(self) -> Path:
@@ -107,7 +108,9 @@ class Verifier:
                 spent += self._finish(check, lines)
                 self.current = None
         except BaseException:
-            self.current = None  # that table is checked again in the next cycle, not retried forever
+            if self.current is not None:  # checked again in the next cycle, not at every step
+                self.checked.add(self.current.name)
+                self.current = None
             raise
         self.last_step_bytes = spent
         return lines
@@ -119,9 +122,13 @@ class Verifier:
             assert interval is not None
             since = time.monotonic() - (self.cycle_started or 0.0)
             if self.cycle_started is not None and since < interval.total_seconds():
-                return False  # this interval's cycle is done: wait for the next
-            self.queue = sorted(standby.tables)
-            self.cycle_started = time.monotonic()
+                # this interval's cycle is done; a table replicated since is checked now
+                self.queue = sorted(set(standby.tables) - self.checked)
+                if not self.queue:
+                    return False
+            else:
+                self.queue = sorted(standby.tables)
+                self.cycle_started = time.monotonic()
             self.epoch = standby.role_epoch
             self.total_bytes = sum(e[0] for n in self.queue for e in
                                    recorded_hashes(self.meta, TableRef.parse(n).relpath, self.epoch).values())
@@ -266,6 +273,7 @@ class Verifier:
                               problems=problems,
                               verified_barrier_ms=before.verified_barrier_ms if problems else barrier)
         state.tables[check.name] = entry
+        self.checked.add(check.name)
         state.tables = {n: t for n, t in state.tables.items() if n in standby.tables}
         barriers = [state.tables[n].verified_barrier_ms if n in state.tables else None
                     for n in standby.tables]
