@@ -5,6 +5,8 @@ Layout under a metadata destination (primary-/restore-metadata-destination):
     primary-state.json            the primary's state (PrimaryState), or
     standby-state.json            the standby's (StandbyState): distinct names, so a host
                                   knows its side even when both sites use the same paths
+    verify-state.json             the standby's continuous verification (VerifyState)
+    file-hashes/<table dir>.json  standby only: the recorded hash of each replicated file
     manifests/<key>.manifest.json manifests (on the standby: the inbox, written last)
     tables/<db>/<schema>/<table>.json   primary only: what the standby holds of a table
     locks/<operation>.lock        one lock per operation, with the holder's PID
