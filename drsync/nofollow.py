@@ -85,6 +85,19 @@ def open_regular_nofollow(root: Path, rel: str, *, table: str) -> BinaryIO:
     return open(ffd, "rb", closefd=True)
 
 
+def read_range_nofollow(root: Path, rel: str, offset: int, length: int, *,
+                        table: str) -> tuple[int, bytes] | None:
+    """(size of the file, up to `length` bytes from `offset`) of the regular file `root/rel`,
+    no symlink followed; None when it does not exist (a self-healing standby's fetch)."""
+    try:
+        with open_regular_nofollow(root, rel, table=table) as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(offset)
+            return size, f.read(length)
+    except FileNotFoundError:
+        return None
+
+
 def _refused(root: Path, parts: list[str], table: str, what: str) -> UnsafePathError:
     where = root / "/".join(parts)
     if what == "regular file":

@@ -38,6 +38,7 @@ from drsync.primary.desync_guard import confirm_refused
 from drsync.roles.status import progress_document
 from drsync.site.document import ProgressDocument, standby_rpo_seconds
 from drsync.site.forecast import site_forecast
+from drsync.site.progress import read_verify_state
 from drsync.site.rpo_history import load_history
 from drsync.site.state import PrimaryState, StandbyState, clear_stop, request_stop
 
@@ -206,7 +207,8 @@ def create_app(view: DaemonView) -> FastAPI:
     def metrics() -> Response:
         primary, standby = view.states()
         text = view.metrics.scrape(primary, standby, view.settings.rpo_target,
-                                   site_forecast(view.settings, primary, standby))
+                                   site_forecast(view.settings, primary, standby),
+                                   read_verify_state(view.settings))
         return Response(text, media_type=CONTENT_TYPE)
 
     @app.get("/status", response_model=DaemonStatus, summary="What the loop decided last, and why it pauses")

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from drsync.site.document import ProgressDocument
+from drsync.site.document import ProgressDocument, Verification
 from drsync.site.rpo_history import WINDOW_S, Sample
 from drsync.site.state import SideProgress, StandbyState, local_time, read_history
 
@@ -101,6 +101,24 @@ def _sets_table(history: list[dict[str, str]], limit: int = 15) -> str:
             f"<th>bytes</th><th>seconds</th></tr>{rows}</table>")
 
 
+def _verification(v: Verification) -> str:
+    """Continuous verification (standby/continuous.py): restorable as of which barrier, and what
+    was found missing or damaged (repaired, or flagged because the primary cannot give it back)."""
+    if v.intervalSeconds is None:
+        return ("<p id='verification' class='dim'>no continuous verification readable on this host "
+                "(verify-interval N/A, or it runs on the standby's host)</p>")
+    flagged = "".join(f"<li data-table='{escape(n)}'>{escape(n)}: {escape('; '.join(p))}</li>"
+                      for n, p in v.flagged.items())
+    recent = "".join(f"<li>{escape(line)}</li>" for line in reversed(v.recent))
+    cls = " class='warn'" if v.flagged else ""
+    return (f"<div id='verification'><p{cls}>verified restorable as of barrier "
+            f"<b data-field='verified-barrier'>{escape(v.verifiedBarrierTime or 'not yet')}</b> · "
+            f"<span data-field='verified-tables'>{v.verifiedTables}</span> of {v.tables} tables clean · "
+            f"every table checked once per {v.intervalSeconds} s</p>"
+            + (f"<ul id='verification-flagged'>{flagged}</ul>" if flagged else "")
+            + (f"<ul id='verification-recent' class='dim'>{recent}</ul>" if recent else "") + "</div>")
+
+
 def render_page(doc: ProgressDocument, standby: StandbyState, *, role: str, samples: list[Sample],
                 history: list[dict[str, str]], errors: list[str], target_s: float | None,
                 now_s: float | None = None) -> str:
@@ -126,8 +144,7 @@ def render_page(doc: ProgressDocument, standby: StandbyState, *, role: str, samp
         "<h2>Tables by lag</h2>", _lag_table(standby, now_s),
         "<h2>Recent sets</h2>", _sets_table(history),
         f"<h2>Last errors</h2><ul id='errors'>{errs}</ul>",
-        "<h2>Verification</h2><p id='verification' class='dim'>continuous verification is not "
-        "enabled in this version; run <code>drsync verify --deep</code></p>",
+        "<h2>Verification</h2>", _verification(doc.verification),
         "</body></html>",
     ])
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from drsync.site.document import standby_rpo_seconds
 from drsync.site.forecast import Forecast
-from drsync.site.state import PrimaryState, StandbyState
+from drsync.site.state import PrimaryState, StandbyState, VerifyState
 
 __all__ = ["CONTENT_TYPE", "DrsyncMetrics"]
 
@@ -48,6 +48,11 @@ class DrsyncMetrics:
                                       "rpo-target: a breach predicted before it happens", registry=r)
         self.backlog_bytes = Gauge("drsync_backlog_bytes", "Bytes of the sets built and not yet restored",
                                    registry=r)
+        self.verified_barrier = Gauge("drsync_verified_barrier_timestamp_seconds", "Unix time of the "
+                                      "barrier as of which every standby table was last verified "
+                                      "restorable (standby/continuous.py; NaN: not yet)", registry=r)
+        self.verify_flagged = Gauge("drsync_verification_flagged_tables", "Standby tables with files "
+                                    "found missing or damaged and not repaired", registry=r)
         self.table_lag = Gauge("drsync_table_lag_seconds", "Seconds since the barrier each standby "
                                "table is complete at", ["table"], registry=r)
 
@@ -57,10 +62,11 @@ class DrsyncMetrics:
         self.applied.inc(applied)
 
     def scrape(self, primary: PrimaryState, standby: StandbyState, rpo_target: timedelta | None,
-               forecast: Forecast | None = None) -> bytes:
+               forecast: Forecast | None = None, verification: VerifyState | None = None) -> bytes:
         """Set the site gauges from both states and render everything (what /metrics serves)."""
         with self._lock:
             self.update(primary, standby, rpo_target)
+            self.update_verification(verification, standby)
             if forecast is not None:
                 nan = float("nan")
                 self.rpo_forecast.set(nan if forecast.rpo_forecast_s is None else forecast.rpo_forecast_s)
@@ -88,6 +94,13 @@ class DrsyncMetrics:
         now_ms = now.timestamp() * 1000
         for name, table in standby.tables.items():
             self.table_lag.labels(table=name).set(max(0.0, (now_ms - table.barrier_ms) / 1000))
+
+    def update_verification(self, verification: VerifyState | None, standby: StandbyState) -> None:
+        barrier = verification.verified_barrier_ms if verification is not None else None
+        self.verified_barrier.set(barrier / 1000 if barrier is not None else float("nan"))
+        flagged = [n for n, t in (verification.tables.items() if verification else []) if t.problems
+                   and n in standby.tables]
+        self.verify_flagged.set(len(flagged))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

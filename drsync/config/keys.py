@@ -112,9 +112,11 @@ KEYS = (
     Key("warehouse-layout", choice({"dws": "dws", "hive": "hive"}),
          "dws (<db>/<schema>/<table>, default) or hive (Spark's <db>.db/<table>)"),
     Key("desync-guard", percentage, "percentage 0%-100% (default 20%) or N/A"),
+    Key("verify-interval", duration(None, timedelta(seconds=10)),
+         "duration >= 10s with unit (default 24h), or N/A (no continuous verification)"),
 )
 # Keys whose N/A means "off" (None), not "the default".
-NONE_WHEN_NOT_SET = frozenset({"desync-guard"})
+NONE_WHEN_NOT_SET = frozenset({"desync-guard", "verify-interval"})
 KEY_BY_NAME = {key.name: key for key in KEYS}
 KNOWN_KEYS = tuple(KEY_BY_NAME)
 NOT_SET = ("", "n/a")  # compared lower-case: 'N/A' (the DWS tool's spelling) or empty

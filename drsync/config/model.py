@@ -69,6 +69,8 @@ class Settings(BaseModel):
     remote_config_file: Path | None = None
     warehouse_layout: Literal["dws", "hive"] = "dws"
     desync_guard: float | None = 0.2  # share of the replicated tables; None: no guard
+    # The standby re-checks every replicated table once per this span; None: never
+    verify_interval: timedelta | None = timedelta(hours=24)
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""

@@ -51,6 +51,8 @@ from drsync.site.progress import read_states
 from drsync.site.rpo_history import STEP_S as RPO_STEP_S
 from drsync.site.rpo_history import record_rpo
 from drsync.site.state import PrimaryState, StandbyState, local_time
+from drsync.standby.continuous import TICK_SECONDS as VERIFY_TICK_SECONDS
+from drsync.standby.continuous import Verifier
 
 log = logging.getLogger("drsync.daemon.main")
 RETENTION_EVERY = timedelta(hours=1)
@@ -91,8 +93,11 @@ class Daemon:
         self._cache: tuple[float, PrimaryState, StandbyState] | None = None
         self._cache_lock = threading.Lock()
         self.recent_errors: deque[str] = deque(maxlen=10)  # warnings and errors of passes, for the page
+        # the standby's continuous verification (standby/continuous.py): small steps, own thread
+        self.verifier = Verifier(settings, tick or VERIFY_TICK_SECONDS) if role == "standby" else None
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1), "watch": ThreadPoolExecutor(1)}, timezone=UTC,
+            executors={"default": ThreadPoolExecutor(1), "watch": ThreadPoolExecutor(1),
+                       "verify": ThreadPoolExecutor(1)}, timezone=UTC,
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
 
     @property
@@ -123,6 +128,9 @@ class Daemon:
             # A separate executor: the watch must not queue behind a long restore pass.
             self.scheduler.add_job(self.watch_inbox, IntervalTrigger(seconds=INBOX_POLL_SECONDS),
                                    id="inbox-watch", name="inbox-watch", executor="watch")
+            # Its own thread too: a step never delays a restore pass (nor waits for one).
+            step = IntervalTrigger(seconds=self.tick or VERIFY_TICK_SECONDS)
+            self.scheduler.add_job(self.verify_step, step, id="verify", name="verify", executor="verify")
         self.scheduler.start()
 
     def watch_inbox(self) -> None:
@@ -149,6 +157,22 @@ class Daemon:
             self.passes.next_due_ms = None
             log.debug("a set held back by restore-delay is due: restoring now")
             self.wake()
+
+    def verify_step(self) -> None:
+        """One bounded step of continuous verification; its findings go to the page too."""
+        if self.verifier is None:
+            return
+        self.verifier.settings = self.settings  # follows a SIGHUP reload (verify-interval)
+        try:
+            lines = self.verifier.tick()
+        except Exception as e:  # a bug or an unreadable state file: say so, keep the loop alive
+            log.debug("verification step crashed", exc_info=True)
+            lines = [f"verification step failed: {type(e).__name__}: {e}"]
+            log.error("%s", lines[0])
+        for line in lines:
+            self.recent_errors.append(f"{local_time()} verify: {line}")
+        if lines:
+            self._cache = None
 
     def wake(self) -> None:
         """Run the role's pass now (after intent was recorded), if the loop runs."""
@@ -321,6 +345,8 @@ class Daemon:
                 self.stopping.set()
                 self.scheduler.shutdown(wait=True)  # the API keeps answering meanwhile (/healthz: 503)
                 self.passes.close_transport()
+                if self.verifier is not None:
+                    self.verifier.close()
                 if self.api is not None:
                     self.api.stop()
                 log.info("daemon stopped")

@@ -87,6 +87,11 @@ class Peer(ABC):
         """That side's fingerprint of one table at one version (verify)."""
 
     @abstractmethod
+    def table_file(self, table: str, rel: str) -> bytes | None:
+        """One file of a table as that (primary) site holds it now, None if it has no such file
+        (continuous verification fetches a missing or damaged standby file again)."""
+
+    @abstractmethod
     def prepare(self, check_only: bool, pair: dict[str, str | None]) -> dict[str, Any]:
         """Create that site's roots and record the cluster pair (or only report, `check_only`)."""
 

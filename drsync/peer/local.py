@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from drsync import __version__
 from drsync.config import Settings
+from drsync.nofollow import read_range_nofollow
 from drsync.peer.base import Peer, Say, Toward
 from drsync.roles.epoch import RoleRecord, read_role
 from drsync.roles.newprimary import NewPrimary
@@ -81,6 +82,12 @@ class LocalPeer(Peer):
     def fingerprint(self, table: str, version: int, deep: bool, also_hash: list[str]) -> Fingerprint:
         table_dir = TableRef.parse(table).path(self.settings.warehouse(self.toward))
         return fingerprint(table_dir, table, version, deep, also_hash)
+
+    def table_file(self, table: str, rel: str) -> bytes | None:
+        ref = TableRef.parse(table)
+        found = read_range_nofollow(self.settings.warehouse(self.toward), f"{ref.relpath}/{rel}", 0, -1,
+                                    table=table)
+        return None if found is None else found[1]
 
     def prepare(self, check_only: bool, pair: dict[str, str | None]) -> dict[str, Any]:
         return prepare_roots({"media": self.media, "metadata": self.meta}, pair, check_only)

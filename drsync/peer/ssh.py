@@ -70,6 +70,9 @@ class SshPeer(Peer):
         reply = self.link.call("fingerprint", table=table, version=version, deep=deep, also_hash=also_hash)
         return Fingerprint.model_validate(reply["fingerprint"])
 
+    def table_file(self, table: str, rel: str) -> bytes | None:
+        return self.link.read_table_file(table, rel)
+
     def prepare(self, check_only: bool, pair: dict[str, str | None]) -> dict[str, Any]:
         return self.link.call("prepare", check_only=check_only, **pair)
 

@@ -14,6 +14,7 @@ from drsync.errors import RoleError
 from drsync.roles.fence import make_writable
 from drsync.roles.sites import remove
 from drsync.site.layout import (
+    FILE_HASH_DIR,
     HISTORY_DIR,
     INVENTORY_DIR,
     JOURNAL_FILE,
@@ -26,6 +27,7 @@ from drsync.site.layout import (
     PUBLICATIONS_FILE,
     RESEED_FILE,
     ROLE_FILE,
+    VERIFY_STATE_FILE,
     WarehouseLayout,
     intent_name,
     is_set_key,
@@ -41,7 +43,7 @@ Say = Callable[[str], None]
 STATE_FILES = [PrimaryState.FILE, StandbyState.FILE, LAST_RESTORED, ROLE_FILE, PAIR_FILE,
                intent_name("backup"), intent_name("restore"), remote_cache_name(PrimaryState.FILE),
                remote_cache_name(StandbyState.FILE), PUBLICATIONS_FILE, RESEED_FILE, LAST_FULL_FILE,
-               LAST_ROUND_FILE]
+               LAST_ROUND_FILE, VERIFY_STATE_FILE]
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ class Side:
         if sets:
             say(f"deleted {len(sets)} set(s) of bundles in {self.media}")
             actions += 1
-        for name, what in ((MANIFEST_DIR, "manifests"), (INVENTORY_DIR, "table inventories")):
+        for name, what in ((MANIFEST_DIR, "manifests"), (INVENTORY_DIR, "table inventories"),
+                           (FILE_HASH_DIR, "recorded file hashes")):
             if remove(self.meta / name):
                 say(f"deleted {what} {self.meta / name}")
                 actions += 1

@@ -10,9 +10,9 @@ from drsync.config import Settings
 from drsync.peer import both_sites_here
 from drsync.roles.audit import last_entry
 from drsync.roles.epoch import read_role, role_facts
-from drsync.site.document import ProgressDocument, RpoForecast, build_document
+from drsync.site.document import ProgressDocument, RpoForecast, Verification, build_document
 from drsync.site.forecast import site_forecast
-from drsync.site.progress import read_states
+from drsync.site.progress import read_states, read_verify_state
 from drsync.site.state import PrimaryState, StandbyState
 from drsync.standby.delay import progress_fields
 
@@ -23,6 +23,9 @@ def progress_document(settings: Settings,
     primary, standby = states or read_states(settings)
     doc = build_document(primary, standby)
     doc.rpo_forecast = RpoForecast.model_validate(site_forecast(settings, primary, standby).as_json())
+    every = settings.verify_interval
+    doc.verification = Verification.of(read_verify_state(settings), standby,
+                                       int(every.total_seconds()) if every else None)
     delay = progress_fields(standby)  # restore-delay, only when set or holding sets back
     doc.restore_delay = delay.get("restore delay")
     doc.held_back_keys = delay.get("held back keys")

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drsync.site.state import PrimaryState, SideProgress, StandbyState, local_time
+from drsync.site.state import PrimaryState, SideProgress, StandbyState, VerifyState, local_time
 
 # drsync's additions after the spec's fields (roles/status.py fills them)
-ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast")
+ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast", "verification")
 DELAY_FIELDS = ("restore delay", "held back keys", "next apply time")
 
 
@@ -38,6 +38,29 @@ class RpoForecast(BaseModel):
     note: str = ""
 
 
+class Verification(BaseModel):
+    """standby/continuous.py's findings: the standby verified restorable as of a barrier."""
+
+    intervalSeconds: int | None = None  # verify-interval (None: off, or not readable here)
+    verifiedBarrierTime: str = ""  # every replicated table verified restorable as of this barrier
+    verifiedTables: int = 0  # tables whose last complete check was clean
+    tables: int = 0  # replicated tables
+    flagged: dict[str, list[str]] = {}  # table -> files missing/damaged and not repaired
+    recent: list[str] = []  # newest findings and repairs
+
+    @classmethod
+    def of(cls, state: VerifyState | None, standby: StandbyState, interval_s: int | None) -> Verification:
+        if state is None or interval_s is None:
+            return cls()
+        tables = [state.tables.get(name) for name in standby.tables]
+        clean = [t for t in tables if t is not None and t.verified_barrier_ms is not None and not t.problems]
+        return cls(intervalSeconds=interval_s,
+                   verifiedBarrierTime=_ms_to_local(state.verified_barrier_ms),
+                   verifiedTables=len(clean), tables=len(tables),
+                   flagged={n: t.problems for n, t in sorted(state.tables.items()) if t.problems},
+                   recent=state.recent[-5:])
+
+
 class ProgressDocument(BaseModel):
     """The spec's document with exactly its field names, then drsync's additions."""
 
@@ -52,6 +75,7 @@ class ProgressDocument(BaseModel):
     site_roles: dict[str, str] = Field(default_factory=dict, alias="site roles")
     last_role_change: str = Field("", alias="last role change")
     rpo_forecast: RpoForecast = Field(default_factory=RpoForecast, alias="rpo forecast")
+    verification: Verification = Field(default_factory=Verification)
     # delayed apply (standby/delay.py): present only while restore-delay is set or sets are held
     restore_delay: str | None = Field(None, alias="restore delay", description="seconds")
     held_back_keys: str | None = Field(None, alias="held back keys")

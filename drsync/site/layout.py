@@ -94,6 +94,8 @@ def bundle_rel(key: str, name: str) -> str:
 
 PRIMARY_STATE_FILE = "primary-state.json"
 STANDBY_STATE_FILE = "standby-state.json"
+VERIFY_STATE_FILE = "verify-state.json"  # the standby's continuous verification (standby/continuous.py)
+FILE_HASH_DIR = "file-hashes"  # the standby's record of each replicated file's hash, per table
 MANIFEST_DIR = "manifests"
 REJECTED_DIR = "rejected"
 INVENTORY_DIR = "tables"
@@ -194,6 +196,10 @@ class MetadataLayout:
     @property
     def index(self) -> Path:
         return self.inventories / INDEX_FILE
+
+    def file_hashes(self, table_relpath: str) -> Path:
+        """The standby's recorded hashes of one table's files (`file-hashes/<table dir>.json`)."""
+        return self.root / FILE_HASH_DIR / f"{table_relpath}.json"
 
     @property
     def locks(self) -> Path:

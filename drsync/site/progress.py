@@ -23,6 +23,7 @@ from drsync.site.state import (
     PrimaryState,
     SideProgress,
     StandbyState,
+    VerifyState,
     load_state,
     local_time,
 )
@@ -117,6 +118,16 @@ def read_states(settings: Settings) -> tuple[PrimaryState, StandbyState]:
     if (s_meta / StandbyState.FILE).exists():
         return _remote_state(settings, "primary", PrimaryState, s_meta), load_state(s_meta, StandbyState)
     return PrimaryState(), StandbyState()
+
+
+def read_verify_state(settings: Settings) -> VerifyState | None:
+    """The standby's continuous verification state where this host can read it (the standby's
+    own host, or both sites here); None elsewhere (it stays on the standby)."""
+    s_meta = settings.restore_metadata_destination
+    if both_sites_here(settings) or (s_meta / StandbyState.FILE).exists():
+        state: VerifyState = load_state(s_meta, VerifyState)
+        return state
+    return None
 
 
 def _remote_state(settings: Settings, peer: Literal["standby", "primary"], model: type[Any],

@@ -5,6 +5,8 @@ Layout under a metadata destination (primary-/restore-metadata-destination):
     primary-state.json            the primary's state (PrimaryState), or
     standby-state.json            the standby's (StandbyState): distinct names, so a host
                                   knows its side even when both sites use the same paths
+    verify-state.json             the standby's continuous verification (VerifyState)
+    file-hashes/<table dir>.json  standby only: the recorded hash of each replicated file
     manifests/<key>.manifest.json manifests (on the standby: the inbox, written last)
     tables/<db>/<schema>/<table>.json   primary only: what the standby holds of a table
     locks/<operation>.lock        one lock per operation, with the holder's PID
@@ -26,6 +28,7 @@ from drsync.fsutil import atomic_write_json, ensure_dir, read_json
 from drsync.site.layout import (
     PRIMARY_STATE_FILE,
     STANDBY_STATE_FILE,
+    VERIFY_STATE_FILE,
     intent_name,
 )
 
@@ -105,6 +108,29 @@ class StandbyState(BaseModel):
     progress: SideProgress = Field(default_factory=lambda: SideProgress(actionType="Restore"))
 
 
+class VerifiedTable(BaseModel):
+    """One replicated table as continuous verification last found it (standby/continuous.py)."""
+
+    version: int = -1  # the version last checked completely
+    verified_barrier_ms: int | None = None  # restorable as of this barrier (its last clean check)
+    checked_at: str = ""  # local time of the last complete check
+    files: int = 0  # files checked then
+    rows: int | None = None  # rows read back by the format's reader then
+    problems: list[str] = []  # files missing or damaged that could not be repaired (yet)
+
+
+class VerifyState(BaseModel):
+    """The standby's continuous verification: its own file, written only by the verifier, so
+    it never races the restore pass's writes of StandbyState."""
+
+    FILE: ClassVar[str] = VERIFY_STATE_FILE
+    interval_s: int | None = None  # verify-interval (None: off)
+    tables: dict[str, VerifiedTable] = {}
+    # every replicated table verified restorable as of this barrier (oldest of the tables')
+    verified_barrier_ms: int | None = None
+    recent: list[str] = []  # newest findings and repairs, with local time, for the page
+
+
 def load_state(metadata_dir: Path, model: type[Any]) -> Any:
     path = metadata_dir / model.FILE
     if not path.exists():
@@ -112,7 +138,7 @@ def load_state(metadata_dir: Path, model: type[Any]) -> Any:
     return model.model_validate(read_json(path))
 
 
-def save_state(metadata_dir: Path, state: PrimaryState | StandbyState) -> None:
+def save_state(metadata_dir: Path, state: PrimaryState | StandbyState | VerifyState) -> None:
     ensure_dir(metadata_dir)
     atomic_write_json(metadata_dir / type(state).FILE, state.model_dump())
 

@@ -73,6 +73,7 @@ from drsync.standby.desync import (
     store_publications,
     warn_desynced,
 )
+from drsync.standby.filehashes import record_applied
 from drsync.tableformat.base import event_text
 
 log = logging.getLogger("drsync.standby.restore")
@@ -294,6 +295,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     for t in m.tables:
         if t.name in replicated:
             delete_files(warehouse / t.path, t.deletions)
+    for t in m.tables:  # what continuous verification checks against (standby/filehashes.py)
+        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch)
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]

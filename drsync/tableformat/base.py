@@ -194,6 +194,10 @@ class TableFormat(Protocol):
     def row_checksum(self, reader: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
         """(row count, order-independent checksum of all rows) at `version`."""
 
+    def sample_rows(self, reader: Any, table_dir: Path, version: int, limit: int) -> int:
+        """Read up to `limit` rows at `version`, every column decoded (continuous verification's
+        bounded read-back); the number read."""
+
     # --- role changes ----------------------------------------------------------------------
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
         """What lies above `version` (moved aside to take the table back to it)."""

@@ -28,13 +28,15 @@ from drsync.errors import DrsyncError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
 from drsync.logsetup import setup_stderr_logging
-from drsync.nofollow import refuse_symlink_path
+from drsync.nofollow import read_range_nofollow, refuse_symlink_path
 from drsync.sets.bundle import file_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
+from drsync.site.names import relpath_of
 from drsync.transport.confine import check_primary_write
 from drsync.transport.protocol import (
     PROTOCOL_VERSION,
+    TABLE_READ_CHUNK,
     FrameError,
     read_exact,
     read_header,
@@ -226,6 +228,22 @@ class Agent:
             return {"found": True}, self.path(req).read_bytes()
         except FileNotFoundError:
             return {"found": False}, b""
+
+    def op_tableread(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
+        """A range of one table file, read-only from --warehouse-root (a standby fetching a file
+        it found missing or damaged; the primary's tables are never written through here)."""
+        if self.warehouse is None:
+            raise TransportError("this agent was started without --warehouse-root: it cannot read tables")
+        table, rel, offset, length = (req.get(k) for k in ("table", "rel", "offset", "length"))
+        if not (isinstance(table, str) and isinstance(rel, str) and isinstance(offset, int)
+                and isinstance(length, int) and offset >= 0 and 0 < length <= TABLE_READ_CHUNK):
+            raise TransportError("tableread: bad arguments")
+        where = f"{safe_relpath(relpath_of(table), table=table, where='table name')}/" \
+                f"{safe_relpath(rel, table=table, where='file path')}"
+        found = read_range_nofollow(self.warehouse, where, offset, length, table=table)
+        if found is None:
+            return {"found": False}, b""
+        return {"found": True, "size": found[0]}, found[1]
 
     def op_list(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
         files: dict[str, int] = {}

@@ -17,6 +17,9 @@ is fixed and every argument is checked by the agent (`drsync/transport/agent.py`
     read  area rel                 -> payload (or found=false)
     list  area rel                 -> {name: size} of the regular files in a directory
     df    area                     -> free bytes
+    tableread table rel offset length
+                                   -> size and a range of one table file under --warehouse-root
+                                      (read-only; a standby re-fetching a damaged file)
     restore                        -> run a restore pass now (needs the agent's --config)
     promote epoch key barrier_ms versions table_ids
                                    -> switchover: this standby becomes the primary
@@ -36,6 +39,7 @@ from drsync.errors import TransportError
 
 PROTOCOL_VERSION = 1
 MAX_HEADER = 1 << 20
+TABLE_READ_CHUNK = 16 << 20  # tableread: bytes per request, well below read_payload's limit
 _LEN = struct.Struct(">I")
 
 

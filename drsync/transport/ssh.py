@@ -36,7 +36,7 @@ from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
 from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
-from drsync.transport.protocol import read_header, read_payload, write_frame
+from drsync.transport.protocol import TABLE_READ_CHUNK, read_header, read_payload, write_frame
 
 log = logging.getLogger("drsync.ssh")
 WINDOW = 16 << 20  # our receive window (replies); the send direction is sshd's window
@@ -395,6 +395,26 @@ class SshTransport(Transport):
 
         result: bytes | None = self._with_retry(f"reading {rel}", go)
         return result
+
+    def read_table_file(self, table: str, rel: str) -> bytes | None:
+        """A file of a table in the agent's warehouse, in chunks below the payload limit."""
+        parts: list[bytes] = []
+        offset, size = 0, None
+        while size is None or offset < size:
+            def go(link: Link, at: int = offset) -> tuple[int, bytes] | None:
+                reply = link.request({"op": "tableread", "table": table, "rel": rel, "offset": at,
+                                      "length": TABLE_READ_CHUNK})
+                return (int(reply["size"]), link.last_payload) if reply.get("found") else None
+
+            got: tuple[int, bytes] | None = self._with_retry(f"reading {table}/{rel}", go)
+            if got is None:
+                return None
+            size, chunk = got
+            if not chunk and offset < size:
+                raise TransportError(f"ssh: {table}/{rel} shrank while it was read on {self.host}")
+            parts.append(chunk)
+            offset += len(chunk)
+        return b"".join(parts)
 
     def list_dir(self, area: Area, rel: str) -> dict[str, int]:
         def go(link: Link) -> dict[str, int]:

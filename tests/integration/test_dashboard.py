@@ -79,6 +79,8 @@ def test_dashboard_shows_what_progress_says(tmp_path: Path, browser: webdriver.C
         wait_for("standby caught up", lambda: primary.get("/progress")["primary cluster"]["key"]
                  == _caught_up(sites) and standby.get("/progress")["apply"]["restoreState"] == "waiting")
 
+        wait_for("every table verified (continuous verification)", timeout=30, check=lambda: (
+            v := standby.get("/progress")["verification"])["verifiedTables"] == v["tables"] == 10)
         wait_for("two RPO samples recorded", timeout=30, check=lambda: len(
             [rpo for _, rpo in load_history(sites.standby_meta) if rpo is not None]) >= 2)
 
@@ -105,6 +107,8 @@ def test_dashboard_shows_what_progress_says(tmp_path: Path, browser: webdriver.C
         assert samples >= 2, "the daemon recorded no RPO history"
         assert browser.find_elements(By.CSS_SELECTOR, "#rpo-chart polyline")
         assert "backup" in browser.find_element(By.ID, "sets").text
+        shown = browser.find_element(By.CSS_SELECTOR, "#verification [data-field='verified-barrier']").text
+        assert shown == before["verification"]["verifiedBarrierTime"] != ""
 
         # nothing but the page itself was fetched, and only from the daemon
         urls = browser.execute_script(

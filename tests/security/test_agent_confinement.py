@@ -129,3 +129,48 @@ def test_prepare_never_re_pairs_a_paired_standby(tmp_path: Path) -> None:
     assert [r["ok"] for r in replies] == [True, True, True, False], replies
     assert "records another pair" in str(replies[3]["error"])
     assert json.loads((agent.roots["metadata"] / "pair.json").read_text()) == ours
+
+
+def test_tableread_serves_table_files_only_from_the_warehouse(tmp_path: Path) -> None:
+    """Continuous verification fetches a damaged file from the primary's agent: a range of one
+    file under --warehouse-root, read-only, never outside it nor through a symlink."""
+    import io
+    import os
+
+    from drsync.transport.protocol import TABLE_READ_CHUNK, read_header, read_payload, write_frame
+
+    media, meta, wh = (tmp_path / "roots" / n for n in ("media", "metadata", "warehouse"))
+    for d in (media, meta, wh / "db" / "s" / "t"):
+        d.mkdir(parents=True)
+    (wh / "db" / "s" / "t" / "part-0.parquet").write_bytes(b"0123456789")
+    (tmp_path / "secret").write_text("secret")
+    os.symlink(tmp_path / "secret", wh / "db" / "s" / "t" / "link.parquet")
+    os.symlink(wh / "db" / "s" / "t", wh / "db" / "s" / "u")
+    agent = site_agent(media, meta, warehouse_root=wh)
+
+    def ask(*reqs: dict[str, object]) -> list[tuple[dict[str, object], bytes]]:
+        inp, out = io.BytesIO(), io.BytesIO()
+        for req in ({"op": "hello"}, *reqs):
+            write_frame(inp, req)
+        inp.seek(0)
+        agent.serve(inp, out)
+        out.seek(0)
+        got = []
+        while (h := read_header(out)) is not None:
+            got.append((h, read_payload(out, h)))
+        return got[1:]
+
+    def read(table: str, rel: str, offset: int = 0, length: int = 4) -> dict[str, object]:
+        return {"op": "tableread", "table": table, "rel": rel, "offset": offset, "length": length}
+
+    (whole, tail, absent), = [ask(read("db.s.t", "part-0.parquet"), read("db.s.t", "part-0.parquet", 8),
+                                  read("db.s.t", "gone.parquet"))]
+    assert whole == ({"ok": True, "found": True, "size": 10, "length": 4}, b"0123")
+    assert tail[1] == b"89" and absent[0] == {"ok": True, "found": False}
+    refused = ask(read("db.s.t", "../../../secret"), read("db.s.t", "/etc/passwd"),
+                  read("db.s.t", "link.parquet"), read("db.s.u", "part-0.parquet"),
+                  read("db.s.t", "part-0.parquet", 0, TABLE_READ_CHUNK + 1), read("..", "x"))
+    assert [r[0]["ok"] for r in refused] == [False] * 6, refused
+    assert not any(b"secret" in payload for _, payload in refused)
+    no_warehouse = exchange(site_agent(media, meta), {"op": "hello"}, read("db.s.t", "part-0.parquet"))
+    assert no_warehouse[1]["ok"] is False and "--warehouse-root" in str(no_warehouse[1]["error"])

@@ -82,6 +82,9 @@ class DeltaFormat:
     def row_checksum(self, con: Any, table_dir: Path, version: int | None) -> tuple[int, int]:
         return reader.table_checksum(con, table_dir, version)
 
+    def sample_rows(self, con: Any, table_dir: Path, version: int, limit: int) -> int:
+        return reader.sample_rows(con, table_dir, version, limit)
+
     def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
         return fork.fork_table(src, dest, name, version, key, copy=copy)
 

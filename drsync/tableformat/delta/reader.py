@@ -43,3 +43,13 @@ def table_checksum(con: Any, table_dir: Path, version: int | None = None) -> tup
         f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM delta_scan('{path}'{opt}) t"
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def sample_rows(con: Any, table_dir: Path, version: int, limit: int) -> int:
+    """Read (and hash, so every column is decoded) up to `limit` rows of a table at a version."""
+    path = str(table_dir).replace("'", "''")
+    row = con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "
+        f"(SELECT * FROM delta_scan('{path}', version={int(version)}) LIMIT {int(limit)}) t"
+    ).fetchone()
+    return int(row[0])

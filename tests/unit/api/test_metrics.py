@@ -88,3 +88,21 @@ def test_example_alert_rules_name_only_metrics_that_exist() -> None:
     served = {m.name for m in text_string_to_metric_families(
         DrsyncMetrics().scrape(PrimaryState(), StandbyState(), None).decode())}
     assert named and named <= served, named - served
+
+
+def test_verified_barrier_and_flagged_tables() -> None:
+    from drsync.site.state import VerifiedTable, VerifyState
+
+    m = DrsyncMetrics()
+    standby = StandbyState(tables={"a.b.c": StandbyTable(version=3, barrier_ms=MS),
+                                   "a.b.d": StandbyTable(version=1, barrier_ms=MS)})
+    m.update_verification(None, standby)
+    assert math.isnan(_samples(m)[("drsync_verified_barrier_timestamp_seconds", ())])
+    state = VerifyState(verified_barrier_ms=MS - 5_000, tables={
+        "a.b.c": VerifiedTable(version=3, verified_barrier_ms=MS - 5_000),
+        "a.b.d": VerifiedTable(version=1, verified_barrier_ms=MS - 1_000, problems=["x missing"]),
+        "a.b.gone": VerifiedTable(version=1, problems=["no longer replicated: not counted"])})
+    m.update_verification(state, standby)
+    got = _samples(m)
+    assert got[("drsync_verified_barrier_timestamp_seconds", ())] == (MS - 5_000) / 1000
+    assert got[("drsync_verification_flagged_tables", ())] == 1

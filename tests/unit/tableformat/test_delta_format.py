@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from drsync.tableformat import get
@@ -55,3 +57,20 @@ def test_check_file_matches_kind_to_path() -> None:
     assert not delta.check_file("last_checkpoint", "_delta_log/x", 3)
     assert delta.check_file("checkpoint", "_delta_log/00000000000000000003.checkpoint.parquet", 3)
     assert not delta.check_file("checkpoint", "x.parquet", 3)
+
+
+def test_sample_rows_reads_at_most_the_limit_at_the_version(tmp_path: Path) -> None:
+    t = _table(tmp_path, 3)  # version v holds 1 + 2 + ... + (v+1) rows
+    fmt = get("delta")
+    con = fmt.open_row_reader(1)
+    try:
+        assert fmt.sample_rows(con, t, 1, 100) == 3
+        assert fmt.sample_rows(con, t, 2, 100) == 6
+        assert fmt.sample_rows(con, t, 2, 4) == 4
+        # a data file the version needs is damaged: the read fails (what continuous verification reports)
+        for p in t.glob("*.parquet"):
+            p.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+        with pytest.raises(duckdb.Error):
+            fmt.sample_rows(con, t, 2, 100)
+    finally:
+        con.close()

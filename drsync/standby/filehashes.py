@@ -1,0 +1,82 @@
+"""The standby's record of the hash of every replicated file, per table, and how a file is put
+back: what continuous verification (standby/continuous.py) checks against and repairs with.
+
+Manifests leave the inbox with retention, so the restore pass keeps, per table,
+`file-hashes/<table dir>.json`: path -> [size, blake2b, mtime_ns] of every file a set installed,
+minus the files a set deleted, with the sets' role epoch; written after the set's files, before
+its state (a re-run of the set writes the same record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from drsync.errors import DrsyncError
+from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, fsync_dir, make_writable_dir, read_json_object
+from drsync.nofollow import refuse_symlink_path
+from drsync.sets.bundle import new_hash
+from drsync.sets.manifest import ManifestTable
+from drsync.site.layout import MetadataLayout
+
+Expected = tuple[int, str, int]  # size, blake2b, mtime_ns
+HEAL_PREFIX = ".drsync-heal-"  # a repair's temp file, beside the file it replaces (hidden from readers)
+
+
+# ---------------------------------------------------------------- the record of expected hashes
+
+
+def record_applied(meta: Path, t: ManifestTable, replaced: bool, epoch: int) -> None:
+    """After a table's files of one set are installed: remember their hashes (the manifest's).
+    `epoch`: the set's role epoch. A record of another epoch (this site was a primary, or the
+    standby of another primary, meanwhile) is not trusted: the table starts a new one."""
+    held = {} if replaced else dict(recorded_hashes(meta, t.path, epoch))
+    for f in t.files:
+        held[f.path] = (f.size, f.blake2b, f.mtime_ns)
+    for gone in t.deletions:
+        held.pop(gone, None)
+    atomic_write_json(MetadataLayout(meta).file_hashes(t.path),
+                      {"epoch": epoch, "files": {k: list(v) for k, v in held.items()}})
+
+
+def recorded_hashes(meta: Path, table_relpath: str, epoch: int) -> dict[str, Expected]:
+    """path -> (size, blake2b, mtime_ns) recorded at role epoch `epoch` ({}: none)."""
+    raw = read_json_object(MetadataLayout(meta).file_hashes(table_relpath)) or {}
+    if raw.get("epoch") != epoch or not isinstance(raw.get("files"), dict):
+        return {}
+    return {str(k): (int(v[0]), str(v[1]), int(v[2])) for k, v in raw["files"].items()}
+
+
+def data_hash(data: bytes) -> str:
+    h = new_hash()
+    h.update(data)
+    return h.hexdigest()
+
+
+def put_back(table_dir: Path, rel: str, data: bytes, mtime_ns: int) -> None:
+    """Replace (or re-create) a replicated file atomically, read-only, with its recorded mtime."""
+    if "/" in rel:  # never write through a symlinked directory (a symlink as the file is replaced)
+        refuse_symlink_path(table_dir, rel.rsplit("/", 1)[0], table=str(table_dir), what="directory")
+    final = table_dir / rel
+    parent = final.parent
+    if not parent.is_dir():
+        raise DrsyncError(f"cannot put back {final}: its directory is gone")
+    make_writable_dir(parent)
+    for stale in parent.glob(f"{HEAL_PREFIX}{final.name}.*"):  # left by a killed repair
+        stale.unlink()
+    tmp = parent / f"{HEAL_PREFIX}{final.name}.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        os.chmod(tmp, RO_FILE)
+        os.replace(tmp, final)
+        fsync_dir(parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.chmod(parent, RO_DIR)
