@@ -79,7 +79,7 @@ def test_dashboard_shows_what_progress_says(tmp_path: Path, browser: webdriver.C
         wait_for("standby caught up", lambda: primary.get("/progress")["primary cluster"]["key"]
                  == _caught_up(sites) and standby.get("/progress")["apply"]["restoreState"] == "waiting")
 
-        wait_for("every table verified (continuous verification)", timeout=30, check=lambda: (
+        wait_for("every table verified (continuous verification)", timeout=60, check=lambda: (
             v := standby.get("/progress")["verification"])["verifiedTables"] == v["tables"] == 10)
         wait_for("two RPO samples recorded", timeout=30, check=lambda: len(
             [rpo for _, rpo in load_history(sites.standby_meta) if rpo is not None]) >= 2)
