@@ -128,6 +128,12 @@ def pair(sshd: SshServer, tmp_path: Path) -> Iterator[Pair]:
     p_port, s_port = free_port(), free_port()
     sites = ssh_sites(tmp_path / "s", sshd, more=f"backup-port={p_port}\nrestore-port={s_port}\n")
     create_sample_warehouse(sites.primary, rows=30)
+    # Both sites live on this host: a daemon that finds only the other side's state file here
+    # refuses its --role, so whichever daemon's first pass wrote first would race the other's
+    # start. One round by the CLI first gives each side its state file.
+    for op in ("backup", "restore"):
+        r = drsync(op, "-c", str(sites.config), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
     primary = Daemon(sites.config, "primary", p_port, tmp_path)
     standby = Daemon(sites.config, "standby", s_port, tmp_path)
     pair = Pair(sites, primary, standby)

@@ -21,7 +21,7 @@ import pytest
 from drsync.demo import ROUND_WRITES, create_sample_warehouse, table_dir
 from drsync.fsutil import RO_FILE
 from drsync.sets.bundle import file_hash
-from tests.helpers import duck, rows
+from tests.helpers import drsync, duck, rows
 from tests.integration.test_daemon_ssh import Daemon, Pair, free_port, key_after_now
 from tests.integration.test_ssh import ssh_sites
 from tests.sshd import SshServer
@@ -56,6 +56,12 @@ def _metric(text: str, name: str) -> float:
 
 def test_damage_is_found_named_and_repaired_from_the_primary(pair: Pair) -> None:
     sites, primary, standby = pair.sites, pair.primary, pair.standby
+    # Both sites live on this host: a daemon that finds only the other side's state file here
+    # refuses its --role, and whichever daemon's first pass writes first would race the other's
+    # start. One round by the CLI first gives each side its state file.
+    for op in ("backup", "restore"):
+        r = drsync(op, "-c", str(sites.config), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
     standby.start()
     primary.start()
     pair.wait_for("the first set restored", pair.caught_up)
@@ -88,8 +94,10 @@ def test_damage_is_found_named_and_repaired_from_the_primary(pair: Pair) -> None
     pair.wait_for("both files repaired", lambda: all(r in standby.log for r in repaired), every=0.2)
     took = time.monotonic() - damaged_at
     print(f"damage found and repaired {took:.1f} s after it was made (verify-interval {INTERVAL_S} s)")
-    # One interval for the cycle to come round, plus the cycle's own run on a loaded 2-core host.
-    assert took < 2 * INTERVAL_S, pair.logs()
+    # One interval for the cycle to come round plus the cycle's own run: 8 s on a quiet machine;
+    # the bound is loose because CI runs this beside other tests on 2 cores (speed is not a
+    # test's business; that it is found within a few cycles, named and repaired, is).
+    assert took < 6 * INTERVAL_S, pair.logs()
     assert f"file {flipped} is damaged" in standby.log and f"file {deleted} is missing" in standby.log
 
     assert file_hash(s_table / flipped) == good
