@@ -92,6 +92,7 @@ class Daemon:
         self.restart_into: Path | None = None  # set when the role changed under this daemon
         self._cache: tuple[float, PrimaryState, StandbyState] | None = None
         self._cache_lock = threading.Lock()
+        self._rpo_sampled_at = 0.0  # last RPO history sample (site/rpo_history.py), this process
         self.recent_errors: deque[str] = deque(maxlen=10)  # warnings and errors of passes, for the page
         # the standby's continuous verification (standby/continuous.py): small steps, own thread
         self.verifier = Verifier(settings, tick or VERIFY_TICK_SECONDS) if role == "standby" else None
@@ -207,11 +208,13 @@ class Daemon:
 
     def _record_rpo(self) -> None:
         """One sample of the RPO history the dashboard charts (bounded; see site/rpo_history.py)."""
+        now, step = time.time(), self.tick or RPO_STEP_S  # --tick samples as often as it runs
+        if now - self._rpo_sampled_at < step:
+            return  # not due: the history file is not even read
         try:
             rpo = standby_rpo_seconds(self.states()[1])
-            # --tick (tests, demos) samples as often as it runs passes; otherwise every STEP_S
-            record_rpo(self.settings.metadata_dir(self.role), rpo, time.time(),
-                       step_s=self.tick or RPO_STEP_S)
+            if record_rpo(self.settings.metadata_dir(self.role), rpo, now, step_s=step):
+                self._rpo_sampled_at = now
         except (DrsyncError, OSError) as e:  # a chart must never stop replication
             log.debug("RPO history not recorded: %s", e)
 

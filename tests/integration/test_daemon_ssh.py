@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,11 @@ def key_after_now() -> str:
     return (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y%m%d_%H%M%S")
 
 
-@pytest.fixture
-def pair(sshd: SshServer, tmp_path: Path) -> Iterator[Pair]:
+@contextmanager
+def ssh_pair(sshd: SshServer, tmp_path: Path, more: str = "") -> Iterator[Pair]:
+    """Two daemons (not started) over the real sshd, both sites on this host, with data."""
     p_port, s_port = free_port(), free_port()
-    sites = ssh_sites(tmp_path / "s", sshd, more=f"backup-port={p_port}\nrestore-port={s_port}\n")
+    sites = ssh_sites(tmp_path / "s", sshd, more=f"backup-port={p_port}\nrestore-port={s_port}\n{more}")
     create_sample_warehouse(sites.primary, rows=30)
     # Both sites live on this host: a daemon that finds only the other side's state file here
     # refuses its --role, so whichever daemon's first pass wrote first would race the other's
@@ -144,6 +146,12 @@ def pair(sshd: SshServer, tmp_path: Path) -> Iterator[Pair]:
             d.stop()
             d.http.close()
         print(pair.logs())  # shown when the test failed
+
+
+@pytest.fixture
+def pair(sshd: SshServer, tmp_path: Path) -> Iterator[Pair]:
+    with ssh_pair(sshd, tmp_path) as p:
+        yield p
 
 
 def test_primary_daemon_ships_over_ssh_survives_cut_sessions(sshd: SshServer, pair: Pair) -> None:

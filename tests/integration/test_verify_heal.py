@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from drsync.demo import ROUND_WRITES, create_sample_warehouse, table_dir
+from drsync.demo import ROUND_WRITES, table_dir
 from drsync.fsutil import RO_FILE
 from drsync.sets.bundle import file_hash
-from tests.helpers import drsync, duck, rows
-from tests.integration.test_daemon_ssh import Daemon, Pair, free_port, key_after_now
-from tests.integration.test_ssh import ssh_sites
+from tests.helpers import duck, rows
+from tests.integration.test_daemon_ssh import Pair, key_after_now, ssh_pair
 from tests.sshd import SshServer
 
 TABLE = "iot.raw.readings"  # appended to by ROUND_WRITES[0]: several data files
@@ -33,20 +32,8 @@ FINDINGS = ("is missing on the standby", "is damaged", "repaired from the primar
 
 @pytest.fixture
 def pair(sshd: SshServer, tmp_path: Path) -> Iterator[Pair]:
-    p_port, s_port = free_port(), free_port()
-    sites = ssh_sites(tmp_path / "s", sshd, more=f"backup-port={p_port}\nrestore-port={s_port}\n"
-                      f"verify-interval={INTERVAL_S}s\n")
-    create_sample_warehouse(sites.primary, rows=30)
-    primary = Daemon(sites.config, "primary", p_port, tmp_path)
-    standby = Daemon(sites.config, "standby", s_port, tmp_path)
-    pair = Pair(sites, primary, standby)
-    try:
-        yield pair
-    finally:
-        for d in (primary, standby):
-            d.stop()
-            d.http.close()
-        print(pair.logs())  # shown when the test failed
+    with ssh_pair(sshd, tmp_path, more=f"verify-interval={INTERVAL_S}s\n") as p:
+        yield p
 
 
 def _metric(text: str, name: str) -> float:
@@ -56,12 +43,6 @@ def _metric(text: str, name: str) -> float:
 
 def test_damage_is_found_named_and_repaired_from_the_primary(pair: Pair) -> None:
     sites, primary, standby = pair.sites, pair.primary, pair.standby
-    # Both sites live on this host: a daemon that finds only the other side's state file here
-    # refuses its --role, and whichever daemon's first pass writes first would race the other's
-    # start. One round by the CLI first gives each side its state file.
-    for op in ("backup", "restore"):
-        r = drsync(op, "-c", str(sites.config), timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
     standby.start()
     primary.start()
     pair.wait_for("the first set restored", pair.caught_up)
