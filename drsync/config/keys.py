@@ -114,6 +114,11 @@ KEYS = (
     Key("desync-guard", percentage, "percentage 0%-100% (default 20%) or N/A"),
     Key("verify-interval", duration(None, timedelta(seconds=10)),
          "duration >= 10s with unit (default 24h), or N/A (no continuous verification)"),
+    Key("replication-mode", choice({"scheduled": "scheduled", "continuous": "continuous"}),
+         "scheduled (a round every backup-exec-time-interval, default) or continuous (a round as soon "
+         "as a commit lands)"),
+    Key("continuous-min-interval", duration(None, timedelta(milliseconds=200)),
+         "duration >= 200ms with unit, e.g. 500ms or 1s (default 1s)"),
 )
 # Keys whose N/A means "off" (None), not "the default".
 NONE_WHEN_NOT_SET = frozenset({"desync-guard", "verify-interval"})

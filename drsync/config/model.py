@@ -71,6 +71,10 @@ class Settings(BaseModel):
     desync_guard: float | None = 0.2  # share of the replicated tables; None: no guard
     # The standby re-checks every replicated table once per this span; None: never
     verify_interval: timedelta | None = timedelta(hours=24)
+    # scheduled: a round every backup-exec-time-interval (the DWS behaviour); continuous: a
+    # round as soon as a commit lands, at most one per continuous-min-interval (daemon/continuous.py)
+    replication_mode: Literal["scheduled", "continuous"] = "scheduled"
+    continuous_min_interval: timedelta = timedelta(seconds=1)
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""

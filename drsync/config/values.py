@@ -16,12 +16,12 @@ from uuid import UUID
 
 from drsync.errors import ConfigError
 
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdSMHD]?)")
-_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([mM][sS]|[smhdSMHD]?)")
+_SECONDS_PER_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: str, *, bare_unit: str | None) -> timedelta:
-    """'30s', '10m', '2h', '7d' (also '1.5h'). A bare number is in `bare_unit`, or an error if
+    """'30s', '10m', '2h', '7d' (also '1.5h', '500ms'). A bare number is in `bare_unit`, or an error if
     that is None: for keys like life-cycle a bare '7' is too easy to misread."""
     match = _DURATION.fullmatch(value.strip())
     if match is None:

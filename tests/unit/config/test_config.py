@@ -103,6 +103,18 @@ def test_defaults() -> None:
         assert getattr(loaded, optional) is None, optional
 
 
+def test_replication_mode_defaults_to_scheduled_and_min_interval_accepts_ms() -> None:
+    loaded = parse_settings_text(render(), SOURCE)
+    assert loaded.replication_mode == "scheduled"
+    assert loaded.continuous_min_interval == timedelta(seconds=1)
+    loaded = parse_settings_text(render(replication_mode="Continuous", continuous_min_interval="250ms"), SOURCE)
+    assert loaded.replication_mode == "continuous"
+    assert loaded.continuous_min_interval == timedelta(milliseconds=250)
+    assert parse_settings_text(render(continuous_min_interval="200ms"), SOURCE).continuous_min_interval \
+        == timedelta(milliseconds=200)
+    assert "continuous-min-interval" in problems(render(continuous_min_interval="199ms"))[0]
+
+
 def test_not_set_means_default_or_none() -> None:
     loaded = parse_settings_text(render(life_cycle="N/A", cpu_cores=" n/a ", username=""), SOURCE)
     assert loaded.life_cycle == timedelta(days=7)
@@ -162,6 +174,8 @@ BAD_VALUES = [
     ("api-listen", "not a host"),
     ("rpo-target", "15"), ("rpo-target", "0s"),
     ("barrier-grace", "61s"), ("barrier-grace", "2m"),
+    ("replication-mode", "streaming"), ("replication-mode", "on"),
+    ("continuous-min-interval", "100ms"), ("continuous-min-interval", "1"),
     ("remote-drsync-command", "'unclosed quote"),
     ("remote-config-file", "relative/backupRestore.ini"),
 ]
