@@ -46,3 +46,11 @@ def wall_clock() -> datetime:
     shift = os.environ.get("DRSYNC_CLOCK_SHIFT_S", "")
     now = datetime.now(UTC)
     return now + timedelta(seconds=float(shift)) if shift else now
+
+
+def watch_paused() -> bool:
+    """Test-only hook: while the file named by DRSYNC_WATCH_PAUSE_FILE exists, the continuous
+    mode's watcher (daemon/watcher.py) drops every event, as if inotify had missed it: the
+    fault suite checks that the periodic rescan ships such a commit anyway."""
+    flag = os.environ.get("DRSYNC_WATCH_PAUSE_FILE", "")
+    return bool(flag) and os.path.exists(flag)

@@ -38,6 +38,7 @@ from drsync.api.app import ApiServer
 from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings, load_settings
 from drsync.config.envfile import load_side_env
+from drsync.daemon.continuous import ContinuousMode
 from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.faults import wall_clock
@@ -96,6 +97,7 @@ class Daemon:
         self.recent_errors: deque[str] = deque(maxlen=10)  # warnings and errors of passes, for the page
         # the standby's continuous verification (standby/continuous.py): small steps, own thread
         self.verifier = Verifier(settings, tick or VERIFY_TICK_SECONDS) if role == "standby" else None
+        self.continuous: ContinuousMode | None = None  # replication-mode=continuous: its watches
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1), "watch": ThreadPoolExecutor(1),
                        "verify": ThreadPoolExecutor(1)}, timezone=UTC,
@@ -125,14 +127,29 @@ class Daemon:
             first = now if name == self.main_job else now + every
             self.scheduler.add_job(self.run_pass, IntervalTrigger(seconds=every.total_seconds()), args=[name],
                                    id=name, name=name, next_run_time=first)
-        if self.role == "standby":
-            # A separate executor: the watch must not queue behind a long restore pass.
-            self.scheduler.add_job(self.watch_inbox, IntervalTrigger(seconds=INBOX_POLL_SECONDS),
-                                   id="inbox-watch", name="inbox-watch", executor="watch")
-            # Its own thread too: a step never delays a restore pass (nor waits for one).
+        if self.role == "standby":  # its own thread: a step never delays a restore pass
             step = IntervalTrigger(seconds=self.tick or VERIFY_TICK_SECONDS)
             self.scheduler.add_job(self.verify_step, step, id="verify", name="verify", executor="verify")
         self.scheduler.start()
+        self._switch_mode()
+
+    def _switch_mode(self) -> None:
+        """Start or stop continuous mode's watches to match replication-mode (start, SIGHUP).
+        The standby's inbox is watched (inotify) instead of polled; the poll has its own
+        executor: it must not queue behind a long restore pass."""
+        wanted = self.settings.replication_mode == "continuous"
+        if wanted and self.continuous is None:
+            self.continuous = ContinuousMode(self.settings, self.role, self.wake_now)
+            self.continuous.start(self.watch_inbox)
+        elif not wanted and self.continuous is not None:
+            self.continuous.close()
+            self.continuous = None
+        if self.role == "standby" and self.scheduler.running:
+            with contextlib.suppress(LookupError):
+                self.scheduler.remove_job("inbox-watch")
+            if not wanted:
+                self.scheduler.add_job(self.watch_inbox, IntervalTrigger(seconds=INBOX_POLL_SECONDS),
+                                       id="inbox-watch", name="inbox-watch", executor="watch")
 
     def watch_inbox(self) -> None:
         """Restore as soon as a new set is delivered instead of up to restore-interval later.
@@ -181,6 +198,13 @@ class Daemon:
             with contextlib.suppress(LookupError):
                 self.scheduler.modify_job(self.main_job, next_run_time=datetime.now(UTC))
 
+    def wake_now(self) -> bool:
+        """Continuous mode: run the role's pass now; False while one runs (it is woken after)."""
+        if self.main_job in self._running or not self.loop_running():
+            return False
+        self.wake()
+        return True
+
     def loop_running(self) -> bool:
         return bool(self.scheduler.running) and not self.stopping.is_set()
 
@@ -189,6 +213,8 @@ class Daemon:
         passes: dict[str, Callable[[], Decision]] = {
             "backup": self.passes.backup, "restore": self.passes.restore, "retention": self.passes.retention}
         self._running.add(job)
+        if self.continuous is not None and job == self.main_job:
+            self.continuous.pass_started()
         try:
             line, level = passes[job]()
         except Exception as e:  # a bug: say so in one line, keep the loop and the API alive
@@ -204,6 +230,10 @@ class Daemon:
         if job == self.main_job:
             self._record_rpo()
             self._check_role()
+            if self.continuous is not None:
+                self.continuous.pass_done(self.settings)
+                if self.role == "standby":
+                    self.watch_inbox()  # a set delivered while the pass ran
         return line
 
     def _record_rpo(self) -> None:
@@ -254,7 +284,8 @@ class Daemon:
             jobs[name] = {"every_seconds": every[name].total_seconds(), "last_decision": job.last_decision,
                           "decided_at": job.decided_at,
                           "next_run": local_time(next_run.timestamp()) if next_run else ""}
-        return {"role": self.role, "pid": os.getpid(), "loop_running": self.loop_running(),
+        return {"role": self.role, "pid": os.getpid(), "replication_mode": self.settings.replication_mode,
+                "loop_running": self.loop_running(),
                 "config": str(self.settings.source_file), "reload": self.reload_note,
                 "paused": self.passes.paused, "jobs": jobs, "recent_errors": list(self.recent_errors)}
 
@@ -278,6 +309,7 @@ class Daemon:
         for name, every in self.intervals().items():
             if every != old_every[name] and self.scheduler.running:
                 self.scheduler.reschedule_job(name, trigger=IntervalTrigger(seconds=every.total_seconds()))
+        self._switch_mode()
         note = self._rebind_api(old, new)
         self.reload_note = f"{local_time()}: reloaded{note}"
         log.info("SIGHUP: configuration %s reloaded: %s%s", path, self.schedule_text(), note)
@@ -348,6 +380,8 @@ class Daemon:
                 self.stopping.set()
                 self.scheduler.shutdown(wait=True)  # the API keeps answering meanwhile (/healthz: 503)
                 self.passes.close_transport()
+                if self.continuous is not None:
+                    self.continuous.close()
                 if self.verifier is not None:
                     self.verifier.close()
                 if self.api is not None:
