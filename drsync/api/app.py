@@ -86,6 +86,8 @@ class JobInfo(BaseModel):
 class DaemonStatus(BaseModel):
     role: Role
     pid: int
+    replication_mode: Literal["scheduled", "continuous"] = Field(
+        "scheduled", description="replication-mode: rounds on the schedule, or as soon as a commit lands")
     loop_running: bool
     config: str = Field(description="the config file; '' unless the request carries the bearer token")
     reload: str = Field(description="outcome of the last SIGHUP, '' if none")
@@ -206,6 +208,7 @@ def create_app(view: DaemonView) -> FastAPI:
                         **_UNAVAILABLE})
     def metrics() -> Response:
         primary, standby = view.states()
+        view.metrics.set_mode(view.settings.replication_mode)
         text = view.metrics.scrape(primary, standby, view.settings.rpo_target,
                                    site_forecast(view.settings, primary, standby),
                                    read_verify_state(view.settings))

@@ -53,8 +53,14 @@ class DrsyncMetrics:
                                       "restorable (standby/continuous.py; NaN: not yet)", registry=r)
         self.verify_flagged = Gauge("drsync_verification_flagged_tables", "Standby tables with files "
                                     "found missing or damaged and not repaired", registry=r)
+        self.mode = Gauge("drsync_replication_mode", "1 for the replication-mode this daemon runs "
+                          "(scheduled or continuous)", ["mode"], registry=r)
         self.table_lag = Gauge("drsync_table_lag_seconds", "Seconds since the barrier each standby "
                                "table is complete at", ["table"], registry=r)
+
+    def set_mode(self, mode: str) -> None:
+        for each in ("scheduled", "continuous"):
+            self.mode.labels(mode=each).set(1 if each == mode else 0)
 
     def observe_pass(self, seconds: float, shipped: int = 0, applied: int = 0) -> None:
         self.duration.observe(seconds)

@@ -4,7 +4,8 @@ A `DirWatcher` is one thread watching a set of directories (not recursively) and
 `on_change` once per batch of events. The set is replaced with `watch()` (the watch restarts
 when it differs), so the daemon re-lists it after every rescan: a new published table is
 watched from the round that first ships it. A directory that vanishes ends the watch; it is
-restarted over the directories that still exist.
+restarted over the directories that still exist. Each (re)started watch calls `on_change`
+once it is up, for what landed before (a directory created and filled before it was watched).
 
 Watched on the primary (`table_log_dirs`): the log directory of every published table (named
 by its table format, `TableFormat.log_dir`) and every directory holding a published table,
@@ -33,6 +34,7 @@ from drsync.tableformat import format_of
 log = logging.getLogger("drsync.daemon.watcher")
 DEBOUNCE_MS = 20  # events this close together come as one batch
 STEP_MS = 20  # how often the watch looks at its stop event
+START_MS = 1000  # once the watch is up (this long without events), look once at what is there
 RETRY_SECONDS = 1.0  # after a watch failed (a directory vanished), start again this much later
 
 
@@ -88,11 +90,17 @@ class DirWatcher:
             if not dirs:
                 self._restart.wait(RETRY_SECONDS)
                 continue
+            first = True
             try:
-                for _changes in watchfiles.watch(
+                for changes in watchfiles.watch(
                         *dirs, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=self._restart,
-                        recursive=False, raise_interrupt=False, watch_filter=None,
-                        ignore_permission_denied=True):
+                        rust_timeout=START_MS, yield_on_timeout=True, recursive=False,
+                        raise_interrupt=False, watch_filter=None, ignore_permission_denied=True):
+                    if not changes:
+                        if first:  # the watch is up: what landed before it is looked at once
+                            first = False
+                            self.on_change()
+                        continue
                     if watch_paused():
                         continue  # fault hook: as if inotify had missed these events
                     self.batches += 1

@@ -26,6 +26,7 @@ def progress_document(settings: Settings,
     every = settings.verify_interval
     doc.verification = Verification.of(read_verify_state(settings), standby,
                                        int(every.total_seconds()) if every else None)
+    doc.replication_mode = settings.replication_mode
     delay = progress_fields(standby)  # restore-delay, only when set or holding sets back
     doc.restore_delay = delay.get("restore delay")
     doc.held_back_keys = delay.get("held back keys")

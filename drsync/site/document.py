@@ -76,6 +76,8 @@ class ProgressDocument(BaseModel):
     last_role_change: str = Field("", alias="last role change")
     rpo_forecast: RpoForecast = Field(default_factory=RpoForecast, alias="rpo forecast")
     verification: Verification = Field(default_factory=Verification)
+    replication_mode: str = Field("scheduled", alias="replication mode",
+                                  description="replication-mode: scheduled or continuous")
     # delayed apply (standby/delay.py): present only while restore-delay is set or sets are held
     restore_delay: str | None = Field(None, alias="restore delay", description="seconds")
     held_back_keys: str | None = Field(None, alias="held back keys")

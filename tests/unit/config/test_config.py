@@ -107,7 +107,8 @@ def test_replication_mode_defaults_to_scheduled_and_min_interval_accepts_ms() ->
     loaded = parse_settings_text(render(), SOURCE)
     assert loaded.replication_mode == "scheduled"
     assert loaded.continuous_min_interval == timedelta(seconds=1)
-    loaded = parse_settings_text(render(replication_mode="Continuous", continuous_min_interval="250ms"), SOURCE)
+    loaded = parse_settings_text(render(replication_mode="Continuous", continuous_min_interval="250ms"),
+                                 SOURCE)
     assert loaded.replication_mode == "continuous"
     assert loaded.continuous_min_interval == timedelta(milliseconds=250)
     assert parse_settings_text(render(continuous_min_interval="200ms"), SOURCE).continuous_min_interval \
