@@ -101,8 +101,9 @@ def test_a_commit_reaches_the_standby_in_seconds_without_a_schedule(pair: Any) -
 
 def test_a_missed_event_is_shipped_by_the_rescan(pair: Any, tmp_path: Path) -> None:
     pause = tmp_path / "watch-paused"
-    sites, _, _ = pair("backup-exec-time-interval=10s\nrestore-interval=10m\n" + CONTINUOUS,
-                             env={"DRSYNC_WATCH_PAUSE_FILE": str(pause)})
+    # both daemons drop their events: the rescans are the schedules, 10 s apart
+    sites, _, _ = pair("backup-exec-time-interval=10s\nrestore-interval=10s\n" + CONTINUOUS,
+                       env={"DRSYNC_WATCH_PAUSE_FILE": str(pause)})
     pause.touch()  # the watcher drops every event from now on, as if inotify had missed them
     name = TABLES[1]
     version = commit(sites, name)
@@ -132,9 +133,12 @@ def test_a_burst_of_1000_commits_drains_with_a_bounded_set_count(pair: Any) -> N
     rows = {n: _rows_like(paths[n], 1) for n in names}
     keys_before = len(list((sites.primary_meta / "manifests").glob("*.manifest.json")))
     started = time.monotonic()
-    for i in range(1000):
-        n = names[i % len(names)]
-        write_deltalake(paths[n], rows[n], mode="append")
+    writers = [threading.Thread(target=lambda n=n: [write_deltalake(paths[n], rows[n], mode="append")
+                                                    for _ in range(200)]) for n in names]
+    for w in writers:  # one writer per table, 5 x 200 commits, all at once
+        w.start()
+    for w in writers:
+        w.join()
     burst = time.monotonic() - started
     final = {n: int(DeltaTable(paths[n]).version()) for n in names}
     wait_for("the burst drained", lambda: all(standby_version(sites, n) >= v for n, v in final.items()),
