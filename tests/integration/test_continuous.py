@@ -173,3 +173,40 @@ def test_switching_modes_with_sighup(pair: Any) -> None:
     version = commit(sites, name)
     time.sleep(5)
     assert standby_version(sites, name) < version
+
+
+def test_kill_9_of_either_daemon_during_a_stream_converges(pair: Any) -> None:
+    sites, primary, standby = pair(FAR + CONTINUOUS)
+    names = TABLES[:3]
+    paths = {n: str(table_dir(sites.primary, n)) for n in names}
+    rows = {n: _rows_like(paths[n], 2) for n in names}
+    stop = threading.Event()
+
+    def stream() -> None:  # a few commits a second, round robin, until told to stop
+        i = 0
+        while not stop.is_set():
+            write_deltalake(paths[names[i % len(names)]], rows[names[i % len(names)]], mode="append")
+            i += 1
+            time.sleep(0.1)
+
+    writer = threading.Thread(target=stream, daemon=True)
+    writer.start()
+    try:
+        for victim in (primary, standby, primary):
+            wait_for("sets flowing", lambda: _caught_up(sites), timeout=60)
+            time.sleep(1.5)  # mid-stream: rounds and restores are running back to back
+            assert victim.proc is not None
+            victim.proc.kill()  # kill -9: no finally, no flush
+            victim.proc.wait()
+            victim.start()
+    finally:
+        stop.set()
+        writer.join()
+    final = {n: int(DeltaTable(paths[n]).version()) for n in names}
+    wait_for("converged", lambda: all(standby_version(sites, n) >= v for n, v in final.items()), timeout=120)
+    for name in TABLES:  # every table reads, at the version the primary has
+        on_standby = DeltaTable(str(table_dir(sites.standby, name)))
+        assert on_standby.to_pyarrow_table().num_rows == \
+            DeltaTable(str(table_dir(sites.primary, name))).to_pyarrow_table().num_rows, name
+    verify = drsync("verify", "-c", str(sites.config))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
