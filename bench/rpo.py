@@ -11,10 +11,11 @@ parrallel-process=2, compression-level=1) with TABLES Delta tables, then:
 * once the first set is restored, the standby's /metrics is polled every second for MINUTES
   and `drsync_rpo_seconds` recorded (both daemons compute it from the same state files).
 
-Settings: the default interval (backup-exec-time-interval=1m, restore-interval=1m), the config
-minimum (10s, with restore-interval=5s), and `--tick` values: a hidden, TEST-ONLY daemon option
-running every job every S seconds, below the configurable minimum (not something to run in
-production). Goal: p99 <= backup interval + 30 s.
+`--only continuous`: replication-mode=continuous, RPO measured per commit on the standby
+(bench/rpo_continuous.py). Settings: the default interval (backup-exec-time-interval=1m,
+restore-interval=1m), the config minimum (10s, with restore-interval=5s), and `--tick` values:
+a hidden, TEST-ONLY daemon option running every job every S seconds, below the configurable
+minimum (not something to run in production). Goal: p99 <= backup interval + 30 s.
 
     .venv/bin/python bench/rpo.py              # 3 minutes per setting (about 12 minutes)
     .venv/bin/python bench/rpo.py --quick      # 1 minute per setting, a check
@@ -42,6 +43,8 @@ from types import FrameType
 import httpx
 import pyarrow as pa
 from deltalake import write_deltalake
+from rpo_continuous import report as continuous_report
+from rpo_continuous import run_continuous
 
 from drsync.demo import write_config
 from drsync.fsutil import rmtree_force
@@ -229,7 +232,8 @@ def main() -> int:
     ap.add_argument("--period", type=float, default=5.0, help="seconds between commits to one table")
     ap.add_argument("--tick", type=float, action="append", default=None,
                     help="TEST-ONLY daemon --tick values to try as well (default: 2)")
-    ap.add_argument("--only", choices=["default", "minimum", "tick"], action="append", default=None,
+    ap.add_argument("--only", choices=["default", "minimum", "tick", "continuous"], action="append",
+                    default=None,
                     help="run only these settings (repeatable; default: all)")
     args = ap.parse_args()
     minutes = 1.0 if args.quick else args.minutes
@@ -257,7 +261,13 @@ def main() -> int:
           f"host {platform.node()}, nproc {os.cpu_count()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
           flush=True)
     results: list[Result] = []
+    continuous = None
     try:
+        if args.only is None or "continuous" in args.only:
+            print("- continuous (replication-mode=continuous, continuous-min-interval=1s): RPO per commit, "
+                  "measured on the standby (bench/rpo_continuous.py)", flush=True)
+            continuous = run_continuous(minutes, args.tables, args.period, Daemon, wait_for, free_port,
+                                        small_file)
         for s in settings:
             print(f"- {s.label}", flush=True)
             try:
@@ -287,6 +297,9 @@ def main() -> int:
     print()
     for v in verdicts:
         print(v)
+    if continuous is not None:
+        print(continuous_report(continuous, percentile))
+        verdicts.append(continuous_report(continuous, percentile).splitlines()[-1])
     return 0 if results and all(v.startswith("PASS") for v in verdicts) else 1
 
 
