@@ -19,10 +19,14 @@ is delivered (no polling); over SSH the primary also asks for a restore after sh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
+
+from apscheduler.triggers.interval import IntervalTrigger
 
 from drsync.config import Role, Settings
 from drsync.daemon.watcher import DirWatcher, table_log_dirs
@@ -32,6 +36,7 @@ from drsync.site.state import PrimaryState, load_state
 
 log = logging.getLogger("drsync.daemon.continuous")
 BACKLOG_LIMIT = 4  # sets cut but not known restored at which no more are cut
+INBOX_POLL_SECONDS = 2.0  # scheduled mode: the standby looks for newly delivered sets this often
 
 
 def unrestored_sets(settings: Settings) -> int:
@@ -152,3 +157,35 @@ class ContinuousMode:
         self.watcher.close()
         if self.trigger is not None:
             self.trigger.close()
+
+
+class Loop(Protocol):
+    """What follow_mode needs of the daemon (drsync.daemon.main.Daemon)."""
+
+    role: Role
+    continuous: ContinuousMode | None
+    scheduler: Any
+
+    @property
+    def settings(self) -> Settings: ...
+    def wake_now(self) -> bool: ...
+    def watch_inbox(self) -> None: ...
+
+
+def follow_mode(daemon: Loop) -> None:
+    """Start or stop continuous mode's watches to match replication-mode (at start, on SIGHUP).
+    The standby's inbox is watched (inotify) in continuous mode, polled in scheduled mode; the
+    poll has its own executor: it must not queue behind a long restore pass."""
+    wanted = daemon.settings.replication_mode == "continuous"
+    if wanted and daemon.continuous is None:
+        daemon.continuous = ContinuousMode(daemon.settings, daemon.role, daemon.wake_now)
+        daemon.continuous.start(daemon.watch_inbox)
+    elif not wanted and daemon.continuous is not None:
+        daemon.continuous.close()
+        daemon.continuous = None
+    if daemon.role == "standby" and daemon.scheduler.running:
+        with contextlib.suppress(LookupError):
+            daemon.scheduler.remove_job("inbox-watch")
+        if not wanted:
+            daemon.scheduler.add_job(daemon.watch_inbox, IntervalTrigger(seconds=INBOX_POLL_SECONDS),
+                                     id="inbox-watch", name="inbox-watch", executor="watch")

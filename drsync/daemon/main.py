@@ -38,7 +38,7 @@ from drsync.api.app import ApiServer
 from drsync.api.metrics import DrsyncMetrics
 from drsync.config import Role, Settings, load_settings
 from drsync.config.envfile import load_side_env
-from drsync.daemon.continuous import ContinuousMode
+from drsync.daemon.continuous import ContinuousMode, follow_mode
 from drsync.daemon.passes import Decision, Passes, one_line
 from drsync.errors import ConfigError, DrsyncError
 from drsync.faults import wall_clock
@@ -59,7 +59,6 @@ log = logging.getLogger("drsync.daemon.main")
 RETENTION_EVERY = timedelta(hours=1)
 FOLLOWED_ENV = "DRSYNC_FOLLOWED_ROLE_CHANGE"  # set in a daemon restarted by a role change
 FOLLOW_BIND_SECONDS = 30.0
-INBOX_POLL_SECONDS = 2.0  # the standby looks for newly delivered sets this often
 STATE_CACHE_SECONDS = 1.0  # /progress, /healthz, /metrics read both states at most this often
 
 
@@ -131,25 +130,7 @@ class Daemon:
             step = IntervalTrigger(seconds=self.tick or VERIFY_TICK_SECONDS)
             self.scheduler.add_job(self.verify_step, step, id="verify", name="verify", executor="verify")
         self.scheduler.start()
-        self._switch_mode()
-
-    def _switch_mode(self) -> None:
-        """Start or stop continuous mode's watches to match replication-mode (start, SIGHUP).
-        The standby's inbox is watched (inotify) instead of polled; the poll has its own
-        executor: it must not queue behind a long restore pass."""
-        wanted = self.settings.replication_mode == "continuous"
-        if wanted and self.continuous is None:
-            self.continuous = ContinuousMode(self.settings, self.role, self.wake_now)
-            self.continuous.start(self.watch_inbox)
-        elif not wanted and self.continuous is not None:
-            self.continuous.close()
-            self.continuous = None
-        if self.role == "standby" and self.scheduler.running:
-            with contextlib.suppress(LookupError):
-                self.scheduler.remove_job("inbox-watch")
-            if not wanted:
-                self.scheduler.add_job(self.watch_inbox, IntervalTrigger(seconds=INBOX_POLL_SECONDS),
-                                       id="inbox-watch", name="inbox-watch", executor="watch")
+        follow_mode(self)
 
     def watch_inbox(self) -> None:
         """Restore as soon as a new set is delivered instead of up to restore-interval later.
@@ -284,8 +265,8 @@ class Daemon:
             jobs[name] = {"every_seconds": every[name].total_seconds(), "last_decision": job.last_decision,
                           "decided_at": job.decided_at,
                           "next_run": local_time(next_run.timestamp()) if next_run else ""}
-        return {"role": self.role, "pid": os.getpid(), "replication_mode": self.settings.replication_mode,
-                "loop_running": self.loop_running(),
+        return {"role": self.role, "pid": os.getpid(), "loop_running": self.loop_running(),
+                "replication_mode": self.settings.replication_mode,
                 "config": str(self.settings.source_file), "reload": self.reload_note,
                 "paused": self.passes.paused, "jobs": jobs, "recent_errors": list(self.recent_errors)}
 
@@ -309,7 +290,7 @@ class Daemon:
         for name, every in self.intervals().items():
             if every != old_every[name] and self.scheduler.running:
                 self.scheduler.reschedule_job(name, trigger=IntervalTrigger(seconds=every.total_seconds()))
-        self._switch_mode()
+        follow_mode(self)
         note = self._rebind_api(old, new)
         self.reload_note = f"{local_time()}: reloaded{note}"
         log.info("SIGHUP: configuration %s reloaded: %s%s", path, self.schedule_text(), note)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from drsync.site.state import PrimaryState, SideProgress, StandbyState, VerifyState, local_time
 
 # drsync's additions after the spec's fields (roles/status.py fills them)
-ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast", "verification")
+ADDED_FIELDS = ("role epoch", "site roles", "last role change", "rpo forecast", "verification",
+                "replication mode")
 DELAY_FIELDS = ("restore delay", "held back keys", "next apply time")
 
 

@@ -23,7 +23,8 @@ from tests.helpers import make_sites
 SPEC_TOP = {"primary cluster", "standby cluster", "apply", "latestBarrierTime", "recovery point objective",
             "failover recovery point time"}
 # drsync's additions, after the spec's
-DRSYNC_TOP = {"role epoch", "site roles", "last role change", "rpo forecast", "verification"}
+DRSYNC_TOP = {"role epoch", "site roles", "last role change", "rpo forecast", "verification",
+              "replication mode"}
 DELAY_TOP = {"restore delay", "held back keys", "next apply time"}  # only while restore-delay is set
 SPEC_SIDE = {"key", "priorKey", "actionType", "progress", "backupRate", "currentStep", "unrestoreKeys",
              "failedStep", "errorMsg", "errorCode", "actionStartTime", "actionEndTime", "updateTime"}
