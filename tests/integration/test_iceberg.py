@@ -104,3 +104,41 @@ def test_expired_snapshots_leave_the_standby_after_the_pointer_switched(sites: S
     assert len(after) < len(before)
     assert _with_primary_away(sites, lambda: _every_snapshot(dst)) == _every_snapshot(src)
     assert len(snapshot_ids(dst)) == 1
+
+
+def test_metadata_pointing_outside_the_table_is_refused_by_name(sites: Sites) -> None:
+    cat = catalog(sites.base / "scratch-catalog")
+    outside = sites.base / "elsewhere"
+    src = sites.primary / "db" / "s" / "ice"
+    cat.create_namespace("db")
+    t = cat.create_table("db.ice", schema=batch(0, 1).schema, location=str(src),
+                         properties={"write.data.path": str(outside)})  # data files leave the table
+    commit(t, lambda t: t.append(batch(0, 2)))
+    p = drsync("backup", "-c", str(sites.config))
+    out = p.stdout + p.stderr
+    assert p.returncode != 0
+    assert NAME in out and "outside the table's location" in out, out
+    assert "Traceback" not in out
+    assert not (sites.standby / "db" / "s" / "ice").exists()
+
+
+def test_mixed_set_with_a_delta_table(sites: Sites) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    cat = catalog(sites.base / "scratch-catalog")
+    src = sites.primary / "db" / "s" / "ice"
+    delta_src, delta_dst = sites.primary / "db" / "s" / "dl", sites.standby / "db" / "s" / "dl"
+    t = create_dir_table(cat, "db.ice", src)
+    write_deltalake(str(delta_src), batch(0, 3))
+    for r in range(3):
+        if r:
+            commit(t, lambda t, r=r: t.append(batch(10 * r, 2)))
+            write_deltalake(str(delta_src), batch(10 * r, 2), mode="append")
+        _round(sites)
+        manifests = sorted((sites.standby_meta / "manifests").glob("*.json"))
+        formats = {tt["format"] for tt in json.loads(manifests[-1].read_bytes())["tables"]}
+        assert formats == {"iceberg", "delta"}, formats
+        assert _with_primary_away(sites, lambda: _every_snapshot(sites.standby / "db" / "s" / "ice")) \
+            == _every_snapshot(src)
+        assert DeltaTable(str(delta_dst)).to_pyarrow_table().sort_by("id") == \
+            DeltaTable(str(delta_src)).to_pyarrow_table().sort_by("id")
