@@ -13,6 +13,7 @@ from drsync.config.model import LogLevel
 from drsync.config.values import (
     Parser,
     absolute_path,
+    catalog_name,
     choice,
     command,
     duration,
@@ -21,6 +22,7 @@ from drsync.config.values import (
     integer,
     parse_size_per_second,
     percentage,
+    sqlalchemy_url,
     username,
     uuid_value,
     windows,
@@ -114,6 +116,11 @@ KEYS = (
     Key("desync-guard", percentage, "percentage 0%-100% (default 20%) or N/A"),
     Key("verify-interval", duration(None, timedelta(seconds=10)),
          "duration >= 10s with unit (default 24h), or N/A (no continuous verification)"),
+    Key("primary-iceberg-catalog", sqlalchemy_url,
+         "SQLAlchemy URL of a pyiceberg SQL catalog (e.g. sqlite:////srv/cat.db), or N/A"),
+    Key("standby-iceberg-catalog", sqlalchemy_url,
+         "SQLAlchemy URL of a pyiceberg SQL catalog (e.g. sqlite:////srv/cat.db), or N/A"),
+    Key("iceberg-catalog-name", catalog_name, "a catalog name (default default)"),
 )
 # Keys whose N/A means "off" (None), not "the default".
 NONE_WHEN_NOT_SET = frozenset({"desync-guard", "verify-interval"})

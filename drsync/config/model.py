@@ -71,6 +71,10 @@ class Settings(BaseModel):
     desync_guard: float | None = 0.2  # share of the replicated tables; None: no guard
     # The standby re-checks every replicated table once per this span; None: never
     verify_interval: timedelta | None = timedelta(hours=24)
+    # pyiceberg SQL catalogs (SQLAlchemy URLs) whose Iceberg tables are replicated / registered
+    primary_iceberg_catalog: str | None = None
+    standby_iceberg_catalog: str | None = None
+    iceberg_catalog_name: str = "default"
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""

@@ -74,6 +74,7 @@ from drsync.standby.desync import (
     warn_desynced,
 )
 from drsync.standby.filehashes import record_applied
+from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
 log = logging.getLogger("drsync.standby.restore")
@@ -281,6 +282,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             replace_table(warehouse, staging, t, tracker)
         else:
             apply_table(warehouse, staging, t, tracker)
+        get_format(t.format).after_install(warehouse / t.path, t.name)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
         state.desynced.pop(t.name, None)

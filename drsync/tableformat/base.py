@@ -145,6 +145,9 @@ class TableFormat(Protocol):
     # Files a copy must rewrite at install (absolute paths inside); False: installed as shipped.
     rewrites_on_install: bool
 
+    def configure(self, settings: Any) -> None:
+        """Take the format's settings (e.g. Iceberg's catalogs); called by load_settings."""
+
     # --- discovery and identity ----------------------------------------------------------
     def is_table(self, table_dir: Path) -> bool:
         """Is this directory a table of this format (cheap: a stat or two)."""
@@ -189,6 +192,10 @@ class TableFormat(Protocol):
         (each to a new file renamed over the staged one) for the table at `final_dir`, where
         readers find it; `table_dir` is where it is built now (called only if
         `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+
+    def after_install(self, table_dir: Path, name: str) -> None:
+        """After a table's files are installed and its pointer is in place (e.g. switch a
+        catalog row to the new metadata); a no-op for formats whose files are the commit."""
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
     def open_row_reader(self, threads: int | None = None) -> Any:

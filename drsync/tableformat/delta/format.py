@@ -28,6 +28,12 @@ class DeltaFormat:
     kinds: tuple[str, ...] = KINDS
     rewrites_on_install = False
 
+    def configure(self, settings: Any) -> None:
+        return None  # Delta needs no settings
+
+    def after_install(self, table_dir: Path, name: str) -> None:
+        return None  # each commit file is its own commit point
+
     def is_table(self, table_dir: Path) -> bool:
         return log.is_delta_table(table_dir)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from drsync.errors import TableFormatError
 from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
-from drsync.tableformat.iceberg import collect, metadata, reachable, reader, rewrite
+from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, reader, rewrite
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
 KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hint")
@@ -26,8 +26,21 @@ class IcebergFormat:
     kinds: tuple[str, ...] = KINDS
     rewrites_on_install = True
 
+    def configure(self, settings: Any) -> None:
+        catalog.CONFIG.primary = settings.primary_iceberg_catalog
+        catalog.CONFIG.standby = settings.standby_iceberg_catalog
+        catalog.CONFIG.name = settings.iceberg_catalog_name
+
     def is_table(self, table_dir: Path) -> bool:
-        return (table_dir / HINT).is_file()
+        if (table_dir / HINT).is_file():
+            return True
+        return catalog.CONFIG.primary is not None and (table_dir / META_DIR).is_dir() \
+            and catalog.primary_pointer(table_dir) is not None
+
+    def after_install(self, table_dir: Path, name: str) -> None:
+        """The pointer is in place: switch the standby catalog's row too (if configured)."""
+        if catalog.CONFIG.standby is not None and (table_dir / HINT).is_file():
+            catalog.register(table_dir, name, metadata.read_pointer(table_dir))
 
     def read_log(self, table_dir: Path) -> MetadataLog:
         name = table_dir.name

@@ -118,7 +118,13 @@ class MetadataLog:
 
 
 def read_pointer(table_dir: Path) -> str:
-    """The table-relative metadata file version-hint.text names."""
+    """The table-relative metadata file version-hint.text names (or the primary's catalog)."""
+    if not (table_dir / HINT).exists():
+        from drsync.tableformat.iceberg.catalog import primary_pointer
+
+        rel = primary_pointer(table_dir)
+        if rel is not None:
+            return rel
     try:
         text = (table_dir / HINT).read_text(errors="replace")
     except OSError as e:
@@ -159,7 +165,13 @@ def read_version(table_dir: Path, rel: str, name: str) -> tuple[bytes, dict[str,
 
 
 def signature(table_dir: Path) -> str | None:
-    """A cheap identity of the committed metadata: the pointer's content and stat."""
+    """A cheap identity of the committed metadata: the pointer's content and stat (or the
+    catalog row's metadata_location)."""
+    if not (table_dir / HINT).exists():
+        from drsync.tableformat.iceberg.catalog import primary_pointer
+
+        rel = primary_pointer(table_dir)
+        return f"catalog:{rel}" if rel is not None else None
     try:
         st = os.stat(table_dir / HINT)
         return f"{(table_dir / HINT).read_text(errors='replace').strip()}:{st.st_size}:{st.st_mtime_ns}"
