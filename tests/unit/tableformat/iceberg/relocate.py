@@ -159,4 +159,4 @@ def duck_iceberg() -> Any:
 def iceberg_rows(con: Any, metadata: Path) -> list[tuple[Any, ...]]:
     """All rows of the table at this metadata JSON, sorted, read by DuckDB."""
     p = str(metadata).replace("'", "''")
-    return sorted(con.execute(f"SELECT * FROM iceberg_scan('{p}')").fetchall(), key=repr)
+    return sorted(con.execute(f"SELECT COLUMNS(*)::VARCHAR FROM iceberg_scan('{p}')").fetchall(), key=repr)

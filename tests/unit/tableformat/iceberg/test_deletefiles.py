@@ -207,12 +207,13 @@ def test_spark_manifest_bounds_are_whole_paths(tmp_path: Path) -> None:
     seen = 0
     for m in (table / "metadata").glob("*-m*.avro"):
         with open(m, "rb") as fo:
-            for entry in fastavro.reader(fo):
-                df = entry["data_file"]
-                for kv in (df.get("lower_bounds") or []) if df["content"] == 1 else []:
-                    if kv["key"] == FILE_PATH_FIELD_ID:
-                        assert kv["value"].decode().startswith(str(table) + "/data/")
-                        seen += 1
+            records: list[Any] = list(fastavro.reader(fo))
+        for entry in records:
+            df = entry["data_file"]
+            for kv in (df.get("lower_bounds") or []) if df["content"] == 1 else []:
+                if kv["key"] == FILE_PATH_FIELD_ID:
+                    assert kv["value"].decode().startswith(str(table) + "/data/")
+                    seen += 1
     assert seen >= 2
 
 

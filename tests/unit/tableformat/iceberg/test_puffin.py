@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -52,7 +53,8 @@ def test_manifest_offsets_still_address_the_blobs(tmp_path: Path) -> None:
               for b in footer["blobs"]}
     src, out = DV_FILE.read_bytes(), dst.read_bytes()
     with open(DV_TABLE / "metadata" / "multiple-deletion-vectors-m0.avro", "rb") as fo:
-        entries = [e["data_file"] for e in fastavro.reader(fo) if e["data_file"]["content"] == 1]
+        records: list[Any] = list(fastavro.reader(fo))
+    entries = [e["data_file"] for e in records if e["data_file"]["content"] == 1]
     assert len(entries) == 2
     for df in entries:
         off, n = df["content_offset"], df["content_size_in_bytes"]
@@ -61,7 +63,7 @@ def test_manifest_offsets_still_address_the_blobs(tmp_path: Path) -> None:
         assert by_ref[ref] == (off, n)
 
 
-def _puffin(footer: dict[str, object], blob: bytes = b"\x01" * 10, flags: int = 0) -> bytes:
+def _puffin(footer: dict[str, Any], blob: bytes = b"\x01" * 10, flags: int = 0) -> bytes:
     payload = json.dumps(footer).encode()
     return MAGIC + blob + MAGIC + payload + struct.pack("<ii", len(payload), flags) + MAGIC
 
@@ -83,7 +85,7 @@ def test_foreign_referenced_file_is_refused_by_name(tmp_path: Path) -> None:
 ])
 def test_damaged_puffin_is_a_clear_error(damage: str, tmp_path: Path) -> None:
     good = DV_FILE.read_bytes()
-    ok_footer = {"blobs": [{"type": "deletion-vector-v1", "offset": 4, "length": 10,
+    ok_footer: dict[str, Any] = {"blobs": [{"type": "deletion-vector-v1", "offset": 4, "length": 10,
                             "properties": {}}]}
     data = {
         "empty": b"",
