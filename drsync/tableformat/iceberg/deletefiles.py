@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drsync.errors import TableFormatError
+from drsync.faults import crash_point
 from drsync.fsutil import ensure_dir, fsync_dir, temp_path_for
 from drsync.tableformat.iceberg.prefix import rebase_path
 
@@ -119,6 +120,7 @@ def rewrite_position_deletes(src: Path, dst: Path, old: str, new: str) -> int:
                 writer.close()
             f.flush()
             os.fsync(f.fileno())
+        crash_point("iceberg.position_deletes.written")  # temp complete, not yet renamed
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

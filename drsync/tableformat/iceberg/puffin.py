@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError
+from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, ensure_dir, fsync_dir, temp_path_for
 from drsync.tableformat.iceberg.prefix import rebase_path
 
@@ -101,6 +102,7 @@ def rewrite_deletion_vectors(src: Path, dst: Path, old: str, new: str) -> int:
             fout.write(MAGIC + payload + struct.pack("<ii", len(payload), 0) + MAGIC)
             fout.flush()
             os.fsync(fout.fileno())
+        crash_point("iceberg.deletion_vectors.written")  # temp complete, not yet renamed
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
