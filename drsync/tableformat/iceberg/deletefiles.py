@@ -102,8 +102,10 @@ def rewrite_position_deletes(src: Path, dst: Path, old: str, new: str) -> int:
     tmp = temp_path_for(dst)
     try:
         with open(tmp, "xb") as f:
+            # dictionary for the few distinct paths only; positions are unique, a dictionary
+            # there doubles their size (Spark leaves it off too)
             writer = pq.ParquetWriter(f, arrow_schema, compression=compression,
-                                      version=_parquet_version(meta))
+                                      version=_parquet_version(meta), use_dictionary=[name])
             try:
                 for rg in range(meta.num_row_groups):
                     try:
