@@ -136,6 +136,8 @@ def apply_table(
     # A commit linked into the live log is fsynced at once: a later commit must never survive
     # a power cut without the earlier ones.
     unsynced: set[Path] = set()
+    if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
+        fmt.rewrite_on_install(staging / t.path, t.files, warehouse / t.path, tdir, t.name)
     for f in apply_order(t):
         final = tdir / f.path
         in_log = f.path.startswith(log_prefix)
@@ -145,8 +147,6 @@ def apply_table(
             _fsync_dirs(unsynced)
         _open_dirs(tdir, final.parent, touched)
         src = staging / t.path / f.path
-        if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
-            fmt.rewrite_on_install(src, f.kind, tdir)
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
         os.chmod(src, RO_FILE)
         if fmt.role(f.kind) is FileRole.COMMIT:

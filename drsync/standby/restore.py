@@ -296,7 +296,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         if t.name in replicated:
             delete_files(warehouse / t.path, t.deletions)
     for t in m.tables:  # what continuous verification checks against (standby/filehashes.py)
-        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch)
+        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
+                       table_dir=warehouse / t.path)
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]

@@ -183,9 +183,12 @@ class TableFormat(Protocol):
         """`files` (ManifestFile/FileToShip) sorted so each version a reader can see has all
         its files; the commit point of each version comes after everything it needs."""
 
-    def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
-        """Rewrite a staged file in place before it is installed at `table_dir` (called only
-        if `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+    def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
+                           table_dir: Path, name: str) -> None:
+        """Before one table's `files` staged under `staged_table` are installed: rewrite them
+        (each to a new file renamed over the staged one) for the table at `final_dir`, where
+        readers find it; `table_dir` is where it is built now (called only if
+        `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
     def open_row_reader(self, threads: int | None = None) -> Any:

@@ -73,7 +73,8 @@ class DeltaFormat:
             base = min(ckpts) if ckpts else None
         return sorted(files, key=lambda f: collect.apply_rank(f.kind, f.version, f.path, base))
 
-    def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
+    def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
+                           table_dir: Path, name: str) -> None:
         return None  # Delta paths are relative to the table: a copy reads as it is
 
     def open_row_reader(self, threads: int | None = None) -> Any:
