@@ -2,7 +2,7 @@
 
 Modules: `metadata` (the pointer, the metadata chain, table-location paths), `reachable`
 (what a metadata JSON reaches), `collect` (what a set ships), `rewrite` (the standby's copy
-moved to its own location), `deleterewrite` (delete files: refused until wired), `reader`
+moved to its own location), `deleterewrite` (delete files: paths inside position deletes and DVs rewritten), `reader`
 (DuckDB's iceberg extension for verify --deep), `format` (`IcebergFormat`).
 """
 
