@@ -2,8 +2,9 @@
 
 Modules: `metadata` (the pointer, the metadata chain, table-location paths), `reachable`
 (what a metadata JSON reaches), `collect` (what a set ships), `rewrite` (the standby's copy
-moved to its own location), `deleterewrite` (delete files: refused until wired), `reader`
-(DuckDB's iceberg extension for verify --deep), `format` (`IcebergFormat`).
+moved to its own location), `deleterewrite` (delete files: the paths inside position deletes
+and deletion vectors, with `deletefiles`, `puffin`, `prefix`), `reader` (DuckDB's iceberg
+extension for verify --deep), `format` (`IcebergFormat`).
 """
 
 from drsync.tableformat.base import TableFormat

@@ -72,8 +72,9 @@ def collect_changes(table_dir: Path, name: str, log: MetadataLog, barrier_ms: in
             return
         ship[path] = FileToShip(path, kind, st.st_size, st.st_mtime_ns, version)
 
-    for path in sorted(reached.files):
-        add(path, "data", None, inv.files)
+    for path, (_, content) in sorted(reached.files.items()):
+        # delete files ship as "delete": the standby rewrites the paths inside position deletes
+        add(path, "data" if content == DATA_CONTENT else "delete", None, inv.files)
     for path in sorted(reached.stats):
         add(path, "stats", None, inv.files)
     for path in sorted(reached.manifests):

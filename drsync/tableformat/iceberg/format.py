@@ -16,7 +16,10 @@ from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, re
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
 KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hint")
-_ROLES = {"data": FileRole.DATA, "delete": FileRole.DATA, "stats": FileRole.DATA, "hint": FileRole.POINTER}
+# delete files are not DATA: the standby rewrites the paths inside position deletes and
+# deletion vectors, so (like manifests) what is installed is not byte for byte what was shipped
+# and the standby's record of hashes is taken from the installed file (standby/filehashes.py)
+_ROLES = {"data": FileRole.DATA, "delete": FileRole.LOG, "stats": FileRole.DATA, "hint": FileRole.POINTER}
 
 
 class IcebergFormat:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import IntegrityError, TableFormatError
+from drsync.tableformat.iceberg.deleterewrite import POSITION_DELETES, DeleteEntries
 from drsync.tableformat.iceberg.metadata import (
     HINT,
     hint_text,
@@ -82,16 +83,20 @@ def rewrite_table(staged_table: Path, files: Iterable[Any], final_dir: Path, ins
     old = meta["location"]
     if local_path(old) is None:
         raise TableFormatError(f"table {table}: location {old!r} is not a local path")
-    if "delete" in by_kind:
-        raise TableFormatError(f"table {table}: delete files: not yet supported")
 
     def move(uri: str, where: str) -> str:
         return rebase(uri, old, final_dir, table=table, where=where)
 
+    deletes = DeleteEntries(staged_table, installed_dir, set(by_kind.get("delete", [])), old,
+                            new_location(old, final_dir), table=table)
     sizes: dict[str, int] = {}
     for rel in by_kind.get("manifest", []):
         def fix_entry(e: dict[str, Any], rel: str = rel) -> dict[str, Any]:
-            e["data_file"]["file_path"] = move(e["data_file"]["file_path"], f"manifest {rel}")
+            df = e["data_file"]
+            if df.get("content") == POSITION_DELETES:
+                d_rel = relpath(df["file_path"], old, table=table, where=f"manifest {rel}")
+                deletes.fix(df, d_rel, where=f"manifest {rel}, entry for {d_rel}")
+            df["file_path"] = move(df["file_path"], f"manifest {rel}")
             return e
         sizes[rel] = rewrite_avro(staged_table / rel, fix_entry, table=table)
     for rel in by_kind.get("manifest_list", []):
