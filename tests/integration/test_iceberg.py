@@ -142,3 +142,17 @@ def test_mixed_set_with_a_delta_table(sites: Sites) -> None:
             == _every_snapshot(src)
         assert DeltaTable(str(delta_dst)).to_pyarrow_table().sort_by("id") == \
             DeltaTable(str(delta_src)).to_pyarrow_table().sort_by("id")
+
+
+def test_directory_table_over_real_sshd(sshd: Any, tmp_path: Path) -> None:
+    from tests.integration.test_ssh import ssh_sites
+
+    sites = ssh_sites(tmp_path / "s", sshd)
+    cat = catalog(sites.base / "scratch-catalog")
+    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
+    t = create_dir_table(cat, "db.ice", src)
+    for r, write in enumerate(_writes()[:4]):
+        if r:
+            commit(t, write)
+        _round(sites)
+        assert _with_primary_away(sites, lambda: _every_snapshot(dst)) == _every_snapshot(src), f"round {r}"
