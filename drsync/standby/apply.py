@@ -70,6 +70,11 @@ def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> N
             return
         raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
                                    f"{fmt.title} table; drsync will not overwrite it")
+    change = fmt.local_change(tdir, known.version if known is not None else None, t.files)
+    if change is not None:
+        raise StandbyConflictError(
+            f"table {t.name}: changed on the standby behind drsync's back: {change}; refusing "
+            "to overwrite it", hint="move the local change aside, then reseed the table from the primary")
     ours = {f.version: f.blake2b for f in t.files if fmt.role(f.kind) is FileRole.COMMIT}
     for v, commit_file in sorted(fmt.commits(tdir).items()):
         if known is not None and v <= known.version:

@@ -186,6 +186,12 @@ class TableFormat(Protocol):
         """`files` (ManifestFile/FileToShip) sorted so each version a reader can see has all
         its files; the commit point of each version comes after everything it needs."""
 
+    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
+        """What was changed on the standby behind drsync's back, None if nothing: a table at
+        `known_version` (None: not replicated here yet) about to get `files` (a killed run of
+        the same set may have installed some of them already). Formats whose commits are files
+        leave this to the generic commit check (`commits`)."""
+
     def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
                            table_dir: Path, name: str) -> None:
         """Before one table's `files` staged under `staged_table` are installed: rewrite them

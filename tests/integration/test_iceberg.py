@@ -156,3 +156,21 @@ def test_directory_table_over_real_sshd(sshd: Any, tmp_path: Path) -> None:
             commit(t, write)
         _round(sites)
         assert _with_primary_away(sites, lambda: _every_snapshot(dst)) == _every_snapshot(src), f"round {r}"
+
+
+def test_a_local_commit_on_the_standby_is_refused_not_overwritten(sites: Sites) -> None:
+    cat = catalog(sites.base / "scratch-catalog")
+    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
+    t = create_dir_table(cat, "db.ice", src)
+    _round(sites)
+    local = catalog(sites.base / "standby-writer")
+    local.create_namespace("db")
+    commit(local.register_table("db.ice", str(current_metadata(dst))), lambda t: t.append(batch(900, 1)))
+    pointer = current_metadata(dst)
+    commit(t, lambda t: t.append(batch(10, 1)))
+    drsync("backup", "-c", str(sites.config), check=True)
+    r = drsync("restore", "-c", str(sites.config))
+    assert r.returncode != 0
+    assert "db.s.ice" in r.stderr and "behind drsync's back" in r.stderr, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert current_metadata(dst) == pointer  # the local commit is left as it was

@@ -79,6 +79,9 @@ class DeltaFormat:
             base = min(ckpts) if ckpts else None
         return sorted(files, key=lambda f: collect.apply_rank(f.kind, f.version, f.path, base))
 
+    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
+        return None  # each commit file is compared by the generic check (apply.check_conflicts)
+
     def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
                            table_dir: Path, name: str) -> None:
         return None  # Delta paths are relative to the table: a copy reads as it is

@@ -88,6 +88,19 @@ class IcebergFormat:
     def install_order(self, files: list[Any], full_copy: bool) -> list[Any]:
         return sorted(files, key=lambda f: (collect.RANKS.get(f.kind, 0), f.path))
 
+    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
+        """The pointer must name the metadata drsync installed last, or this set's (a killed
+        run of it switched the pointer already): anything else was committed locally."""
+        try:
+            current = metadata.read_pointer(table_dir)
+        except TableFormatError as e:
+            return e.message
+        ours = {f.path for f in files if f.kind == "metadata"}
+        v = metadata.metadata_version(current)
+        if current in ours or (known_version is not None and v == known_version):
+            return None
+        return f"its pointer names {current}, which drsync did not install (a local commit?)"
+
     def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
                            table_dir: Path, name: str) -> None:
         rewrite.rewrite_table(staged_table, files, final_dir, table_dir, table=name)
