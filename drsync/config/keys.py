@@ -13,6 +13,7 @@ from drsync.config.model import LogLevel
 from drsync.config.values import (
     Parser,
     absolute_path,
+    catalog_name,
     choice,
     command,
     duration,
@@ -21,6 +22,7 @@ from drsync.config.values import (
     integer,
     parse_size_per_second,
     percentage,
+    sqlalchemy_url,
     username,
     uuid_value,
     windows,
@@ -119,6 +121,11 @@ KEYS = (
          "as a commit lands)"),
     Key("continuous-min-interval", duration(None, timedelta(milliseconds=200)),
          "duration >= 200ms with unit, e.g. 500ms or 1s (default 1s)"),
+    Key("primary-iceberg-catalog", sqlalchemy_url,
+         "SQLAlchemy URL of a pyiceberg SQL catalog (e.g. sqlite:////srv/cat.db), or N/A"),
+    Key("standby-iceberg-catalog", sqlalchemy_url,
+         "SQLAlchemy URL of a pyiceberg SQL catalog (e.g. sqlite:////srv/cat.db), or N/A"),
+    Key("iceberg-catalog-name", catalog_name, "a catalog name (default default)"),
 )
 # Keys whose N/A means "off" (None), not "the default".
 NONE_WHEN_NOT_SET = frozenset({"desync-guard", "verify-interval"})

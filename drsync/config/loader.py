@@ -45,7 +45,12 @@ def load_settings(path: Path) -> Settings:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc}") from None
-    return parse_settings_text(text, str(path))
+    settings = parse_settings_text(text, str(path))
+    from drsync.tableformat import formats  # table formats take their settings (Iceberg catalogs)
+
+    for fmt in formats():
+        fmt.configure(settings)
+    return settings
 
 
 def parse_settings_text(text: str, source: str) -> Settings:

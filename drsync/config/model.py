@@ -75,6 +75,10 @@ class Settings(BaseModel):
     # round as soon as a commit lands, at most one per continuous-min-interval (daemon/continuous.py)
     replication_mode: Literal["scheduled", "continuous"] = "scheduled"
     continuous_min_interval: timedelta = timedelta(seconds=1)
+    # pyiceberg SQL catalogs (SQLAlchemy URLs) whose Iceberg tables are replicated / registered
+    primary_iceberg_catalog: str | None = None
+    standby_iceberg_catalog: str | None = None
+    iceberg_catalog_name: str = "default"
 
     def in_suppressed_window(self, now: time) -> bool:
         """True if no new backup round may start at `now` (a window's end is exclusive)."""

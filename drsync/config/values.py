@@ -183,3 +183,19 @@ def windows(value: str) -> tuple[tuple[time, time], ...]:
     return tuple(windows)
 
 
+
+
+def sqlalchemy_url(value: str) -> str:
+    """A SQLAlchemy database URL (`sqlite:////srv/cat.db`, `postgresql://host/db`)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or not scheme or not rest or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a database URL")
+    if scheme.startswith("sqlite") and not rest.startswith("//"):  # sqlite:////abs/path
+        raise ValueError(f"{value!r}: an SQLite catalog needs an absolute path (sqlite:////srv/cat.db)")
+    return value
+
+
+def catalog_name(value: str) -> str:
+    if not value or len(value) > 255 or any(c.isspace() or c in "'\"" for c in value):
+        raise ValueError(f"{value!r} is not a catalog name")
+    return value

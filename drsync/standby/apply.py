@@ -70,6 +70,11 @@ def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> N
             return
         raise StandbyConflictError(f"table {t.name}: {tdir} exists on the standby but is not a "
                                    f"{fmt.title} table; drsync will not overwrite it")
+    change = fmt.local_change(tdir, known.version if known is not None else None, t.files)
+    if change is not None:
+        raise StandbyConflictError(
+            f"table {t.name}: changed on the standby behind drsync's back: {change}; refusing "
+            "to overwrite it", hint="move the local change aside, then reseed the table from the primary")
     ours = {f.version: f.blake2b for f in t.files if fmt.role(f.kind) is FileRole.COMMIT}
     for v, commit_file in sorted(fmt.commits(tdir).items()):
         if known is not None and v <= known.version:
@@ -136,6 +141,8 @@ def apply_table(
     # A commit linked into the live log is fsynced at once: a later commit must never survive
     # a power cut without the earlier ones.
     unsynced: set[Path] = set()
+    if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
+        fmt.rewrite_on_install(staging / t.path, t.files, warehouse / t.path, tdir, t.name)
     for f in apply_order(t):
         final = tdir / f.path
         in_log = f.path.startswith(log_prefix)
@@ -145,8 +152,6 @@ def apply_table(
             _fsync_dirs(unsynced)
         _open_dirs(tdir, final.parent, touched)
         src = staging / t.path / f.path
-        if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
-            fmt.rewrite_on_install(src, f.kind, tdir)
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
         os.chmod(src, RO_FILE)
         if fmt.role(f.kind) is FileRole.COMMIT:

@@ -19,6 +19,8 @@ from drsync.nofollow import refuse_symlink_path
 from drsync.sets.bundle import new_hash
 from drsync.sets.manifest import ManifestTable
 from drsync.site.layout import MetadataLayout
+from drsync.tableformat import get as get_format
+from drsync.tableformat.base import FileRole
 
 Expected = tuple[int, str, int]  # size, blake2b, mtime_ns
 HEAL_PREFIX = ".drsync-heal-"  # a repair's temp file, beside the file it replaces (hidden from readers)
@@ -27,12 +29,21 @@ HEAL_PREFIX = ".drsync-heal-"  # a repair's temp file, beside the file it replac
 # ---------------------------------------------------------------- the record of expected hashes
 
 
-def record_applied(meta: Path, t: ManifestTable, replaced: bool, epoch: int) -> None:
+def record_applied(meta: Path, t: ManifestTable, replaced: bool, epoch: int,
+                   table_dir: Path | None = None) -> None:
     """After a table's files of one set are installed: remember their hashes (the manifest's).
     `epoch`: the set's role epoch. A record of another epoch (this site was a primary, or the
-    standby of another primary, meanwhile) is not trusted: the table starts a new one."""
+    standby of another primary, meanwhile) is not trusted: the table starts a new one.
+    `table_dir`: a format that rewrites files on install (Iceberg) records what was installed
+    there for every file that is not data, not what was shipped."""
     held = {} if replaced else dict(recorded_hashes(meta, t.path, epoch))
+    fmt = get_format(t.format)
     for f in t.files:
+        if table_dir is not None and fmt.rewrites_on_install and fmt.role(f.kind) is not FileRole.DATA:
+            with contextlib.suppress(FileNotFoundError):
+                data = (table_dir / f.path).read_bytes()
+                held[f.path] = (len(data), data_hash(data), f.mtime_ns)
+                continue
         held[f.path] = (f.size, f.blake2b, f.mtime_ns)
     for gone in t.deletions:
         held.pop(gone, None)

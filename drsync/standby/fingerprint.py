@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from drsync.errors import DrsyncError
 from drsync.sets.bundle import file_hash
 from drsync.tableformat import require_format
+from drsync.tableformat.base import FileRole
 
 
 class Fingerprint(BaseModel):
@@ -36,7 +37,10 @@ def fingerprint(table_dir: Path, name: str, version: int, deep: bool = False,
         fmt = require_format(table_dir)
         fp.commits = {cv: file_hash(table_dir / rel)
                       for cv, rel in fmt.commits(table_dir).items() if cv <= version}
-        fp.needs = sorted(fmt.snapshot_files(table_dir, name, version))
+        # a file the standby rewrites on install (Iceberg's position deletes and deletion
+        # vectors hold paths) differs by design: compared by rows (`deep`), not by bytes
+        fp.needs = sorted(rel for rel, ref in fmt.snapshot_files(table_dir, name, version).items()
+                          if not fmt.rewrites_on_install or fmt.role(ref.kind) is FileRole.DATA)
     except DrsyncError as e:
         fp.error = e.message
     for rel in sorted(set(fp.needs or []) | set(also_hash or [])):

@@ -74,6 +74,7 @@ from drsync.standby.desync import (
     warn_desynced,
 )
 from drsync.standby.filehashes import record_applied
+from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
 log = logging.getLogger("drsync.standby.restore")
@@ -281,6 +282,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             replace_table(warehouse, staging, t, tracker)
         else:
             apply_table(warehouse, staging, t, tracker)
+        get_format(t.format).after_install(warehouse / t.path, t.name)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
         state.desynced.pop(t.name, None)
@@ -296,7 +298,8 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         if t.name in replicated:
             delete_files(warehouse / t.path, t.deletions)
     for t in m.tables:  # what continuous verification checks against (standby/filehashes.py)
-        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch)
+        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
+                       table_dir=warehouse / t.path)
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]

@@ -145,6 +145,9 @@ class TableFormat(Protocol):
     # Files a copy must rewrite at install (absolute paths inside); False: installed as shipped.
     rewrites_on_install: bool
 
+    def configure(self, settings: Any) -> None:
+        """Take the format's settings (e.g. Iceberg's catalogs); called by load_settings."""
+
     # --- discovery and identity ----------------------------------------------------------
     def is_table(self, table_dir: Path) -> bool:
         """Is this directory a table of this format (cheap: a stat or two)."""
@@ -183,9 +186,22 @@ class TableFormat(Protocol):
         """`files` (ManifestFile/FileToShip) sorted so each version a reader can see has all
         its files; the commit point of each version comes after everything it needs."""
 
-    def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
-        """Rewrite a staged file in place before it is installed at `table_dir` (called only
-        if `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
+        """What was changed on the standby behind drsync's back, None if nothing: a table at
+        `known_version` (None: not replicated here yet) about to get `files` (a killed run of
+        the same set may have installed some of them already). Formats whose commits are files
+        leave this to the generic commit check (`commits`)."""
+
+    def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
+                           table_dir: Path, name: str) -> None:
+        """Before one table's `files` staged under `staged_table` are installed: rewrite them
+        (each to a new file renamed over the staged one) for the table at `final_dir`, where
+        readers find it; `table_dir` is where it is built now (called only if
+        `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+
+    def after_install(self, table_dir: Path, name: str) -> None:
+        """After a table's files are installed and its pointer is in place (e.g. switch a
+        catalog row to the new metadata); a no-op for formats whose files are the commit."""
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
     def open_row_reader(self, threads: int | None = None) -> Any:

@@ -28,6 +28,12 @@ class DeltaFormat:
     kinds: tuple[str, ...] = KINDS
     rewrites_on_install = False
 
+    def configure(self, settings: Any) -> None:
+        return None  # Delta needs no settings
+
+    def after_install(self, table_dir: Path, name: str) -> None:
+        return None  # each commit file is its own commit point
+
     def is_table(self, table_dir: Path) -> bool:
         return log.is_delta_table(table_dir)
 
@@ -73,7 +79,11 @@ class DeltaFormat:
             base = min(ckpts) if ckpts else None
         return sorted(files, key=lambda f: collect.apply_rank(f.kind, f.version, f.path, base))
 
-    def rewrite_on_install(self, staged: Path, kind: str, table_dir: Path) -> None:
+    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
+        return None  # each commit file is compared by the generic check (apply.check_conflicts)
+
+    def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
+                           table_dir: Path, name: str) -> None:
         return None  # Delta paths are relative to the table: a copy reads as it is
 
     def open_row_reader(self, threads: int | None = None) -> Any:

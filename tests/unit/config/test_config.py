@@ -139,6 +139,8 @@ def test_settings_is_frozen_and_role_helpers() -> None:
 BAD_VALUES = [
     ("desync-guard", "120%"), ("desync-guard", "a lot"),
     ("verify-interval", "9s"), ("verify-interval", "daily"),
+    ("primary-iceberg-catalog", "cat.db"), ("standby-iceberg-catalog", "sqlite:///relative.db"),
+    ("iceberg-catalog-name", "two words"),
     ("life-cycle", "7w"), ("life-cycle", "-1d"),
     ("backuprestoreinfo-file", "dir/history.csv"), ("backuprestoreinfo-file", ".."),
     ("username", "bad user"), ("username", "9lives"),

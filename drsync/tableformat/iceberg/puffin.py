@@ -1,0 +1,112 @@
+"""Iceberg v3 deletion vectors: the paths inside a Puffin file's footer.
+
+A Puffin file is `Magic Blob* Footer`, the footer `Magic FooterPayload PayloadSize Flags Magic`
+(magic `PFA1`, size and flags 4-byte little-endian). The payload is JSON: for each blob its
+type, offset, length and properties. A deletion vector (`deletion-vector-v1`) blob names the
+data file it applies to in the property `referenced-data-file`, an absolute path; the bitmap
+itself holds positions only.
+
+The rewrite keeps every byte before the footer (the blobs stay at their offsets, so the
+`content_offset` / `content_size_in_bytes` that manifests record for each DV stay valid) and
+writes a new footer with the paths rebased. A compressed footer (flag bit 0, LZ4) is refused
+with its reason: writers of deletion vectors do not compress it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from drsync.errors import TableFormatError
+from drsync.faults import crash_point
+from drsync.fsutil import CHUNK, ensure_dir, fsync_dir, temp_path_for
+from drsync.tableformat.iceberg.prefix import rebase_path
+
+MAGIC = b"PFA1"
+_TAIL = 12  # PayloadSize(4) Flags(4) Magic(4)
+_FLAG_COMPRESSED = 1
+REFERENCED_DATA_FILE = "referenced-data-file"
+_HINT = ("the primary's copy of this deletion-vector file is damaged or not a Puffin file; "
+         "repair the table on the primary, then retry")
+
+
+def _bad(src: Path, why: str) -> TableFormatError:
+    return TableFormatError(f"deletion-vector file {src}: {why}", hint=_HINT)
+
+
+def read_footer(src: Path) -> tuple[dict[str, Any], int]:
+    """(footer JSON, offset where the footer starts) of a Puffin file, checked."""
+    try:
+        size = src.stat().st_size
+        with open(src, "rb") as f:
+            head = f.read(4)
+            if size < 4 + 4 + _TAIL or head != MAGIC:
+                raise _bad(src, "not a Puffin file (no PFA1 magic at the start)")
+            f.seek(size - _TAIL)
+            tail = f.read(_TAIL)
+            payload_size, flags = struct.unpack("<ii", tail[:8])
+            if tail[8:] != MAGIC:
+                raise _bad(src, "truncated or damaged (no PFA1 magic at the end)")
+            footer_start = size - _TAIL - payload_size - 4
+            if payload_size < 0 or footer_start < 4:
+                raise _bad(src, f"footer size {payload_size} does not fit in {size} bytes")
+            f.seek(footer_start)
+            if f.read(4) != MAGIC:
+                raise _bad(src, "damaged footer (no PFA1 magic before the footer payload)")
+            payload = f.read(payload_size)
+    except OSError as e:
+        raise _bad(src, f"cannot be read ({e})") from e
+    if flags & _FLAG_COMPRESSED:
+        raise _bad(src, "its footer is compressed (LZ4), which drsync does not rewrite")
+    try:
+        footer = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _bad(src, f"footer is not JSON ({e})") from e
+    blobs = footer.get("blobs") if isinstance(footer, dict) else None
+    if not isinstance(blobs, list):
+        raise _bad(src, "footer has no 'blobs' list")
+    for i, blob in enumerate(blobs):
+        off, length = (blob.get("offset"), blob.get("length")) if isinstance(blob, dict) else (None, None)
+        if not isinstance(off, int) or not isinstance(length, int) or off < 4 or length < 0 \
+                or off + length > footer_start:
+            raise _bad(src, f"blob {i} (offset {off}, length {length}) lies outside the blob area")
+    return footer, footer_start
+
+
+def rewrite_deletion_vectors(src: Path, dst: Path, old: str, new: str) -> int:
+    """Copy the Puffin file `src` to `dst` with each blob's `referenced-data-file` rebased from
+    the table location `old` to `new`; `dst` appears complete or not at all. Returns its size."""
+    footer, footer_start = read_footer(src)
+    where = f"deletion-vector file {src.name}"
+    for blob in footer["blobs"]:
+        props = blob.get("properties")
+        if isinstance(props, dict) and isinstance(props.get(REFERENCED_DATA_FILE), str):
+            props[REFERENCED_DATA_FILE] = rebase_path(
+                props[REFERENCED_DATA_FILE], old, new, where=f"{where} ({REFERENCED_DATA_FILE})")
+    payload = json.dumps(footer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    ensure_dir(dst.parent)
+    tmp = temp_path_for(dst)
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            left = footer_start
+            while left:
+                chunk = fin.read(min(CHUNK, left))
+                if not chunk:
+                    raise _bad(src, "changed while being read")
+                fout.write(chunk)
+                left -= len(chunk)
+            fout.write(MAGIC + payload + struct.pack("<ii", len(payload), 0) + MAGIC)
+            fout.flush()
+            os.fsync(fout.fileno())
+        crash_point("iceberg.deletion_vectors.written")  # temp complete, not yet renamed
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(dst.parent)
+    return dst.stat().st_size
