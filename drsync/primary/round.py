@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from drsync.primary.packing import make_manifest, write_bundles
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
+from drsync.sets.barriers import delta_of, set_versions
 from drsync.sets.bundle import (
     BundleResult,
 )
@@ -53,7 +55,15 @@ from drsync.sets.manifest import (
     history_detail,
     next_key,
 )
-from drsync.site.layout import LOCK_DIR, MANIFEST_DIR, ROLE_FILE, SET_ENTRY_NAME, MetadataLayout
+from drsync.site.layout import (
+    BARRIER_OR_MANIFEST_NAME,
+    LOCK_DIR,
+    MANIFEST_DIR,
+    ROLE_FILE,
+    SET_ENTRY_NAME,
+    MetadataLayout,
+    barrier_map_name,
+)
 from drsync.site.locks import operation_lock
 from drsync.site.progress import ProgressTracker, UiHook
 from drsync.site.state import PrimaryState, append_history, load_state, local_time, save_state, stop_requested
@@ -241,7 +251,15 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     manifest.desync, manifest.renames = plan.desync, renames
     if plan.publications is not None:
         manifest.publications = plan.publications.model_dump()
+    base = _base_versions(meta, state.last_key)
+    if base is not None:  # only what moved since the prior set travels (sets/barriers.py)
+        manifest.versions, manifest.versions_dropped = delta_of(versions, base)
+        manifest.versions_base = state.last_key
     crash_point("backup.bundled")
+    # The whole map first: a set's map file is there whenever its manifest is (a crash between
+    # them leaves a map of an uncommitted key, overwritten or pruned by a later round).
+    ensure_dir(MetadataLayout(meta).barriers)
+    atomic_write_json(MetadataLayout(meta).barrier_map(key), versions)
     atomic_write_bytes(MetadataLayout(meta).manifest(key), manifest.to_bytes())
     crash_point("backup.manifest_written")
 
@@ -259,6 +277,8 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
     atomic_write_json(MetadataLayout(meta).index, new_index)
+    crash_point("backup.index_written")
+    _prune_barrier_maps(meta, key)
     if plan.reseed_all or plan.reseed:
         clear_reseed(meta, plan.reseed_all, {t.name for t, c in changes if c.replace} | plan.reseed)
     nbytes = manifest.data_bytes
@@ -326,6 +346,28 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
                         rmtree_force(entry)
                     else:
                         entry.unlink()
+
+
+def _base_versions(meta: Path, last_key: str | None) -> dict[str, int] | None:
+    """The whole barrier map of the prior set, None when there is none to build on (the set
+    then carries its whole map)."""
+    if last_key is None:
+        return None
+    try:
+        return set_versions(meta, last_key)
+    except DrsyncError as e:
+        log.warning("set %s: %s; the new set carries its whole barrier map", last_key, e.message)
+        return None
+
+
+def _prune_barrier_maps(meta: Path, keep: str) -> None:
+    """Only the newest set's whole map is needed (the next set builds on it); the older ones
+    can be rebuilt from the manifests if ever asked for (sets/barriers.set_versions)."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(MetadataLayout(meta).barriers):
+            if entry.name != barrier_map_name(keep) and BARRIER_OR_MANIFEST_NAME.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def _load_index(meta: Path) -> dict[str, list[object]]:
