@@ -93,6 +93,18 @@ def atomic_write_json(final: Path, obj: Any) -> None:
     atomic_write_bytes(final, data)
 
 
+def write_advisory_json(final: Path, obj: Any) -> None:
+    """Replace `final` atomically but with no fsync: for a file whose reader treats absent or
+    unparseable as "nothing recorded" and loses only speed then (a power cut may leave it
+    empty or old; a kill never does: the rename is atomic). Never for anything recovery needs."""
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    ensure_dir(final.parent)
+    tmp = temp_path_for(final)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, final)
+
+
 def read_json(path: Path) -> Any:
     with open(path, "rb") as f:
         return json.load(f)

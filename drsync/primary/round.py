@@ -27,6 +27,7 @@ from drsync.fsutil import (
     ensure_dir,
     read_json_object,
     rmtree_force,
+    write_advisory_json,
 )
 from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableChange
@@ -258,8 +259,9 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     crash_point("backup.bundled")
     # The whole map first: a set's map file is there whenever its manifest is (a crash between
     # them leaves a map of an uncommitted key, overwritten or pruned by a later round).
+    # No fsync: a map lost to a power cut is rebuilt from the (durable) manifests.
     ensure_dir(MetadataLayout(meta).barriers)
-    atomic_write_json(MetadataLayout(meta).barrier_map(key), versions)
+    write_advisory_json(MetadataLayout(meta).barrier_map(key), versions)
     atomic_write_bytes(MetadataLayout(meta).manifest(key), manifest.to_bytes())
     crash_point("backup.manifest_written")
 
@@ -276,7 +278,8 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         atomic_write_json(path, change.inventory.to_json())
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
-    atomic_write_json(MetadataLayout(meta).index, new_index)
+    # No fsync: an index lost or emptied by a power cut costs one full look next round.
+    write_advisory_json(MetadataLayout(meta).index, new_index)
     crash_point("backup.index_written")
     _prune_barrier_maps(meta, key)
     if plan.reseed_all or plan.reseed:
