@@ -25,7 +25,6 @@ from drsync.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
     ensure_dir,
-    read_json_object,
     rmtree_force,
     write_advisory_json,
 )
@@ -43,6 +42,7 @@ from drsync.primary.membership import (
     plan_round,
 )
 from drsync.primary.packing import make_manifest, write_bundles
+from drsync.primary.roundindex import RoundIndex, log_signature
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
@@ -69,7 +69,7 @@ from drsync.site.locks import operation_lock
 from drsync.site.progress import ProgressTracker, UiHook
 from drsync.site.state import PrimaryState, append_history, load_state, local_time, save_state, stop_requested
 from drsync.site.warehouse import TableRef
-from drsync.tableformat import format_of, get
+from drsync.tableformat import get
 from drsync.tableformat.base import FileRole
 
 log = logging.getLogger("drsync.primary.round")
@@ -186,17 +186,15 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     failed: list[FailedObject] = []
     versions: dict[str, int] = {}
     renames: list[Rename] = []
-    index = _load_index(meta)
-    new_index: dict[str, list[object]] = {}
+    index = RoundIndex.load(meta)
     for table in plan.tables:
         reseed = plan.wants_reseed(table.name)
-        # Fast path: a log whose directory and names are what they were when the table was
-        # last found idle and fully shipped costs one scandir (no stat, no inventory read).
-        sig = _log_signature(table.path(warehouse))
-        known = index.get(table.name)
-        if sig is not None and known is not None and known[0] == sig and not reseed:
-            versions[table.name] = int(known[1])  # type: ignore[call-overload]
-            new_index[table.name] = known
+        # Fast path (roundindex.py): a log whose signature is what it was when the table was
+        # last found idle and fully shipped costs one listing (no inventory read, no parse).
+        sig = log_signature(table.path(warehouse))
+        known = None if reseed else index.unchanged(table.name, sig)
+        if known is not None:
+            versions[table.name] = known
             continue
         prev = load_inventory(meta, table)
         try:
@@ -216,7 +214,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
             # Index only a table with nothing beyond what was shipped and no removed file
             # still waiting for VACUUM (those need their stat each round).
             if sig is not None and listing.latest_version == prev.version and not prev.removed:
-                new_index[table.name] = [sig, prev.version]
+                index.record(table.name, sig, prev.version)
             continue
         for w in change.warnings:
             log.warning("%s", w)
@@ -279,7 +277,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
     # No fsync: an index lost or emptied by a power cut costs one full look next round.
-    write_advisory_json(MetadataLayout(meta).index, new_index)
+    index.save(meta)
     crash_point("backup.index_written")
     _prune_barrier_maps(meta, key)
     if plan.reseed_all or plan.reseed:
@@ -371,13 +369,3 @@ def _prune_barrier_maps(meta: Path, keep: str) -> None:
             if entry.name != barrier_map_name(keep) and BARRIER_OR_MANIFEST_NAME.match(entry.name):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-
-
-def _load_index(meta: Path) -> dict[str, list[object]]:
-    return read_json_object(MetadataLayout(meta).index) or {}
-
-
-def _log_signature(table_dir: Path) -> str | None:
-    """Identity of a table's log as it is now (None: no table of a known format, or unreadable)."""
-    fmt = format_of(table_dir)
-    return fmt.log_signature(table_dir) if fmt is not None else None
