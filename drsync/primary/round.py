@@ -25,6 +25,7 @@ from drsync.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
     ensure_dir,
+    read_json_object,
     rmtree_force,
     write_advisory_json,
 )
@@ -46,7 +47,7 @@ from drsync.primary.roundindex import RoundIndex, log_signature
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
-from drsync.sets.barriers import delta_of, set_versions
+from drsync.sets.barriers import delta_of
 from drsync.sets.bundle import (
     BundleResult,
 )
@@ -350,14 +351,19 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
 
 
 def _base_versions(meta: Path, last_key: str | None) -> dict[str, int] | None:
-    """The whole barrier map of the prior set, None when there is none to build on (the set
-    then carries its whole map)."""
+    """The whole barrier map of the prior set when this primary built it and still has its
+    map file, else None: the new set then carries its whole map. Only then: the standby has
+    that map as its newest barrier map exactly when it restored that set, which a set this
+    primary built and shipped was; after a role change the prior set was built by the other
+    site (the standby never restored it), and a map lost to a power cut is not rebuilt here."""
     if last_key is None:
         return None
+    stored = read_json_object(MetadataLayout(meta).barrier_map(last_key))
+    if stored is None:
+        return None
     try:
-        return set_versions(meta, last_key)
-    except DrsyncError as e:
-        log.warning("set %s: %s; the new set carries its whole barrier map", last_key, e.message)
+        return {str(n): int(v) for n, v in stored.items()}
+    except (TypeError, ValueError):
         return None
 
 
