@@ -110,7 +110,7 @@ def run_backup(
             save_state(meta, state)
             return RoundResult(None, "backup is stopped by stop-backup; run start-backup to resume")
         state.state = "backuping"
-        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui)
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as stack:

@@ -163,7 +163,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None,
             state.state = "stopped"
             save_state(meta, state)
             return RestoreResult(message="restore is stopped by stop-restore; run start-restore to resume")
-        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui)
         result = RestoreResult()
         try:
             tracker.step("INIT")
