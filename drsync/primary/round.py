@@ -274,7 +274,10 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     for table, change in changes:
         path = inventory_path(meta, table)
         ensure_dir(path.parent)
-        atomic_write_json(path, change.inventory.to_json())
+        # File fsynced, directory not: a power cut keeps this inventory or the one before it,
+        # both whole, and the one before only makes the next round collect these commits
+        # again, which the standby applies idempotently (the module docstring's argument).
+        atomic_write_json(path, change.inventory.to_json(), sync_dir=False)
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
     # No fsync: an index lost or emptied by a power cut costs one full look next round.
