@@ -296,7 +296,8 @@ def _check_restore(settings: Settings, ui: Callable[[str, int, int], None] | Non
 
 
 def _cli(command: str, config: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "drsync", command, "-c", str(config)],
+    now = ["--now"] if command == "backup" else []  # one-shot runs honour backup-exec-time-interval
+    p = subprocess.run([sys.executable, "-m", "drsync", command, *now, "-c", str(config)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"bench: `drsync {command}` exited {p.returncode}\n{p.stdout}{p.stderr}")
