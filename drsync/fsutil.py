@@ -71,8 +71,13 @@ def _temp_writer(final: Path) -> Iterator[tuple[BinaryIO, Path]]:
     f.close()
 
 
-def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None) -> None:
-    """Replace `final` with `data` atomically (temp, fsync, rename, fsync dir)."""
+def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None, *,
+                       sync_dir: bool = True) -> None:
+    """Replace `final` with `data` atomically (temp, fsync, rename, fsync dir).
+
+    `sync_dir=False` leaves out the directory's fsync: after a power cut `final` is then the
+    new file or the old one, both whole. Only for a rewrite whose loss recovery can take
+    (progress counters of a state file whose other fields were last saved with it)."""
     ensure_dir(final.parent)
     with _temp_writer(final) as (f, tmp):
         f.write(data)
@@ -83,14 +88,27 @@ def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None) ->
     except OSError:
         tmp.unlink()  # e.g. a directory of that name: never leave the temp file behind
         raise
-    fsync_dir(final.parent)
+    if sync_dir:
+        fsync_dir(final.parent)
 
 
-def atomic_write_json(final: Path, obj: Any) -> None:
+def atomic_write_json(final: Path, obj: Any, *, sync_dir: bool = True) -> None:
     # Compact: state files are written often and read by programs (show-progress reads them
     # for people); indent=... would take Python's slow pure-Python encoder.
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-    atomic_write_bytes(final, data)
+    atomic_write_bytes(final, data, sync_dir=sync_dir)
+
+
+def write_advisory_json(final: Path, obj: Any) -> None:
+    """Replace `final` atomically but with no fsync: for a file whose reader treats absent or
+    unparseable as "nothing recorded" and loses only speed then (a power cut may leave it
+    empty or old; a kill never does: the rename is atomic). Never for anything recovery needs."""
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    ensure_dir(final.parent)
+    tmp = temp_path_for(final)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, final)
 
 
 def read_json(path: Path) -> Any:

@@ -7,6 +7,7 @@ drsync.tableformat.delta.reader either, so a bug there cannot hide a bug in repl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import subprocess
@@ -60,6 +61,27 @@ def make_sites(base: Path, extra: str = "") -> Sites:
     (base / "primary" / "warehouse").mkdir(parents=True, exist_ok=True)
     (base / "standby" / "warehouse").mkdir(parents=True, exist_ok=True)
     return Sites(base, write_config(base, grace="0s", extra=extra))
+
+
+def read_manifests(manifests_dir: Path) -> list[dict[str, Any]]:
+    """The manifests of a directory in key order, each with `versions` the whole barrier map.
+
+    Rebuilt here from the raw JSON (not with drsync.sets.barriers): a 1.3 manifest carries only
+    the tables that moved since `versions_base`, which must be a manifest before it here."""
+    out: list[dict[str, Any]] = []
+    whole: dict[str, dict[str, int]] = {}
+    for path in sorted(manifests_dir.glob("*.manifest.json")):
+        m = json.loads(path.read_text())
+        base = m.get("versions_base")
+        if base is not None:
+            assert base in whole, f"{path}: versions_base {base} is not an earlier manifest here"
+            dropped = set(m.get("versions_dropped", []))
+            full = {n: v for n, v in whole[base].items() if n not in dropped}
+            full.update(m["versions"])
+            m["versions"] = full
+        whole[m["key"]] = m["versions"]
+        out.append(m)
+    return out
 
 
 def drsync(*args: str, env: dict[str, str] | None = None, check: bool = False,

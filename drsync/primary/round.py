@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from drsync.fsutil import (
     ensure_dir,
     read_json_object,
     rmtree_force,
+    write_advisory_json,
 )
 from drsync.peer import Peer, open_peer
 from drsync.primary.changes import TableChange
@@ -41,9 +43,11 @@ from drsync.primary.membership import (
     plan_round,
 )
 from drsync.primary.packing import make_manifest, write_bundles
+from drsync.primary.roundindex import RoundIndex, log_signature
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
+from drsync.sets.barriers import delta_of
 from drsync.sets.bundle import (
     BundleResult,
 )
@@ -53,12 +57,20 @@ from drsync.sets.manifest import (
     history_detail,
     next_key,
 )
-from drsync.site.layout import LOCK_DIR, MANIFEST_DIR, ROLE_FILE, SET_ENTRY_NAME, MetadataLayout
+from drsync.site.layout import (
+    BARRIER_OR_MANIFEST_NAME,
+    LOCK_DIR,
+    MANIFEST_DIR,
+    ROLE_FILE,
+    SET_ENTRY_NAME,
+    MetadataLayout,
+    barrier_map_name,
+)
 from drsync.site.locks import operation_lock
 from drsync.site.progress import ProgressTracker, UiHook
 from drsync.site.state import PrimaryState, append_history, load_state, local_time, save_state, stop_requested
 from drsync.site.warehouse import TableRef
-from drsync.tableformat import format_of, get
+from drsync.tableformat import get
 from drsync.tableformat.base import FileRole
 
 log = logging.getLogger("drsync.primary.round")
@@ -98,7 +110,7 @@ def run_backup(
             save_state(meta, state)
             return RoundResult(None, "backup is stopped by stop-backup; run start-backup to resume")
         state.state = "backuping"
-        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui)
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as stack:
@@ -175,17 +187,15 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     failed: list[FailedObject] = []
     versions: dict[str, int] = {}
     renames: list[Rename] = []
-    index = _load_index(meta)
-    new_index: dict[str, list[object]] = {}
+    index = RoundIndex.load(meta)
     for table in plan.tables:
         reseed = plan.wants_reseed(table.name)
-        # Fast path: a log whose directory and names are what they were when the table was
-        # last found idle and fully shipped costs one scandir (no stat, no inventory read).
-        sig = _log_signature(table.path(warehouse))
-        known = index.get(table.name)
-        if sig is not None and known is not None and known[0] == sig and not reseed:
-            versions[table.name] = int(known[1])  # type: ignore[call-overload]
-            new_index[table.name] = known
+        # Fast path (roundindex.py): a log whose signature is what it was when the table was
+        # last found idle and fully shipped costs one listing (no inventory read, no parse).
+        sig = log_signature(table.path(warehouse))
+        known = None if reseed else index.unchanged(table.name, sig)
+        if known is not None:
+            versions[table.name] = known
             continue
         prev = load_inventory(meta, table)
         try:
@@ -205,7 +215,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
             # Index only a table with nothing beyond what was shipped and no removed file
             # still waiting for VACUUM (those need their stat each round).
             if sig is not None and listing.latest_version == prev.version and not prev.removed:
-                new_index[table.name] = [sig, prev.version]
+                index.record(table.name, sig, prev.version)
             continue
         for w in change.warnings:
             log.warning("%s", w)
@@ -241,7 +251,16 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     manifest.desync, manifest.renames = plan.desync, renames
     if plan.publications is not None:
         manifest.publications = plan.publications.model_dump()
+    base = _base_versions(meta, state.last_key)
+    if base is not None:  # only what moved since the prior set travels (sets/barriers.py)
+        manifest.versions, manifest.versions_dropped = delta_of(versions, base)
+        manifest.versions_base = state.last_key
     crash_point("backup.bundled")
+    # The whole map first: a set's map file is there whenever its manifest is (a crash between
+    # them leaves a map of an uncommitted key, overwritten or pruned by a later round).
+    # No fsync: a map lost to a power cut is rebuilt from the (durable) manifests.
+    ensure_dir(MetadataLayout(meta).barriers)
+    write_advisory_json(MetadataLayout(meta).barrier_map(key), versions)
     atomic_write_bytes(MetadataLayout(meta).manifest(key), manifest.to_bytes())
     crash_point("backup.manifest_written")
 
@@ -255,10 +274,16 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     for table, change in changes:
         path = inventory_path(meta, table)
         ensure_dir(path.parent)
-        atomic_write_json(path, change.inventory.to_json())
+        # File fsynced, directory not: a power cut keeps this inventory or the one before it,
+        # both whole, and the one before only makes the next round collect these commits
+        # again, which the standby applies idempotently (the module docstring's argument).
+        atomic_write_json(path, change.inventory.to_json(), sync_dir=False)
         crash_point("backup.inventory_written")
     # After the inventories: an index older than them only costs a full look next round.
-    atomic_write_json(MetadataLayout(meta).index, new_index)
+    # No fsync: an index lost or emptied by a power cut costs one full look next round.
+    index.save(meta)
+    crash_point("backup.index_written")
+    _prune_barrier_maps(meta, key)
     if plan.reseed_all or plan.reseed:
         clear_reseed(meta, plan.reseed_all, {t.name for t, c in changes if c.replace} | plan.reseed)
     nbytes = manifest.data_bytes
@@ -328,11 +353,28 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
                         entry.unlink()
 
 
-def _load_index(meta: Path) -> dict[str, list[object]]:
-    return read_json_object(MetadataLayout(meta).index) or {}
+def _base_versions(meta: Path, last_key: str | None) -> dict[str, int] | None:
+    """The whole barrier map of the prior set when this primary built it and still has its
+    map file, else None: the new set then carries its whole map. Only then: the standby has
+    that map as its newest barrier map exactly when it restored that set, which a set this
+    primary built and shipped was; after a role change the prior set was built by the other
+    site (the standby never restored it), and a map lost to a power cut is not rebuilt here."""
+    if last_key is None:
+        return None
+    stored = read_json_object(MetadataLayout(meta).barrier_map(last_key))
+    if stored is None:
+        return None
+    try:
+        return {str(n): int(v) for n, v in stored.items()}
+    except (TypeError, ValueError):
+        return None
 
 
-def _log_signature(table_dir: Path) -> str | None:
-    """Identity of a table's log as it is now (None: no table of a known format, or unreadable)."""
-    fmt = format_of(table_dir)
-    return fmt.log_signature(table_dir) if fmt is not None else None
+def _prune_barrier_maps(meta: Path, keep: str) -> None:
+    """Only the newest set's whole map is needed (the next set builds on it); the older ones
+    can be rebuilt from the manifests if ever asked for (sets/barriers.set_versions)."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(MetadataLayout(meta).barriers):
+            if entry.name != barrier_map_name(keep) and BARRIER_OR_MANIFEST_NAME.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)

@@ -34,8 +34,8 @@ from drsync.roles.epoch import assert_site_role, changing_roles, read_role, writ
 from drsync.roles.fence import dir_modes, fence_table, unfence_table
 from drsync.roles.sites import Pair, swapped_config
 from drsync.roles.swap import SwapPoint, demote
-from drsync.sets.manifest import load_manifest
-from drsync.site.layout import JOURNAL_FILE, MetadataLayout, intent_name
+from drsync.sets.barriers import set_versions
+from drsync.site.layout import JOURNAL_FILE, intent_name
 from drsync.site.state import PrimaryState, StandbyState, load_state, stop_requested
 from drsync.site.warehouse import TableRef, discover_tables
 from drsync.tableformat import require_format
@@ -88,7 +88,7 @@ def _switchover(pair: Pair, standby: Peer, dry_run: bool, timeout: float, say: S
                         hint="run a backup and a restore first")
     # The replicated tables are those of the newest set (publications decide which); a table
     # of the primary's own is neither fenced nor made read-only by the swap.
-    replicated = load_manifest(MetadataLayout(pair.pm).manifest(last_key)).versions
+    replicated = set_versions(pair.pm, last_key)
     tables = [t for t in discover_tables(pair.pw, pair.settings.warehouse_layout) if t.name in replicated]
     sw_path, _ = swapped_config(config, write=not dry_run)
     new_epoch = max(read_role(pair.pm).epoch, peer.epoch) + 1
@@ -164,9 +164,9 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
                                                                     for f in result.failed))
         state = load_state(pair.pm, PrimaryState)
         assert state.last_key is not None and state.last_barrier_ms is not None
-        manifest = load_manifest(MetadataLayout(pair.pm).manifest(state.last_key))
+        versions = set_versions(pair.pm, state.last_key)
         latest = _latest(pair, tables)
-        if all(manifest.versions.get(n) == v for n, v in latest.items()):
+        if all(versions.get(n) == v for n, v in latest.items()):
             say(f"final set {state.last_key} carries every table at its fenced version")
             return state.last_key, state.last_barrier_ms, latest
     raise RoleError(f"after {ROUNDS} rounds the last set still misses commits made before the fence")

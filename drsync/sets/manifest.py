@@ -23,7 +23,9 @@ from drsync.tableformat.base import event_text
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
 # 1.2: ManifestTable.format (defaulted: a 1.1 table is Delta, the only format then)
-FORMAT_VERSION = "1.2"
+# 1.3: versions_base, versions_dropped; `versions` holds only what moved against the base set
+#      (sets/barriers.py; defaulted: a 1.2 manifest carries the whole map)
+FORMAT_VERSION = "1.3"
 FORMAT_BEFORE_1_2 = "delta"
 
 
@@ -99,9 +101,13 @@ class Manifest(BaseModel):
     created_utc: str
     status: Literal["complete", "partial"] = "complete"
     tables: list[ManifestTable] = []
-    # Every protected table and the version it has at this barrier (changed or not): the
-    # standby publishes this as the barrier map once the set is applied.
+    # The barrier map: every protected table and the version it has at this barrier. With
+    # `versions_base` (always the prior set) only what differs from that set's map: new or
+    # moved versions in `versions`, tables no longer in the map in `versions_dropped`; without
+    # it the whole map. sets/barriers.py rebuilds the whole map; the standby publishes it.
     versions: dict[str, int] = {}
+    versions_base: str | None = None
+    versions_dropped: list[str] = []
     failed_objects: list[FailedObject] = []
     bundles: list[BundleInfo] = []
     desync: list[DesyncEntry] = []
@@ -174,6 +180,9 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
         raise ManifestError(f"manifest {where}: field {loc}: {first['msg']}") from None
+    if m.versions_base is not None and m.versions_base != m.prior_key:
+        raise ManifestError(f"manifest {where}: versions_base {m.versions_base!r} is not the set it "
+                            f"builds on ({m.prior_key!r})")
     bundles = {b.name for b in m.bundles}
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
@@ -197,7 +206,7 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
                         f"manifest {where}: {t.name}/{f.path} is in unknown bundle {f.bundle!r}")
             for d in t.deletions:
                 safe_relpath(d, table=t.name, where=f"manifest {where} (deletion)")
-        for name in m.versions:
+        for name in [*m.versions, *m.versions_dropped]:
             validate_table_name(name)
         for gone in m.desync:
             validate_table_name(gone.name)

@@ -197,6 +197,14 @@ class MetadataLayout:
     def index(self) -> Path:
         return self.inventories / INDEX_FILE
 
+    @property
+    def barriers(self) -> Path:
+        """Primary: the whole barrier map of its newest sets (sets/barriers.py)."""
+        return self.root / BARRIER_DIR
+
+    def barrier_map(self, key: str) -> Path:
+        return self.barriers / barrier_map_name(key)
+
     def file_hashes(self, table_relpath: str) -> Path:
         """The standby's recorded hashes of one table's files (`file-hashes/<table dir>.json`)."""
         return self.root / FILE_HASH_DIR / f"{table_relpath}.json"

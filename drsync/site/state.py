@@ -138,9 +138,16 @@ def load_state(metadata_dir: Path, model: type[Any]) -> Any:
     return model.model_validate(read_json(path))
 
 
-def save_state(metadata_dir: Path, state: PrimaryState | StandbyState | VerifyState) -> None:
+def save_state(metadata_dir: Path, state: PrimaryState | StandbyState | VerifyState, *,
+               durable: bool = True) -> None:
+    """Write the state file. `durable=False` is for progress saves (ProgressTracker): the file
+    is fsynced but not its directory, so a power cut keeps this save or the one before it,
+    both whole. Every change recovery relies on (last_key, unshipped, tables, ...) is saved
+    with durable=True by the code making it; what only a progress save carries (counters,
+    step, state/success_time, shipped keys re-derived from the standby's inbox each round)
+    may go back one save, which the next round rewrites."""
     ensure_dir(metadata_dir)
-    atomic_write_json(metadata_dir / type(state).FILE, state.model_dump())
+    atomic_write_json(metadata_dir / type(state).FILE, state.model_dump(), sync_dir=durable)
 
 
 CSV_FIELDS = [

@@ -64,6 +64,7 @@ from drsync.site.state import (
     stop_requested,
 )
 from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
+from drsync.standby.barriermaps import standby_versions
 from drsync.standby.delay import record_held, split_due
 from drsync.standby.desync import (
     apply_desync,
@@ -163,7 +164,7 @@ def run_restore(settings: Settings, ui: UiHook | None = None,
             state.state = "stopped"
             save_state(meta, state)
             return RestoreResult(message="restore is stopped by stop-restore; run start-restore to resume")
-        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state), ui)
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui)
         result = RestoreResult()
         try:
             tracker.step("INIT")
@@ -230,6 +231,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     started, t0 = local_time(), time.monotonic()
     tracker.side.key, tracker.side.priorKey = m.key, m.prior_key or "N/A"
     _check_pair(settings, state, m)
+    versions = standby_versions(warehouse, m)  # before anything is touched (barriermaps.py)
 
     tracker.step("VERIFY")
     staging = WarehouseLayout(warehouse).staging / m.key
@@ -287,12 +289,12 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
                                             barrier_ms=m.barrier_ms)
         state.desynced.pop(t.name, None)
     failed = {f.name for f in m.failed_objects}
-    for name, version in m.versions.items():
+    for name, version in versions.items():
         if name not in failed and name in state.tables:
             state.tables[name].version = version
             state.tables[name].barrier_ms = m.barrier_ms
     ensure_dir(barrier_dir(warehouse))
-    atomic_write_json(WarehouseLayout(warehouse).barrier_map(m.key), m.versions)
+    atomic_write_json(WarehouseLayout(warehouse).barrier_map(m.key), versions)
     crash_point("restore.barrier_published")
     for t in m.tables:
         if t.name in replicated:

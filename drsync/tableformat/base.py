@@ -156,7 +156,15 @@ class TableFormat(Protocol):
         """One read of the log; TableFormatError when the directory is not such a table."""
 
     def log_signature(self, table_dir: Path) -> str | None:
-        """A cheap identity of the log as it is now (equal: nothing changed), None if unreadable."""
+        """A cheap identity of the log as it is now (equal: nothing changed), None if unreadable.
+
+        The contract the round's fast path trusts (primary/round.py): it **must change whenever
+        the table's committed state changes** (a commit, a checkpoint or `_last_checkpoint`
+        rewritten, a log file cleaned up, the table dropped and re-created under the same
+        name). An equal signature skips the table with no other look, so a signature that
+        misses a change means that change is never shipped. Delta: the `_delta_log`
+        directory's identity and times, its entry names and `_last_checkpoint`'s size and
+        mtime; Iceberg: `version-hint.text` / the catalog's metadata_location."""
 
     # --- versions and the files they need ---------------------------------------------------
     def barrier_version(self, table_dir: Path, log: TableLog, barrier_ms: int, floor: int) -> int | None:

@@ -8,15 +8,13 @@ the clock the primary cuts its barrier with; the tables' own commits keep the re
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 from deltalake import write_deltalake
 
 from drsync.demo import TABLES, create_sample_warehouse, table_dir
 from drsync.site.layout import MANIFEST_DIR
 from tests.faults.conftest import Reliability, soak
-from tests.helpers import Sites, drsync, duck, rows
+from tests.helpers import Sites, drsync, duck, read_manifests, rows
 
 # Clock offsets of successive rounds, in seconds: fast by an hour, then corrected, then set back
 # by a day, then right again, then a second back.
@@ -43,8 +41,7 @@ def test_clock_going_backwards_between_rounds(sites: Sites, reliability: Reliabi
             env = {"DRSYNC_CLOCK_SHIFT_S": str(shift)}
             drsync("backup", "-c", str(sites.config), env=env, check=True)
             drsync("restore", "-c", str(sites.config), check=True)
-            ms = [json.loads(p.read_text())
-                  for p in sorted((sites.standby_meta / MANIFEST_DIR).glob("*.manifest.json"))]
+            ms = read_manifests(sites.standby_meta / MANIFEST_DIR)
             keys = [m["key"] for m in ms]
             assert len(set(keys)) == len(keys) == i + 1, keys
             assert [m["prior_key"] for m in ms] == [None, *keys[:-1]], "chain out of order"

@@ -53,7 +53,7 @@ from drsync.site.locks import lock_holder, operation_lock
 from drsync.site.state import StandbyState
 from drsync.tableformat.delta import list_log
 from tests.faults.conftest import Reliability
-from tests.helpers import Sites, capture_versions, drsync, duck, latest_version, rows
+from tests.helpers import Sites, capture_versions, drsync, duck, latest_version, read_manifests, rows
 
 pytestmark = pytest.mark.crash
 
@@ -222,7 +222,7 @@ def _standby_state(sites: Sites) -> dict[str, Any]:
 
 def _chain(meta: Path) -> list[dict[str, Any]]:
     """Manifests of an inbox in key order; asserts each builds on the one before it."""
-    ms = [json.loads(p.read_text()) for p in sorted((meta / MANIFEST_DIR).glob("*.manifest.json"))]
+    ms = read_manifests(meta / MANIFEST_DIR)
     prior = None
     for m in ms:
         assert m["prior_key"] == prior, f"chain gap: set {m['key']} builds on {m['prior_key']}, " \

@@ -37,7 +37,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from drsync.site.names import format_name, relpath_of
-from tests.helpers import TESTDATA, Sites, drsync, duck, make_sites
+from tests.helpers import TESTDATA, Sites, drsync, duck, make_sites, read_manifests
 
 README = TESTDATA.parent / "README.md"
 DB = "rs"
@@ -319,8 +319,7 @@ def _run_round(sites: Sites, con: Any, shown: dict[str, int]) -> Round:
     assert backup.returncode in (0, 3), f"the round itself failed:\n{backup.stdout}{backup.stderr[-3000:]}"
     restore = drsync("restore", "-c", str(sites.config))
     assert restore.returncode in (0, 3), f"the restore failed:\n{restore.stdout}{restore.stderr[-3000:]}"
-    newest = sorted((sites.primary_meta / "manifests").glob("*.manifest.json"))[-1]
-    r = Round(backup, restore, json.loads(newest.read_text()))
+    r = Round(backup, restore, read_manifests(sites.primary_meta / "manifests")[-1])
     failed = {f["name"] for f in r.manifest["failed_objects"]}
     for name, version in r.manifest["versions"].items():
         if name in failed:

@@ -1,4 +1,4 @@
-"""The primary's fast path for unchanged tables (primary._log_signature + tables/index.json)
+"""The primary's fast path for unchanged tables (primary/roundindex.py, tables/index.json)
 must never hide a change: only a table idle and fully shipped is skipped unread."""
 
 from __future__ import annotations

@@ -271,3 +271,13 @@ def test_temp_path_is_in_same_dir_and_unique(tmp_path: Path) -> None:
     assert a.parent == b.parent == tmp_path
     assert a != b
     assert a.name.startswith(TMP_PREFIX)
+
+
+def test_advisory_json_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
+    from drsync.fsutil import read_json_object, write_advisory_json
+
+    target = tmp_path / "new" / "index.json"
+    write_advisory_json(target, {"a": 1})
+    write_advisory_json(target, {"b": [2, "x"]})
+    assert read_json_object(target) == {"b": [2, "x"]}
+    assert [p.name for p in target.parent.iterdir()] == ["index.json"]

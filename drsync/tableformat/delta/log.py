@@ -168,4 +168,13 @@ def log_signature(table_dir: Path) -> str | None:
     except OSError:
         return None
     digest = hashlib.blake2b(chr(0).join(names).encode(), digest_size=16).hexdigest()
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}"
+    # `_last_checkpoint` is the one log file a writer may rewrite in place (same name, and no
+    # change to the directory when it is not replaced by a rename): its size and mtime too.
+    try:
+        lc = os.stat(log_dir / LAST_CHECKPOINT)
+        last = f"{lc.st_size}:{lc.st_mtime_ns}"
+    except FileNotFoundError:
+        last = "-"
+    except OSError:
+        return None
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}:{last}"

@@ -387,7 +387,7 @@ def test_format_1_1_manifest_loads_as_delta() -> None:
 
 def test_manifest_records_each_tables_format() -> None:
     m = parse_manifest(valid_raw(), where=WHERE)
-    assert FORMAT_VERSION == "1.2"
+    assert FORMAT_VERSION == "1.3"
     assert json.loads(m.to_bytes())["tables"][0]["format"] == "delta"
 
 
@@ -396,3 +396,31 @@ def test_unknown_table_format_refused_by_name() -> None:
     raw["tables"][0]["format"] = "iceberg"
     with pytest.raises(ManifestError, match=r"sales\.public\.orders: unknown table format 'iceberg'"):
         parse_manifest(raw, where=WHERE)
+
+
+# --- 1.3: versions relative to the prior set ----------------------------------------------------
+
+
+def test_versions_base_must_be_the_prior_set() -> None:
+    raw = valid_raw()
+    raw["prior_key"], raw["versions_base"] = "20261123_141000", "20261123_141000"
+    assert parse_manifest(raw, where=WHERE).versions_base == "20261123_141000"
+    raw["versions_base"] = "20261123_140000"
+    with pytest.raises(ManifestError, match="versions_base '20261123_140000' is not the set it builds on"):
+        parse_manifest(raw, where=WHERE)
+
+
+def test_dropped_names_are_checked_like_every_table_name() -> None:
+    raw = valid_raw()
+    raw["prior_key"] = raw["versions_base"] = "20261123_141000"
+    raw["versions_dropped"] = ["../../etc.passwd.x"]
+    with pytest.raises(UnsafePathError, match="refused"):
+        parse_manifest(raw, where=WHERE)
+
+
+def test_a_1_2_manifest_still_loads_with_its_whole_map() -> None:
+    raw = valid_raw()
+    raw["format_version"] = "1.2"
+    m = parse_manifest(raw, where=WHERE)
+    assert m.versions_base is None and m.versions_dropped == []
+    assert m.versions == {"sales.public.orders": 4}
