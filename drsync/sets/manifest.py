@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from drsync.errors import DrsyncError, ManifestError, TableFormatError, UnsafePathError
+from drsync.sets.digest import algorithm_of
 from drsync.site.confine import safe_relpath
 from drsync.site.layout import KEY_FORMAT
 from drsync.site.names import format_name, parse_name, relpath_of
@@ -23,7 +24,9 @@ from drsync.tableformat.base import event_text
 
 # 1.1: desync, renames, publications, ManifestTable.replace (all defaulted: 1.0 still loads)
 # 1.2: ManifestTable.format (defaulted: a 1.1 table is Delta, the only format then)
-FORMAT_VERSION = "1.2"
+# 1.4: digests name their algorithm (digest.py): "blake3:<hex>"; a bare hex digest is BLAKE2b,
+#      as 1.0-1.3 wrote them (they still restore). The fields keep their name `blake2b`.
+FORMAT_VERSION = "1.4"
 FORMAT_BEFORE_1_2 = "delta"
 
 
@@ -177,6 +180,7 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     bundles = {b.name for b in m.bundles}
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
+    _check_digests(m, where)
     for i, t in enumerate(m.tables):
         try:
             kinds = get_format(t.format).kinds
@@ -207,6 +211,19 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     except UnsafePathError as e:
         raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
     return m
+
+
+def _check_digests(m: Manifest, where: str) -> None:
+    """Every digest of a known algorithm (a file is checked with the one its digest names)."""
+    fields = [(f"bundles.{i}.blake2b", b.blake2b) for i, b in enumerate(m.bundles)]
+    fields += [(f"tables.{i}.files.{j}.blake2b", f.blake2b)
+               for i, t in enumerate(m.tables) for j, f in enumerate(t.files)]
+    for loc, digest in fields:
+        try:
+            algorithm_of(digest)
+        except ValueError as e:
+            raise ManifestError(f"manifest {where}: field {loc}: {e}",
+                                hint="install the same drsync version on both sites") from None
 
 
 def _check_kind(f: ManifestFile, t: ManifestTable, where: str) -> None:

@@ -387,7 +387,7 @@ def test_format_1_1_manifest_loads_as_delta() -> None:
 
 def test_manifest_records_each_tables_format() -> None:
     m = parse_manifest(valid_raw(), where=WHERE)
-    assert FORMAT_VERSION == "1.2"
+    assert FORMAT_VERSION == "1.4"
     assert json.loads(m.to_bytes())["tables"][0]["format"] == "delta"
 
 
@@ -396,3 +396,21 @@ def test_unknown_table_format_refused_by_name() -> None:
     raw["tables"][0]["format"] = "iceberg"
     with pytest.raises(ManifestError, match=r"sales\.public\.orders: unknown table format 'iceberg'"):
         parse_manifest(raw, where=WHERE)
+
+
+# --- digests (1.4) ------------------------------------------------------------------------
+
+
+def test_digests_of_both_algorithms_load_and_unknown_ones_are_refused() -> None:
+    raw = valid_raw()
+    raw["tables"][0]["files"][0]["blake2b"] = "blake3:" + "ab" * 32  # 1.4 wrote it
+    m = parse_manifest(raw, where=WHERE)  # the commit keeps a bare BLAKE2b digest (<= 1.3)
+    assert m.tables[0].files[0].blake2b.startswith("blake3:")
+    for bad, loc in (("md5:" + "ab" * 32, "tables.0.files.1.blake2b"), ("ab" * 31, "bundles.0.blake2b")):
+        broken = copy.deepcopy(raw)
+        if loc.startswith("bundles"):
+            broken["bundles"][0]["blake2b"] = bad
+        else:
+            broken["tables"][0]["files"][1]["blake2b"] = bad
+        with pytest.raises(ManifestError, match=rf"{WHERE}: field {loc.replace('.', '[.]')}: .*not a digest"):
+            parse_manifest(broken, where=WHERE)
