@@ -60,7 +60,7 @@ class BundleResult:
     raw_bytes: int
     packed: list[PackedFile]
     missing: list[str]  # members whose source vanished before packing (e.g. VACUUM)
-    compression: Literal["zstd", "none"] = "zstd"
+    compression: Literal["zstd", "none", "raw"] = "zstd"  # raw: one file as it is (rawfile.py)
 
 
 def worth_compressing(path: Path, sample: int = 256 << 10) -> bool:

@@ -85,7 +85,7 @@ class BundleInfo(BaseModel):
     name: str
     size: int
     blake2b: str
-    compression: Literal["zstd", "none"]
+    compression: Literal["zstd", "none", "raw"]  # 1.4: raw = one data file as it is (rawfile.py)
     files: int
     raw_bytes: int
 
@@ -181,6 +181,7 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
     _check_digests(m, where)
+    _check_raw(m, where)
     for i, t in enumerate(m.tables):
         try:
             kinds = get_format(t.format).kinds
@@ -224,6 +225,24 @@ def _check_digests(m: Manifest, where: str) -> None:
         except ValueError as e:
             raise ManifestError(f"manifest {where}: field {loc}: {e}",
                                 hint="install the same drsync version on both sites") from None
+
+
+def _check_raw(m: Manifest, where: str) -> None:
+    """A raw bundle is exactly one file, with that file's size and digest."""
+    raw = {b.name: b for b in m.bundles if b.compression == "raw"}
+    held: dict[str, int] = {}
+    for t in m.tables:
+        for f in t.files:
+            b = raw.get(f.bundle)
+            if b is None:
+                continue
+            held[b.name] = held.get(b.name, 0) + 1
+            if (b.size, b.blake2b, b.files, b.raw_bytes) != (f.size, f.blake2b, 1, f.size):
+                raise ManifestError(f"manifest {where}: raw bundle {b.name} does not match the "
+                                    f"size and digest of {t.name}/{f.path}")
+    for name in raw:
+        if held.get(name) != 1:
+            raise ManifestError(f"manifest {where}: raw bundle {name} must hold exactly one file")
 
 
 def _check_kind(f: ManifestFile, t: ManifestTable, where: str) -> None:

@@ -31,6 +31,7 @@ from drsync.fsutil import (
 from drsync.nofollow import symlink_on_path
 from drsync.sets.digest import file_hash, file_matches
 from drsync.sets.manifest import ManifestTable, apply_order
+from drsync.sets.rawfile import own_copy
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import StandbyState
 from drsync.tableformat import get as get_format
@@ -147,6 +148,7 @@ def apply_table(
         _open_dirs(tdir, final.parent, touched)
         src = staging / t.path / f.path
         if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
+            own_copy(src)  # never rewrite in place a file linked from the inbox (rawfile.py)
             fmt.rewrite_on_install(src, f.kind, tdir)
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
         os.chmod(src, RO_FILE)

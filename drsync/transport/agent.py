@@ -29,7 +29,7 @@ from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
 from drsync.logsetup import setup_stderr_logging
 from drsync.nofollow import read_range_nofollow, refuse_symlink_path
-from drsync.sets.digest import algorithm_of, file_hash
+from drsync.sets.digest import algorithm_of, file_hash, new_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
 from drsync.site.names import relpath_of
@@ -186,6 +186,11 @@ class Agent:
             have = part.stat().st_size if part.exists() else 0
             if offset != have and offset != 0:
                 raise TransportError(f"{p.name}: resume offset {offset} but {have} bytes are there")
+            h = new_hash(like=want)  # hashed while it arrives: the file is never read back
+            if offset:  # a resumed transfer: the received prefix first (offset == its size)
+                with open(os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as prefix:
+                    while chunk := prefix.read(CHUNK):
+                        h.update(chunk)
             with open_private(part, truncate=not offset) as f:
                 f.seek(offset)
                 f.truncate()
@@ -195,6 +200,7 @@ class Agent:
                         raise EOFError("stream ended inside a put")
                     remaining -= len(chunk)  # consumed from the stream, whether or not it lands
                     f.write(chunk)
+                    h.update(chunk)
                     crash_point("agent.put_chunk")  # the agent dies inside a put
                 f.flush()
                 os.fsync(f.fileno())
@@ -204,7 +210,7 @@ class Agent:
         done = offset + length
         if done < size:
             return {"complete": False, "have": done}, b""
-        if done > size or file_hash(part, like=want) != want:
+        if done > size or h.hexdigest() != want:
             part.unlink()
             return {"complete": False, "have": 0, "corrupt": True}, b""
         try:
