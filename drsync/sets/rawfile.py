@@ -51,7 +51,7 @@ def place_raw(final: Path, e: BundleEntry) -> BundleResult:
     with src:
         h = new_hash()
         try:  # the very inode opened above, not whatever the path names now
-            os.link(f"/proc/self/fd/{src.fileno()}", tmp, follow_symlinks=True)
+            _link_fd(src.fileno(), tmp)
             linked = True
         except OSError as err:
             if err.errno not in _CROSS_DEVICE and err.errno != errno.ENOENT:
@@ -75,6 +75,16 @@ def place_raw(final: Path, e: BundleEntry) -> BundleResult:
     fsync_dir(final.parent)
     digest = h.hexdigest()
     return BundleResult(final, size, digest, size, [PackedFile(e.member, size, digest)], [], "raw")
+
+
+def _link_fd(fd: int, dest: Path) -> None:
+    """linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N: a new name for an open file's inode.
+    (A dir fd makes CPython call linkat with the flag; plain link() would refuse: EXDEV.)"""
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{fd}", dest, src_dir_fd=root, follow_symlinks=True)
+    finally:
+        os.close(root)
 
 
 def stage_raw(path: Path, size: int, digest: str, dest: Path, verify: bool) -> None:
