@@ -414,3 +414,26 @@ def test_digests_of_both_algorithms_load_and_unknown_ones_are_refused() -> None:
             broken["tables"][0]["files"][1]["blake2b"] = bad
         with pytest.raises(ManifestError, match=rf"{WHERE}: field {loc.replace('.', '[.]')}: .*not a digest"):
             parse_manifest(broken, where=WHERE)
+
+
+def test_a_raw_bundle_is_exactly_one_file_with_its_size_and_digest() -> None:
+    raw = valid_raw()
+    f = raw["tables"][0]["files"][0]
+    f.update(bundle="k_0001.raw", size=5 << 20, blake2b="blake3:" + "cd" * 32)
+    ok = {"name": "k_0001.raw", "size": 5 << 20, "blake2b": "blake3:" + "cd" * 32, "compression": "raw",
+          "files": 1, "raw_bytes": 5 << 20}
+    raw["bundles"].append(ok)
+    parse_manifest(raw, where=WHERE)
+    for change in ({"size": 4 << 20}, {"blake2b": "blake3:" + "ce" * 32}, {"files": 2}):
+        broken = copy.deepcopy(raw)
+        broken["bundles"][1].update(change)
+        with pytest.raises(ManifestError, match="raw bundle k_0001.raw does not match"):
+            parse_manifest(broken, where=WHERE)
+    both = copy.deepcopy(raw)
+    both["tables"][0]["files"][1].update(bundle="k_0001.raw", size=5 << 20, blake2b="blake3:" + "cd" * 32)
+    with pytest.raises(ManifestError, match="exactly one file"):
+        parse_manifest(both, where=WHERE)
+    unused = copy.deepcopy(raw)
+    unused["bundles"].append({**ok, "name": "k_0002.raw"})
+    with pytest.raises(ManifestError, match="k_0002.raw must hold exactly one file"):
+        parse_manifest(unused, where=WHERE)
