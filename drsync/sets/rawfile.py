@@ -24,7 +24,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from drsync.errors import IntegrityError
+from drsync.errors import IntegrityError, disk_full
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir, open_private
 from drsync.nofollow import open_regular_nofollow
@@ -63,13 +63,20 @@ def place_raw(final: Path, e: BundleEntry) -> BundleResult:
                 h.update(chunk)
                 size += len(chunk)
         else:
-            with open_private(tmp) as out:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                with open_private(tmp) as out:
+                    while chunk := src.read(CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as err:
+                if full := disk_full(err, f"{final} (a copy of {e.member})"):
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                    raise full from None
+                raise
     crash_point("raw.placed")  # the set's temp name is there, not yet its final name
     os.replace(tmp, final)
     fsync_dir(final.parent)
@@ -114,11 +121,18 @@ def stage_raw(path: Path, size: int, digest: str, dest: Path, verify: bool) -> N
             raise
     tmp = dest.parent / f"{TMP_PREFIX}{dest.name}"
     h = new_hash(like=digest)
-    with open(path, "rb") as f, open_private(tmp) as out:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            out.write(chunk)
-        out.flush()  # the caller flushes the filesystem once for all staged files
+    try:
+        with open(path, "rb") as f, open_private(tmp) as out:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()  # the caller flushes the filesystem once for all staged files
+    except OSError as e:
+        if full := disk_full(e, f"the staged copy of {path.name}"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise full from None
+        raise
     if h.hexdigest() != digest:
         tmp.unlink()
         raise IntegrityError(f"file {path.name} fails its hash check (corrupted)")
