@@ -251,6 +251,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             if b.compression == "raw":  # one file as it is: linked into staging, not copied
                 (exp,) = by_bundle[b.name].values()
                 stage_raw(path, b.size, b.blake2b, exp.dest, settings.verify_on_restore == "full")
+                crash_point("restore.raw_staged")  # linked into staging, not yet in its table
                 tracker.add(produced=b.size)
             else:
                 extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
