@@ -65,6 +65,9 @@ KEYS = (
     Key("restore-interval", duration("m", timedelta(seconds=1)),
          "duration >= 1s (bare number = minutes, default 1m)"),
     Key("restore-delay", duration("m", timedelta(0)), "duration >= 0 (bare number = minutes, default 0)"),
+    # off: a file shipped as it is was hashed by the agent while it arrived and is linked into
+    # the table unread; full: restore hashes it once more first (docs/config spec: verify-on-restore)
+    Key("verify-on-restore", choice({"off": "off", "full": "full"}), "off or full (default off)"),
     Key("primary-host-ip", host, _HOST),
     Key("restore-host-ip", host, _HOST),
     Key("media-type", choice({"disk": "disk"}), "disk (the only media type drsync has)"),

@@ -33,6 +33,7 @@ class Settings(BaseModel):
     backup_exec_time_interval: timedelta = timedelta(minutes=1)
     restore_interval: timedelta = timedelta(minutes=1)
     restore_delay: timedelta = timedelta(0)  # apply a set only once its barrier is this old
+    verify_on_restore: Literal["off", "full"] = "off"  # re-hash files shipped as they are
     primary_host_ip: str | None = None
     restore_host_ip: str | None = None
     media_type: Literal["disk"] = "disk"

@@ -25,12 +25,15 @@ from drsync.sets.manifest import (
     ManifestFile,
     ManifestTable,
 )
+from drsync.sets.rawfile import RAW_MIN_BYTES, place_raw
 from drsync.site.layout import bundle_name
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import (
     PrimaryState,
 )
 from drsync.site.warehouse import TableRef
+from drsync.tableformat import get as get_format
+from drsync.tableformat.base import FileRole
 
 
 def compression(settings: Settings) -> Literal["zstd", "none"]:
@@ -52,20 +55,34 @@ def write_bundles(
         )
         for table, change in changes for f in change.files
     ]
+    is_data = [get_format(change.format).role(f.kind) is FileRole.DATA
+               for _, change in changes for f in change.files]
     # Compressing what does not shrink only burns the CPU that encryption needs (the link is
     # CPU-bound on 2 cores). Log files always shrink; data files are sampled (bench/RESULTS.md).
     chosen = compression(settings)
     stored: list[BundleEntry] = []
     packed: list[BundleEntry] = []
-    for e in entries:
+    raw: list[BundleEntry] = []  # large data files that travel as they are (rawfile.py)
+    for e, data in zip(entries, is_data, strict=True):
         shrinks = chosen == "zstd" and (e.source is None or not e.member.endswith(".parquet")
                                         or worth_compressing(e.source))
-        (packed if shrinks else stored).append(e)
-    groups = [(g, "none") for g in plan_bundles(stored)] + [(g, chosen) for g in plan_bundles(packed)]
+        if not shrinks and data and e.source is not None and e.size >= RAW_MIN_BYTES:
+            raw.append(e)
+        else:
+            (packed if shrinks else stored).append(e)
+    groups: list[tuple[list[BundleEntry], Literal["zstd", "none", "raw"]]] = [
+        (g, "none") for g in plan_bundles(stored)]
+    groups += [(g, chosen) for g in plan_bundles(packed)]
+    groups += [([e], "raw") for e in raw]
     tracker.total = sum(e.size for e in entries)
     tracker.measure = "produced"
 
-    def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none"]) -> BundleResult:
+    def one(i: int, group: list[BundleEntry], compression: Literal["zstd", "none", "raw"]) -> BundleResult:
+        if compression == "raw":
+            r = place_raw(set_dir / bundle_name(key, i, compression), group[0])
+            tracker.add(r.raw_bytes, r.raw_bytes)
+            crash_point("backup.bundle_written")
+            return r
         r = write_bundle(set_dir / bundle_name(key, i, compression), group, compression,
                          settings.compression_level, lambda raw, out: tracker.add(raw, out))
         crash_point("backup.bundle_written")
@@ -113,5 +130,6 @@ def make_manifest(
         created_utc=datetime.now(UTC).isoformat(), status="partial" if failed else "complete",
         tables=tables, versions=versions, failed_objects=failed,
         bundles=[BundleInfo(name=r.path.name, size=r.size, blake2b=r.blake2b, compression=r.compression,
-                            files=len(r.packed), raw_bytes=r.raw_bytes) for r in results],
+                            files=len(r.packed), raw_bytes=r.raw_bytes)
+                 for r in results if r.packed or r.compression != "raw"],  # a vanished raw file: none
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from drsync.errors import RoleError
 from drsync.fsutil import ensure_dir, fsync_dir, make_writable_dir
 from drsync.primary.changes import TableInventory, collect_changes
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import file_hash
 from drsync.tableformat import format_of, require_format
 
 FAR_FUTURE_MS = 1 << 62  # a barrier after every commit: "the table as it is"

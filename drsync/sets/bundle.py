@@ -2,13 +2,12 @@
 
 A standard format on purpose: `zstd -dc X.tar.zst | tar t` lists a bundle with stock tools.
 Everything streams in 1 MiB chunks, so memory does not grow with table size; each file's
-BLAKE2b is computed while it is read for packing (one read per byte), and the bundle's own
-hash while it is written.
+digest (digest.py: BLAKE3, or BLAKE2b in sets before 1.4) is computed while it is read for
+packing (one read per byte), and the bundle's own digest while it is written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
@@ -23,26 +22,15 @@ from drsync.errors import IntegrityError, disk_full
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, TMP_PREFIX, fsync_dir, open_private
 from drsync.nofollow import open_regular_nofollow
+from drsync.sets.digest import file_hash, new_hash
+
+__all__ = ["file_hash", "new_hash"]  # re-exported: callers from before digest.py
 
 # compression-level 0..9 onto zstd's 1..19 scale; 0 means store without compression.
 ZSTD_LEVELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 9, 7: 12, 8: 15, 9: 19}
 TARGET_BUNDLE_BYTES = 64 << 20
 
 ProgressFn = Callable[[int, int], None]  # (raw bytes read, bytes written to the bundle)
-
-
-def new_hash() -> Any:  # hashlib's blake2b type is private
-    return hashlib.blake2b(digest_size=32)
-
-
-def file_hash(path: Path) -> str:
-    h = new_hash()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 
 
 @dataclass
@@ -72,7 +60,7 @@ class BundleResult:
     raw_bytes: int
     packed: list[PackedFile]
     missing: list[str]  # members whose source vanished before packing (e.g. VACUUM)
-    compression: Literal["zstd", "none"] = "zstd"
+    compression: Literal["zstd", "none", "raw"] = "zstd"  # raw: one file as it is (rawfile.py)
 
 
 def worth_compressing(path: Path, sample: int = 256 << 10) -> bool:
@@ -107,9 +95,9 @@ def plan_bundles(entries: list[BundleEntry], target: int = TARGET_BUNDLE_BYTES) 
 
 
 class _HashingReader(io.RawIOBase):
-    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], None], like: str | None = None) -> None:
         self._f = f
-        self.hash = new_hash()
+        self.hash = new_hash(like)
         self.count = 0
         self._on_bytes = on_bytes
 
@@ -231,7 +219,7 @@ def extract_bundle(
             if whole is not None and os.fstat(f.fileno()).st_size != whole[0]:
                 raise IntegrityError(f"bundle {path.name} has {os.fstat(f.fileno()).st_size} bytes, "
                                      f"manifest says {whole[0]} (truncated or replaced)")
-            raw: Any = _HashingReader(f, lambda n: None)
+            raw: Any = _HashingReader(f, lambda n: None, whole[1] if whole is not None else None)
             stream: Any = zstandard.ZstdDecompressor().stream_reader(raw) if compression == "zstd" else raw
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
@@ -245,7 +233,7 @@ def extract_bundle(
                         )
                     src = tar.extractfile(member)
                     assert src is not None
-                    h = new_hash()
+                    h = new_hash(like=exp.blake2b)
                     tmp = exp.dest.parent / f"{TMP_PREFIX}{exp.dest.name}"
                     with open_private(tmp) as out:
                         while chunk := src.read(CHUNK):
@@ -259,7 +247,7 @@ def extract_bundle(
                     if h.hexdigest() != exp.blake2b:
                         tmp.unlink()
                         raise IntegrityError(
-                            f"bundle {path.name}: {member.name} fails its BLAKE2b check (corrupted)"
+                            f"bundle {path.name}: {member.name} fails its {h.title} check (corrupted)"
                         )
                     os.replace(tmp, exp.dest)
                     seen.add(member.name)
@@ -267,7 +255,7 @@ def extract_bundle(
                 while raw.read(CHUNK):  # the rest of the file (end-of-archive blocks, frame end)
                     pass
                 if raw.hash.hexdigest() != whole[1]:
-                    raise IntegrityError(f"bundle {path.name} fails its BLAKE2b check (corrupted)")
+                    raise IntegrityError(f"bundle {path.name} fails its {raw.hash.title} check (corrupted)")
     except IntegrityError:
         raise
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from drsync.errors import DrsyncError, ManifestError, TableFormatError, UnsafePathError
+from drsync.sets.digest import algorithm_of
 from drsync.site.confine import safe_relpath
 from drsync.site.layout import KEY_FORMAT
 from drsync.site.names import format_name, parse_name, relpath_of
@@ -25,7 +26,9 @@ from drsync.tableformat.base import event_text
 # 1.2: ManifestTable.format (defaulted: a 1.1 table is Delta, the only format then)
 # 1.3: versions_base, versions_dropped; `versions` holds only what moved against the base set
 #      (sets/barriers.py; defaulted: a 1.2 manifest carries the whole map)
-FORMAT_VERSION = "1.3"
+# 1.4: digests name their algorithm (digest.py): "blake3:<hex>"; a bare hex digest is BLAKE2b,
+#      as 1.0-1.3 wrote them (they still restore). The fields keep their name `blake2b`.
+FORMAT_VERSION = "1.4"
 FORMAT_BEFORE_1_2 = "delta"
 
 
@@ -84,7 +87,7 @@ class BundleInfo(BaseModel):
     name: str
     size: int
     blake2b: str
-    compression: Literal["zstd", "none"]
+    compression: Literal["zstd", "none", "raw"]  # 1.4: raw = one data file as it is (rawfile.py)
     files: int
     raw_bytes: int
 
@@ -186,6 +189,8 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     bundles = {b.name for b in m.bundles}
     for b in bundles:
         safe_relpath(b, table="(bundle)", where=f"manifest {where}")
+    _check_digests(m, where)
+    _check_raw(m, where)
     for i, t in enumerate(m.tables):
         try:
             kinds = get_format(t.format).kinds
@@ -216,6 +221,37 @@ def parse_manifest(raw: Any, *, where: str) -> Manifest:
     except UnsafePathError as e:
         raise UnsafePathError(f"manifest {where} refused: {e.message}") from None
     return m
+
+
+def _check_digests(m: Manifest, where: str) -> None:
+    """Every digest of a known algorithm (a file is checked with the one its digest names)."""
+    fields = [(f"bundles.{i}.blake2b", b.blake2b) for i, b in enumerate(m.bundles)]
+    fields += [(f"tables.{i}.files.{j}.blake2b", f.blake2b)
+               for i, t in enumerate(m.tables) for j, f in enumerate(t.files)]
+    for loc, digest in fields:
+        try:
+            algorithm_of(digest)
+        except ValueError as e:
+            raise ManifestError(f"manifest {where}: field {loc}: {e}",
+                                hint="install the same drsync version on both sites") from None
+
+
+def _check_raw(m: Manifest, where: str) -> None:
+    """A raw bundle is exactly one file, with that file's size and digest."""
+    raw = {b.name: b for b in m.bundles if b.compression == "raw"}
+    held: dict[str, int] = {}
+    for t in m.tables:
+        for f in t.files:
+            b = raw.get(f.bundle)
+            if b is None:
+                continue
+            held[b.name] = held.get(b.name, 0) + 1
+            if (b.size, b.blake2b, b.files, b.raw_bytes) != (f.size, f.blake2b, 1, f.size):
+                raise ManifestError(f"manifest {where}: raw bundle {b.name} does not match the "
+                                    f"size and digest of {t.name}/{f.path}")
+    for name in raw:
+        if held.get(name) != 1:
+            raise ManifestError(f"manifest {where}: raw bundle {name} must hold exactly one file")
 
 
 def _check_kind(f: ManifestFile, t: ManifestTable, where: str) -> None:

@@ -78,7 +78,7 @@ def barrier_map_name(key: str) -> str:
 
 
 def bundle_suffix(compression: str) -> str:
-    return ".tar.zst" if compression == "zstd" else ".tar"
+    return {"zstd": ".tar.zst", "raw": ".raw"}.get(compression, ".tar")
 
 
 def bundle_name(key: str, index: int, compression: str) -> str:
@@ -120,7 +120,7 @@ REMOTE_CACHE_SUFFIX = ".remote-cache"
 
 # Exactly what a primary ships through the standby's agent (transport/confine.py allows only
 # these): a set's bundles into the media area, its manifest into the metadata area.
-SHIPPED_BUNDLE_REL = re.compile(rf"^(?P<key>{_KEY})/(?P=key)_\d{{4,6}}\.tar(?:\.zst)?$")
+SHIPPED_BUNDLE_REL = re.compile(rf"^(?P<key>{_KEY})/(?P=key)_\d{{4,6}}\.(?:tar(?:\.zst)?|raw)$")
 SHIPPED_MANIFEST_REL = re.compile(rf"^{MANIFEST_DIR}/{_KEY}\.manifest\.json$")
 
 

@@ -29,7 +29,7 @@ from drsync.fsutil import (
     rmtree_force,
 )
 from drsync.nofollow import symlink_on_path
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import file_hash, file_matches
 from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import StandbyState
@@ -79,7 +79,7 @@ def check_conflicts(warehouse: Path, state: StandbyState, t: ManifestTable) -> N
     for v, commit_file in sorted(fmt.commits(tdir).items()):
         if known is not None and v <= known.version:
             continue
-        if v not in ours or file_hash(tdir / commit_file) != ours[v]:
+        if v not in ours or file_hash(tdir / commit_file, like=ours[v]) != ours[v]:
             raise StandbyConflictError(
                 f"table {t.name}: commit {v} on the standby was not written by drsync (the table "
                 "was changed locally); refusing to overwrite it",
@@ -100,7 +100,8 @@ def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
             p = Path(dirpath, name)
             f = carried.get(p.relative_to(tdir).as_posix())
             st = p.lstat()
-            if f is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size or file_hash(p) != f.blake2b:
+            if (f is None or not stat.S_ISREG(st.st_mode) or st.st_size != f.size
+                    or not file_matches(p, f.blake2b)):
                 return False
     return True
 
@@ -158,7 +159,7 @@ def apply_table(
             try:
                 os.link(src, final)  # create-if-absent: never overwrite a commit
             except FileExistsError:
-                if file_hash(final) != f.blake2b:
+                if file_hash(final, like=f.blake2b) != f.blake2b:
                     raise StandbyConflictError(
                         f"table {t.name}: commit {f.version} exists on the standby with other "
                         "content; refusing to overwrite it") from None

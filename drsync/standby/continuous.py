@@ -33,12 +33,12 @@ from typing import Any
 from drsync.config import Settings
 from drsync.errors import DrsyncError, LockBusyError
 from drsync.peer import open_peer
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import data_hash, file_hash
 from drsync.site.layout import LOCK_DIR
 from drsync.site.locks import lock_holder, operation_lock
 from drsync.site.state import StandbyState, VerifiedTable, VerifyState, load_state, local_time, save_state
 from drsync.site.warehouse import TableRef
-from drsync.standby.filehashes import Expected, data_hash, put_back, recorded_hashes
+from drsync.standby.filehashes import Expected, put_back, recorded_hashes
 from drsync.tableformat import require_format
 
 log = logging.getLogger("drsync.standby.continuous")
@@ -170,7 +170,7 @@ class Verifier:
         if want is None:
             return 0  # installed before this standby recorded hashes: present is all we know
         try:
-            if st.st_size != want[0] or file_hash(path) != want[1]:
+            if st.st_size != want[0] or file_hash(path, like=want[1]) != want[1]:
                 check.bad[rel] = "damaged (its hash differs from the manifest's)"
         except FileNotFoundError:  # removed meanwhile (a restore deleting it: judged at the end)
             check.bad[rel] = "missing"
@@ -237,7 +237,7 @@ class Verifier:
         if data is None:
             log.error("%s: not repaired: the primary no longer has this file", where)
             return [f"{rel} {check.bad[rel]}; the primary no longer has it"]
-        if len(data) != want[0] or data_hash(data) != want[1]:
+        if len(data) != want[0] or data_hash(data, like=want[1]) != want[1]:
             log.error("%s: not repaired: the primary's copy differs from the manifest's hash", where)
             return [f"{rel} {check.bad[rel]}; the primary's copy differs from the recorded hash"]
         try:
@@ -245,7 +245,7 @@ class Verifier:
                 if not self._stable_under_lock(check):  # judged again after that restore
                     return [f"{rel} {check.bad[rel]}; repair deferred: a restore changed the table"]
                 put_back(tdir, rel, data, want[2])
-                if file_hash(tdir / rel) != want[1]:
+                if file_hash(tdir / rel, like=want[1]) != want[1]:
                     return [f"{rel} {check.bad[rel]}; the repaired copy does not read back equal"]
         except LockBusyError:
             return [f"{rel} {check.bad[rel]}; repair deferred: a restore is running"]

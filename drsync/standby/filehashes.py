@@ -16,7 +16,6 @@ from pathlib import Path
 from drsync.errors import DrsyncError
 from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, fsync_dir, make_writable_dir, read_json_object
 from drsync.nofollow import refuse_symlink_path
-from drsync.sets.bundle import new_hash
 from drsync.sets.manifest import ManifestTable
 from drsync.site.layout import MetadataLayout
 from drsync.tableformat import get as get_format
@@ -57,12 +56,6 @@ def recorded_hashes(meta: Path, table_relpath: str, epoch: int) -> dict[str, Exp
     if raw.get("epoch") != epoch or not isinstance(raw.get("files"), dict):
         return {}
     return {str(k): (int(v[0]), str(v[1]), int(v[2])) for k, v in raw["files"].items()}
-
-
-def data_hash(data: bytes) -> str:
-    h = new_hash()
-    h.update(data)
-    return h.hexdigest()
 
 
 def put_back(table_dir: Path, rel: str, data: bytes, mtime_ns: int) -> None:

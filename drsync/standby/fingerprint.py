@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from drsync.errors import DrsyncError
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import file_hash
 from drsync.tableformat import require_format
 from drsync.tableformat.base import FileRole
 

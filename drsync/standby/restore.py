@@ -43,6 +43,7 @@ from drsync.nofollow import printable, refuse_symlink_path
 from drsync.roles.epoch import assert_site_role, read_role
 from drsync.sets.bundle import Expected, extract_bundle
 from drsync.sets.manifest import Manifest, history_detail, load_manifest
+from drsync.sets.rawfile import stage_raw
 from drsync.site.layout import (
     LAST_RESTORED,
     LOCK_DIR,
@@ -250,8 +251,14 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             path = media / m.key / b.name
             if not path.exists():
                 raise IntegrityError(f"set {m.key}: bundle {b.name} is missing from {media / m.key}")
-            extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
-                           fsync=False, whole=(b.size, b.blake2b))
+            if b.compression == "raw":  # one file as it is: linked into staging, not copied
+                (exp,) = by_bundle[b.name].values()
+                stage_raw(path, b.size, b.blake2b, exp.dest, settings.verify_on_restore == "full")
+                crash_point("restore.raw_staged")  # linked into staging, not yet in its table
+                tracker.add(produced=b.size)
+            else:
+                extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
+                               fsync=False, whole=(b.size, b.blake2b))
             crash_point("restore.bundle_extracted")
     except DiskFullError:
         rmtree_force(staging)  # give the space back; the set stays pending, unchanged

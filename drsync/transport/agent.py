@@ -29,7 +29,7 @@ from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
 from drsync.logsetup import setup_stderr_logging
 from drsync.nofollow import read_range_nofollow, refuse_symlink_path
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import algorithm_of, file_hash, new_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
 from drsync.site.names import relpath_of
@@ -162,7 +162,9 @@ class Agent:
         part_size = part.stat().st_size if part.is_file() else None
         reply: dict[str, Any] = {"size": size, "part": part_size}
         if size is not None and req.get("hash"):
-            reply["blake2b"] = file_hash(p)
+            # "hash": the digest the caller wants to compare with (its algorithm is used)
+            like = req["hash"] if isinstance(req["hash"], str) else None
+            reply["blake2b"] = file_hash(p, like=_known_digest(like) if like else None)
         return reply, b""
 
     def op_put(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
@@ -177,12 +179,18 @@ class Agent:
             if not (isinstance(offset, int) and isinstance(size, int) and offset >= 0 and size >= 0
                     and isinstance(want, str)):
                 raise TransportError("put needs integer offset/size and a blake2b")
+            _known_digest(want)
             p = self._writable(req)
             ensure_dir(p.parent)
             part = p.with_name(p.name + PART_SUFFIX)
             have = part.stat().st_size if part.exists() else 0
             if offset != have and offset != 0:
                 raise TransportError(f"{p.name}: resume offset {offset} but {have} bytes are there")
+            h = new_hash(like=want)  # hashed while it arrives: the file is never read back
+            if offset:  # a resumed transfer: the received prefix first (offset == its size)
+                with open(os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as prefix:
+                    while chunk := prefix.read(CHUNK):
+                        h.update(chunk)
             with open_private(part, truncate=not offset) as f:
                 f.seek(offset)
                 f.truncate()
@@ -192,6 +200,7 @@ class Agent:
                         raise EOFError("stream ended inside a put")
                     remaining -= len(chunk)  # consumed from the stream, whether or not it lands
                     f.write(chunk)
+                    h.update(chunk)
                     crash_point("agent.put_chunk")  # the agent dies inside a put
                 f.flush()
                 os.fsync(f.fileno())
@@ -201,7 +210,7 @@ class Agent:
         done = offset + length
         if done < size:
             return {"complete": False, "have": done}, b""
-        if done > size or file_hash(part) != want:
+        if done > size or h.hexdigest() != want:
             part.unlink()
             return {"complete": False, "have": 0, "corrupt": True}, b""
         try:
@@ -262,6 +271,14 @@ class Agent:
             probe = probe.parent
         usage = shutil.disk_usage(probe)
         return {"free": usage.free, "total": usage.total}, b""
+
+
+def _known_digest(digest: str) -> str:
+    try:
+        algorithm_of(digest)
+    except ValueError as e:
+        raise TransportError(f"bad digest in request: {e}") from None
+    return digest
 
 
 def run_agent(media_root: Path, metadata_root: Path, config: Path | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 from drsync.errors import IntegrityError, TransportError
 from drsync.faults import crash_point
 from drsync.fsutil import CHUNK, atomic_write_bytes, ensure_dir, fsync_dir, open_private
-from drsync.sets.bundle import file_hash
+from drsync.sets.digest import file_hash
 from drsync.site.confine import safe_relpath
 from drsync.transport.base import Area, SendProgress, Transport
 
@@ -31,7 +31,7 @@ class LocalTransport(Transport):
         dest = self._path(area, rel)
         try:
             ensure_dir(dest.parent)
-            if dest.exists() and dest.stat().st_size == size and file_hash(dest) == blake2b:
+            if dest.exists() and dest.stat().st_size == size and file_hash(dest, like=blake2b) == blake2b:
                 return 0
             part = dest.with_name(dest.name + PART_SUFFIX)
             sent = 0
@@ -41,7 +41,7 @@ class LocalTransport(Transport):
                     part.unlink()
                     have = 0
                 sent += _copy_from(local, part, have, progress)
-                if file_hash(part) == blake2b:
+                if file_hash(part, like=blake2b) == blake2b:
                     break
                 # A corrupt partial file (e.g. torn write): start over once, then give up.
                 part.unlink()

@@ -344,7 +344,7 @@ class SshTransport(Transport):
 
         def attempt(link: Link) -> int:
             while True:
-                st = link.request({"op": "stat", "area": area, "rel": rel, "hash": True})
+                st = link.request({"op": "stat", "area": area, "rel": rel, "hash": blake2b})
                 if st.get("size") == size and st.get("blake2b") == blake2b:
                     return sent_total[0]
                 part = st.get("part") or 0

@@ -150,6 +150,7 @@ BAD_VALUES = [
     ("backup-exec-time-interval", "9s"), ("backup-exec-time-interval", "0"),
     ("restore-interval", "0s"), ("restore-interval", "1 minute"),
     ("restore-delay", "-5m"), ("restore-delay", "half an hour"),
+    ("verify-on-restore", "yes"), ("verify-on-restore", "partial"),
     ("primary-host-ip", "bad host!"), ("restore-host-ip", "300.1.1.1"),
     ("media-type", "tape"),
     ("parrallel-process", "0"), ("parrallel-process", "33"), ("parrallel-process", "four"),

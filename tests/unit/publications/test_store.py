@@ -173,7 +173,7 @@ def test_format_1_0_manifest_still_loads() -> None:
            "barrier_utc": "x", "barrier_ms": 1, "created_utc": "x"}
     m = parse_manifest(raw, where="old")
     assert m.desync == [] and m.renames == [] and m.publications is None
-    assert FORMAT_VERSION == "1.3"
+    assert FORMAT_VERSION == "1.4"
     with pytest.raises(UnsafePathError):
         parse_manifest({**raw, "desync": [{"name": "../x.y.z", "reason": "r"}]}, where="bad")
 

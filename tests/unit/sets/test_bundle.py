@@ -1,7 +1,8 @@
-"""drsync.sets.bundle: tar+zstd bundles, per-file BLAKE2b, corruption always caught, bounded memory."""
+"""drsync.sets.bundle: tar+zstd bundles, per-file digests, corruption always caught, bounded memory."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -215,6 +216,23 @@ def test_extract_wrong_hash(small: Packed, tmp_path: Path) -> None:
         extract_bundle(small.bundle, "zstd", exp)
     assert not exp["d/s/t/b"].dest.exists()
     assert [n for n in os.listdir(tmp_path / "stage") if n.startswith(TMP_PREFIX)] == []
+
+
+def test_bundle_of_an_old_set_extracts_with_its_blake2b_digests(small: Packed, tmp_path: Path) -> None:
+    """A set shipped before 1.4 lists bare BLAKE2b digests: each is checked with BLAKE2b."""
+    assert small.result.blake2b.startswith("blake3:")  # what this drsync writes
+    exp = expectations(small, tmp_path / "stage")
+    old = {m: Expected(e.size, hashlib.blake2b(small.contents[m], digest_size=32).hexdigest(), e.dest)
+           for m, e in exp.items()}
+    whole = hashlib.blake2b(small.bundle.read_bytes(), digest_size=32).hexdigest()
+    extract_bundle(small.bundle, "zstd", old, whole=(small.bundle.stat().st_size, whole))
+    assert {m: e.dest.read_bytes() for m, e in old.items()} == small.contents
+    flipped = "0" + whole[1:] if whole[0] != "0" else "1" + whole[1:]
+    with pytest.raises(IntegrityError, match="fails its BLAKE2b check"):
+        extract_bundle(small.bundle, "zstd", old, whole=(small.bundle.stat().st_size, flipped))
+    old["d/s/t/a"] = Expected(500, "blake3:" + "ab" * 32, old["d/s/t/a"].dest)
+    with pytest.raises(IntegrityError, match="d/s/t/a fails its BLAKE3 check"):
+        extract_bundle(small.bundle, "zstd", old)
 
 
 def test_extract_wrong_size(small: Packed, tmp_path: Path) -> None:

@@ -387,7 +387,7 @@ def test_format_1_1_manifest_loads_as_delta() -> None:
 
 def test_manifest_records_each_tables_format() -> None:
     m = parse_manifest(valid_raw(), where=WHERE)
-    assert FORMAT_VERSION == "1.3"
+    assert FORMAT_VERSION == "1.4"
     assert json.loads(m.to_bytes())["tables"][0]["format"] == "delta"
 
 
@@ -424,3 +424,44 @@ def test_a_1_2_manifest_still_loads_with_its_whole_map() -> None:
     m = parse_manifest(raw, where=WHERE)
     assert m.versions_base is None and m.versions_dropped == []
     assert m.versions == {"sales.public.orders": 4}
+
+
+# --- digests (1.4) ------------------------------------------------------------------------
+
+
+def test_digests_of_both_algorithms_load_and_unknown_ones_are_refused() -> None:
+    raw = valid_raw()
+    raw["tables"][0]["files"][0]["blake2b"] = "blake3:" + "ab" * 32  # 1.4 wrote it
+    m = parse_manifest(raw, where=WHERE)  # the commit keeps a bare BLAKE2b digest (<= 1.3)
+    assert m.tables[0].files[0].blake2b.startswith("blake3:")
+    for bad, loc in (("md5:" + "ab" * 32, "tables.0.files.1.blake2b"), ("ab" * 31, "bundles.0.blake2b")):
+        broken = copy.deepcopy(raw)
+        if loc.startswith("bundles"):
+            broken["bundles"][0]["blake2b"] = bad
+        else:
+            broken["tables"][0]["files"][1]["blake2b"] = bad
+        with pytest.raises(ManifestError, match=rf"{WHERE}: field {loc.replace('.', '[.]')}: .*not a digest"):
+            parse_manifest(broken, where=WHERE)
+
+
+def test_a_raw_bundle_is_exactly_one_file_with_its_size_and_digest() -> None:
+    raw = valid_raw()
+    f = raw["tables"][0]["files"][0]
+    f.update(bundle="k_0001.raw", size=5 << 20, blake2b="blake3:" + "cd" * 32)
+    ok = {"name": "k_0001.raw", "size": 5 << 20, "blake2b": "blake3:" + "cd" * 32, "compression": "raw",
+          "files": 1, "raw_bytes": 5 << 20}
+    raw["bundles"].append(ok)
+    parse_manifest(raw, where=WHERE)
+    for change in ({"size": 4 << 20}, {"blake2b": "blake3:" + "ce" * 32}, {"files": 2}):
+        broken = copy.deepcopy(raw)
+        broken["bundles"][1].update(change)
+        with pytest.raises(ManifestError, match=r"raw bundle k_0001[.]raw does not match"):
+            parse_manifest(broken, where=WHERE)
+    both = copy.deepcopy(raw)
+    both["tables"][0]["files"][1].update(bundle="k_0001.raw", size=5 << 20, blake2b="blake3:" + "cd" * 32)
+    with pytest.raises(ManifestError, match="exactly one file"):
+        parse_manifest(both, where=WHERE)
+    unused = copy.deepcopy(raw)
+    unused["bundles"].append({**ok, "name": "k_0002.raw"})
+    with pytest.raises(ManifestError, match=r"k_0002[.]raw must hold exactly one file"):
+        parse_manifest(unused, where=WHERE)
