@@ -16,6 +16,7 @@ from pathlib import Path
 from drsync.errors import DrsyncError
 from drsync.fsutil import RO_DIR, RO_FILE, atomic_write_json, fsync_dir, make_writable_dir, read_json_object
 from drsync.nofollow import refuse_symlink_path
+from drsync.sets.digest import data_hash
 from drsync.sets.manifest import ManifestTable
 from drsync.site.layout import MetadataLayout
 from drsync.tableformat import get as get_format
