@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError
-from drsync.tableformat.iceberg.metadata import META_DIR, local_path
+from drsync.tableformat.iceberg.locations import META_DIR, local_path
 
 
 @dataclass

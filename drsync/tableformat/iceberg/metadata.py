@@ -20,11 +20,9 @@ from typing import Any
 
 from drsync.errors import TableFormatError, UnsafePathError
 from drsync.site.confine import safe_relpath
+from drsync.tableformat.iceberg.locations import HINT, META_DIR, SCHEMES, local_path
 
-META_DIR = "metadata"
-HINT = f"{META_DIR}/version-hint.text"
 _META_NAME = re.compile(r"^v?(\d+)[-.].*metadata\.json$")
-_SCHEMES = ("file://", "file:")
 
 
 def metadata_version(name: str) -> int | None:
@@ -51,16 +49,6 @@ def hint_target(text: str) -> str:
     return f"{META_DIR}/{text}.metadata.json"
 
 
-def local_path(uri: str) -> str | None:
-    """The local file path of a location or file path (`/x`, `file:/x`, `file:///x`), None if
-    it is not on a local file system (s3://...)."""
-    for scheme in _SCHEMES:
-        if uri.startswith(scheme):
-            rest = uri[len(scheme):]
-            return rest if rest.startswith("/") else None
-    return uri if uri.startswith("/") else None
-
-
 def relpath(uri: str, location: str, *, table: str, where: str) -> str:
     """`uri` relative to the table `location`; UnsafePathError when it lies outside."""
     base, path = local_path(location), local_path(uri)
@@ -78,14 +66,14 @@ def relpath(uri: str, location: str, *, table: str, where: str) -> str:
 def rebase(uri: str, old: str, new_dir: Path, *, table: str, where: str) -> str:
     """`uri` under `old` moved under `new_dir`, keeping its own scheme style."""
     rel = relpath(uri, old, table=table, where=where)
-    scheme = next((s for s in _SCHEMES if uri.startswith(s)), "")
+    scheme = next((s for s in SCHEMES if uri.startswith(s)), "")
     if scheme == "file:" and uri.startswith("file://"):
         scheme = "file://"
     return f"{scheme}{new_dir}/{rel}"
 
 
 def new_location(location: str, new_dir: Path) -> str:
-    scheme = next((s for s in _SCHEMES if location.startswith(s)), "")
+    scheme = next((s for s in SCHEMES if location.startswith(s)), "")
     return f"{scheme}{new_dir}"
 
 

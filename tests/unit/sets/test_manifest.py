@@ -393,8 +393,8 @@ def test_manifest_records_each_tables_format() -> None:
 
 def test_unknown_table_format_refused_by_name() -> None:
     raw = valid_raw()
-    raw["tables"][0]["format"] = "iceberg"
-    with pytest.raises(ManifestError, match=r"sales\.public\.orders: unknown table format 'iceberg'"):
+    raw["tables"][0]["format"] = "hudi"
+    with pytest.raises(ManifestError, match=r"sales\.public\.orders: unknown table format 'hudi'"):
         parse_manifest(raw, where=WHERE)
 
 
