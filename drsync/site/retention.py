@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drsync.config import Role, Settings, load_settings
-from drsync.errors import DrsyncError
+from drsync.errors import DrsyncError, LockBusyError
 from drsync.fsutil import rmtree_force
 from drsync.logsetup import setup_logging
 from drsync.sets.manifest import key_time
+from drsync.site.compaction import keys_to_thin, thin_history
 from drsync.site.drills import held_barriers
 from drsync.site.host_role import detect_role
 from drsync.site.layout import (
@@ -54,6 +55,8 @@ class RetentionReport:
     restored_up_to: str | None
     deleted_sets: list[str] = field(default_factory=list)
     deleted_barrier_maps: list[str] = field(default_factory=list)
+    thinned_barrier_maps: int = 0  # continuous mode: older than an hour, not last of a minute
+    thinned_history_rows: int = 0
     kept_sets: int = 0
     bytes_freed: int = 0
 
@@ -63,12 +66,19 @@ class RetentionReport:
         if not self.deleted_sets and not self.deleted_barrier_maps:
             restored = (f"the standby is restored up to {self.restored_up_to}" if self.restored_up_to
                         else "no set is restored on the standby yet")
-            return f"retention ({self.role}): nothing to delete; {kept}; {restored}"
+            return f"retention ({self.role}): nothing to delete; {kept}; {restored}{self.thinned}"
         span = (f" {self.deleted_sets[0]}..{self.deleted_sets[-1]}" if len(self.deleted_sets) > 1
                 else "".join(f" {k}" for k in self.deleted_sets))
         maps = f" and {len(self.deleted_barrier_maps)} barrier map(s)" if self.deleted_barrier_maps else ""
         return (f"retention ({self.role}): deleted {len(self.deleted_sets)} set(s){span}{maps}, "
-                f"{self.bytes_freed / 1e6:.1f} MB freed; {kept}")
+                f"{self.bytes_freed / 1e6:.1f} MB freed; {kept}{self.thinned}")
+
+    @property
+    def thinned(self) -> str:
+        if not self.thinned_barrier_maps and not self.thinned_history_rows:
+            return ""
+        return (f"; thinned to one a minute past an hour: {self.thinned_barrier_maps} barrier map(s), "
+                f"{self.thinned_history_rows} history row(s)")
 
 
 def _keys_in(directory: Path, pattern: re.Pattern[str], *, dirs: bool) -> set[str]:
@@ -134,7 +144,26 @@ def run_retention(settings: Settings, role: Role, now: datetime | None = None) -
                     report.bytes_freed += path.stat().st_size
                     path.unlink()
                 report.deleted_barrier_maps.append(key)
+    if settings.replication_mode == "continuous":
+        _thin(settings, role, now or datetime.now(UTC), report)
     return report
+
+
+def _thin(settings: Settings, role: Role, now: datetime, report: RetentionReport) -> None:
+    """Continuous mode's many small sets: history past an hour kept at one a minute
+    (site/compaction.py). The csv is rewritten under the lock of the pass that appends to it;
+    when that pass runs, thinning waits for the next retention."""
+    meta = settings.metadata_dir(role)
+    if role == "standby":
+        layout = WarehouseLayout(settings.standby_warehouse)
+        maps = _keys_in(layout.barriers, BARRIER_MAP_NAME, dirs=False)
+        for key in keys_to_thin(maps, now, held_barriers(settings)):
+            with contextlib.suppress(FileNotFoundError):
+                layout.barrier_map(key).unlink()
+                report.thinned_barrier_maps += 1
+    appender = "backup" if role == "primary" else "restore"
+    with contextlib.suppress(LockBusyError), operation_lock(meta / LOCK_DIR, appender):
+        report.thinned_history_rows = thin_history(meta / settings.backuprestoreinfo_file, now)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from drsync.demo import ROUND_WRITES, create_sample_warehouse
 from drsync.primary.round import run_backup
 from drsync.sets.manifest import key_time
 from drsync.site.retention import main, run_retention
-from drsync.site.state import PrimaryState, load_state, save_state
+from drsync.site.state import PrimaryState, load_state, read_history, save_state
 from drsync.standby.restore import barrier_dir, run_restore
 from drsync.standby.verify import verify_tables
 from tests.helpers import Sites
@@ -98,3 +98,34 @@ def test_one_shot_entry_point(sites: Sites, capsys: pytest.CaptureFixture[str]) 
     assert "pass --role" in capsys.readouterr().err
     assert main(["-c", str(sites.config), "--role", "standby"]) == 0
     assert capsys.readouterr().out.startswith("retention (standby): nothing to delete")
+
+
+def test_continuous_mode_thins_old_barrier_maps_and_history(
+        sites: Sites, chain: tuple[Settings, list[str]]) -> None:
+    s, keys = chain
+    barriers = barrier_dir(sites.standby)
+    template = (barriers / f"{keys[2]}.json").read_bytes()
+    # a burst of one set a second two hours before the chain, as continuous mode cuts them
+    start = key_time(keys[0]) - timedelta(hours=2)
+    burst = [(start + timedelta(seconds=i)).strftime("%Y%m%d_%H%M%S") for i in range(150)]
+    for k in burst:
+        (barriers / f"{k}.json").write_bytes(template)
+    history = s.metadata_dir("standby") / s.backuprestoreinfo_file
+    rows_before = len(read_history(history))
+    soon = key_time(keys[-1]) + timedelta(minutes=1)
+
+    scheduled = run_retention(s, "standby", now=soon)  # the DWS behaviour: nothing thinned
+    assert scheduled.thinned_barrier_maps == 0 and len(list(barriers.iterdir())) == 150 + 3
+
+    s = s.model_copy(update={"replication_mode": "continuous"})
+    report = run_retention(s, "standby", now=soon)
+    left = sorted(p.stem for p in barriers.iterdir())
+    minutes = {k[:13] for k in burst}
+    assert report.thinned_barrier_maps == 150 - len(minutes)
+    assert [k for k in left if k in burst] == sorted(max(k for k in burst if k[:13] == m) for m in minutes)
+    assert all(k in left for k in keys[:3])  # the last hour is untouched
+    assert report.deleted_sets == [] and "thinned" in report.message
+    assert len(read_history(history)) == rows_before  # its rows are all recent
+
+    run_restore(s)  # the chain goes on from the newest map
+    assert all(v.ok for v in verify_tables(s, None, False))
