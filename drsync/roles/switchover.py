@@ -28,7 +28,7 @@ from drsync.config import Settings
 from drsync.errors import DrsyncError, LockBusyError, RoleError, TransportError
 from drsync.fsutil import atomic_write_json, read_json_object
 from drsync.peer import Peer, both_sites_here, open_peer
-from drsync.primary.round import run_backup
+from drsync.primary.round import RoundResult, run_backup
 from drsync.roles import audit
 from drsync.roles.epoch import assert_site_role, changing_roles, read_role, write_role
 from drsync.roles.fence import dir_modes, fence_table, unfence_table
@@ -42,6 +42,7 @@ from drsync.tableformat import require_format
 
 Say = Callable[[str], None]
 ROUNDS = 5  # final rounds tried before giving up (each catches commits in flight at the fence)
+BUSY_WAIT_S = 120.0  # how long a final round waits for a round the daemon is running
 
 
 def load_journal(meta: Path) -> dict[str, Any] | None:
@@ -158,7 +159,7 @@ def _latest(pair: Pair, tables: list[TableRef]) -> dict[str, int]:
 
 def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int, dict[str, int]]:
     for _ in range(ROUNDS):
-        result = run_backup(pair.settings)
+        result = _round_when_free(pair.settings)
         if result.failed:
             raise RoleError("the final round left out " + ", ".join(f"{f.name} ({f.error})"
                                                                     for f in result.failed))
@@ -170,6 +171,19 @@ def _final_round(pair: Pair, tables: list[TableRef], say: Say) -> tuple[str, int
             say(f"final set {state.last_key} carries every table at its fenced version")
             return state.last_key, state.last_barrier_ms, latest
     raise RoleError(f"after {ROUNDS} rounds the last set still misses commits made before the fence")
+
+
+def _round_when_free(settings: Settings) -> RoundResult:
+    """One backup round; a round the primary's daemon is running meanwhile (in continuous mode it
+    ships commits back to back, and the fence itself is a change it sees) is waited for."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            return run_backup(settings)
+        except LockBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _wait_restored(standby: Peer, key: str, versions: dict[str, int], timeout: float,
