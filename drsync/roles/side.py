@@ -14,6 +14,7 @@ from drsync.errors import RoleError
 from drsync.roles.fence import make_writable
 from drsync.roles.sites import remove
 from drsync.site.layout import (
+    BARRIER_DIR,
     FILE_HASH_DIR,
     HISTORY_DIR,
     INVENTORY_DIR,
@@ -100,7 +101,7 @@ class Side:
             say(f"deleted {len(sets)} set(s) of bundles in {self.media}")
             actions += 1
         for name, what in ((MANIFEST_DIR, "manifests"), (INVENTORY_DIR, "table inventories"),
-                           (FILE_HASH_DIR, "recorded file hashes")):
+                           (FILE_HASH_DIR, "recorded file hashes"), (BARRIER_DIR, "barrier maps")):
             if remove(self.meta / name):
                 say(f"deleted {what} {self.meta / name}")
                 actions += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.layout import MANIFEST_DIR, WarehouseLayout
 from tests.helpers import Sites, drsync, duck, read_manifests, rows
 
@@ -59,7 +60,7 @@ def test_a_set_of_one_changed_table_carries_only_it_and_restores(sites: Sites) -
     write_deltalake(str(_path(sites.primary, "db.s.t2")), pa.table({"a": [9]}), mode="append")
     _round(sites)
     first, second = _raw(sites.primary_meta)
-    assert first["format_version"] == "1.3" and first["versions_base"] is None
+    assert first["format_version"] == FORMAT_VERSION and first["versions_base"] is None
     assert first["versions"] == dict.fromkeys(NAMES, 0), "the first set carries the whole map"
     assert second["versions_base"] == first["key"] == second["prior_key"]
     assert second["versions"] == {"db.s.t2": 1} and second["versions_dropped"] == []
