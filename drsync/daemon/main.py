@@ -59,6 +59,9 @@ log = logging.getLogger("drsync.daemon.main")
 RETENTION_EVERY = timedelta(hours=1)
 FOLLOWED_ENV = "DRSYNC_FOLLOWED_ROLE_CHANGE"  # set in a daemon restarted by a role change
 FOLLOW_BIND_SECONDS = 30.0
+# A role change is looked for this often as well as after each main pass: in continuous mode
+# with long rescans and no commits, passes can be minutes apart (one stat and a small read).
+ROLE_CHECK_SECONDS = 2.0
 STATE_CACHE_SECONDS = 1.0  # /progress, /healthz, /metrics read both states at most this often
 
 
@@ -232,7 +235,13 @@ class Daemon:
     def _check_role(self) -> None:
         """After a role change, restart into the file whose side this host plays now."""
 
-        if self.follow_from is None or self.restart_into is not None or plays(self.settings, self.role):
+        if self.follow_from is None or self.restart_into is not None:
+            return
+        try:
+            if plays(self.settings, self.role):
+                return
+        except (DrsyncError, OSError, ValueError) as e:  # the passes say it in their own line
+            log.debug("role not checked: %s", e)
             return
         try:
             settings, role = choose_config(*self.follow_from)
@@ -349,8 +358,12 @@ class Daemon:
             api.start()
         log.info("daemon started (pid %d): %s, %s; %s", os.getpid(), self.role, self.schedule_text(),
                  f"HTTP API on {api.url}" if api else "HTTP API off (no backup-port/restore-port)")
+        role_checked = time.monotonic()
         while True:
             time.sleep(0.2)
+            if time.monotonic() - role_checked >= ROLE_CHECK_SECONDS:
+                role_checked = time.monotonic()
+                self._check_role()
             while self._signals:
                 signum = self._signals.pop(0)
                 if signum == signal.SIGHUP:

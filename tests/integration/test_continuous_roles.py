@@ -25,14 +25,14 @@ from drsync.demo import TABLES, create_sample_warehouse, table_dir
 from drsync.site.warehouse import discover_tables
 from tests.helpers import REPO, drsync, duck, rows
 from tests.integration.test_continuous import CONTINUOUS, Daemon, _rows_like, standby_version
-from tests.integration.test_daemon import _caught_up, _site_with_ports, wait_for
+from tests.integration.test_daemon import _caught_up, _site_with_ports, wait_for, wait_on_swapped
 from tests.integration.test_switchover import DROP, EVENTS, USER, WRITER, _ids
 
 TOKEN = "cont-roles-token"
-# Commits ship by the watch; the 10 s schedules are the rescans, which is also when a daemon
-# looks for a role change to follow (it checks after each pass: with no commit after the
-# switchover, only a scheduled pass comes).
-RESCAN = "backup-exec-time-interval=10s\nrestore-interval=10s\n"
+# Commits ship by the watch; the schedules are rescans, 10 minutes apart so that none runs during
+# the test: after the switchover no commit comes, and the daemons must still follow the role
+# change (they look for one every few seconds, not only after a pass).
+RESCAN = "backup-exec-time-interval=10m\nrestore-interval=10m\n"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -129,15 +129,8 @@ def test_switchover_in_continuous_mode_loses_nothing(open_dir: Path) -> None:
         # The daemons follow into the swapped file (transport=local: they exchange ports), still
         # continuous, and the new direction verifies clean.
         swapped = sites.config.with_name("sw_backupRestore.ini")
-        for d, port in ((primary, s_port), (standby, p_port)):
-            d.http.close()
-            d.url = f"http://127.0.0.1:{port}"
-            d.http = type(d.http)(base_url=d.url, timeout=10)
+        wait_on_swapped([(primary, s_port), (standby, p_port)], swapped, AUTH, timeout=120)
         for d in (primary, standby):
-            wait_for(f"the {d.role} daemon on the swapped file",
-                     lambda d=d: d.http.get("/status", headers=AUTH).json()["config"]  # type: ignore[misc]
-                     == str(swapped),
-                     timeout=120)
             assert d.http.get("/status", headers=AUTH).json()["replication_mode"] == "continuous"
         verify = drsync("verify", "-c", str(swapped))
         assert verify.returncode == 0, verify.stdout + verify.stderr

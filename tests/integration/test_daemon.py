@@ -85,6 +85,13 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
+    def moved_to(self, port: int) -> None:
+        """Talk to `port` from now on (after a role change with transport=local the two daemons
+        exchange ports)."""
+        self.http.close()
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
     def stop(self, timeout: float = 20) -> int:
         if self.proc is None:
             return 0
@@ -95,6 +102,18 @@ class DaemonProcess:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+
+
+def wait_on_swapped(moves: list[tuple[DaemonProcess, int]], swapped: Path, auth: dict[str, str],
+                    timeout: float = 60) -> None:
+    """After a switchover: each daemon restarted itself into `swapped` and serves on its new port
+    (/status names the config file only to a token holder)."""
+    for d, port in moves:
+        d.moved_to(port)
+    for d, _ in moves:
+        wait_for(f"the {d.role} daemon on the swapped file",
+                 lambda d=d: d.http.get("/status", headers=auth).json()["config"] == str(swapped),  # type: ignore[misc]
+                 timeout=timeout)
 
 
 @pytest.fixture

@@ -11,7 +11,12 @@ from deltalake import write_deltalake
 
 from drsync.demo import create_sample_warehouse, table_dir
 from tests.helpers import drsync, duck, rows
-from tests.integration.test_daemon import _site_with_ports, daemons, wait_for  # noqa: F401 (fixture)
+from tests.integration.test_daemon import (  # noqa: F401 (fixture)
+    _site_with_ports,
+    daemons,
+    wait_for,
+    wait_on_swapped,
+)
 
 TABLE = "hr.people.employees"
 
@@ -34,14 +39,7 @@ def test_daemons_follow_a_switchover_and_replicate_back(tmp_path: Path, daemons:
     swapped = sites.config.with_name("sw_backupRestore.ini")
 
     # Each daemon restarts into the swapped file; with transport=local the two exchange ports.
-    for d, port in ((primary, s_port), (standby, p_port)):
-        d.http.close()
-        d.url = f"http://127.0.0.1:{port}"
-        d.http = type(d.http)(base_url=d.url, timeout=10)
-    for d in (primary, standby):
-        wait_for(f"the {d.role} daemon on the swapped file",
-                 lambda d=d: d.http.get("/status", headers=auth).json()["config"] == str(swapped),
-                 timeout=60)
+    wait_on_swapped([(primary, s_port), (standby, p_port)], swapped, auth)
     assert "restarting into it" in primary.log and "restarting into it" in standby.log
     assert primary.proc is not None and primary.proc.poll() is None  # the same process (exec)
 
