@@ -14,16 +14,13 @@ with its reason: writers of deletion vectors do not compress it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError
-from drsync.faults import crash_point
-from drsync.fsutil import CHUNK, ensure_dir, fsync_dir, temp_path_for
+from drsync.fsutil import CHUNK, atomic_writer
 from drsync.tableformat.iceberg.prefix import rebase_path
 
 MAGIC = b"PFA1"
@@ -88,25 +85,13 @@ def rewrite_deletion_vectors(src: Path, dst: Path, old: str, new: str) -> int:
             props[REFERENCED_DATA_FILE] = rebase_path(
                 props[REFERENCED_DATA_FILE], old, new, where=f"{where} ({REFERENCED_DATA_FILE})")
     payload = json.dumps(footer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    ensure_dir(dst.parent)
-    tmp = temp_path_for(dst)
-    try:
-        with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            left = footer_start
-            while left:
-                chunk = fin.read(min(CHUNK, left))
-                if not chunk:
-                    raise _bad(src, "changed while being read")
-                fout.write(chunk)
-                left -= len(chunk)
-            fout.write(MAGIC + payload + struct.pack("<ii", len(payload), 0) + MAGIC)
-            fout.flush()
-            os.fsync(fout.fileno())
-        crash_point("iceberg.deletion_vectors.written")  # temp complete, not yet renamed
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(dst.parent)
+    with open(src, "rb") as fin, atomic_writer(dst, crash="iceberg.deletion_vectors.written") as fout:
+        left = footer_start
+        while left:
+            chunk = fin.read(min(CHUNK, left))
+            if not chunk:
+                raise _bad(src, "changed while being read")
+            fout.write(chunk)
+            left -= len(chunk)
+        fout.write(MAGIC + payload + struct.pack("<ii", len(payload), 0) + MAGIC)
     return dst.stat().st_size
