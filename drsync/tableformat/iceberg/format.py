@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError
-from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
+from drsync.tableformat.base import (
+    FileRef,
+    FileRole,
+    ForkedTable,
+    SetAsidePlan,
+    TableChange,
+    TableFormat,
+    TableInventory,
+)
 from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, reader, rewrite
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
@@ -22,7 +30,7 @@ KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hi
 _ROLES = {"data": FileRole.DATA, "delete": FileRole.LOG, "stats": FileRole.DATA, "hint": FileRole.POINTER}
 
 
-class IcebergFormat:
+class IcebergFormat(TableFormat):
     name = "iceberg"
     title = "Iceberg"
     log_dir = META_DIR
