@@ -2,7 +2,12 @@
 and an incremental set (new manifests, manifest list, metadata JSON, pointer; an expiry's
 deletions). After each kill the standby table, read by DuckDB's iceberg extension and by
 pyiceberg with the primary renamed away, holds exactly the rows of a complete snapshot (the
-one before the set or the one after); a re-run converges to the barrier."""
+one before the set or the one after); a re-run converges to the barrier.
+
+Both kinds of table: a directory table (read through its version-hint.text) and a table of a
+pyiceberg SQL catalog (read through the standby catalog's row, which must always name a
+complete metadata JSON: the row is switched after the pointer, the old metadata removed only
+after the row switched)."""
 
 from __future__ import annotations
 
@@ -10,14 +15,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
 
 from drsync.fsutil import rmtree_force
 from tests.faults.conftest import Reliability
-from tests.helpers import Sites, drsync
+from tests.helpers import Sites, drsync, make_sites
 from tests.iceberg_helpers import batch, catalog, commit, create_dir_table, duck_rows, iceduck, py_rows
 
 pytestmark = pytest.mark.crash
@@ -34,23 +43,57 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copytree(src, dst, symlinks=True)
 
 
-def _read(sites: Sites, table: Path) -> list[tuple[Any, ...]] | None:
-    """Rows by both readers (equal), primary renamed away; None when no table is there yet."""
-    if not (table / "metadata" / "version-hint.text").exists():
-        return None
+Rows = list[tuple[Any, ...]]
+Reader = Callable[[], "Rows | None"]
+
+
+def _primary_away(sites: Sites, read: Callable[[], Rows]) -> Rows:
     away = sites.primary.with_name("warehouse.away")
     os.rename(sites.primary, away)
     try:
-        got = duck_rows(iceduck(), table)
-        assert py_rows(table) == got
-        return got
+        return read()
     finally:
         os.rename(away, sites.primary)
 
 
-def _kill_every_point(sites: Sites, tmp: Path, rel: Any, before: list[tuple[Any, ...]] | None,
-                      after: list[tuple[Any, ...]]) -> int:
-    dirs = [sites.standby, sites.standby_meta]
+def _dir_reader(sites: Sites, table: Path) -> Reader:
+    """Rows by both readers (equal) through version-hint.text; None when no table is there yet."""
+    def read() -> Rows | None:
+        if not (table / "metadata" / "version-hint.text").exists():
+            return None
+
+        def both() -> Rows:
+            got = duck_rows(iceduck(), table)
+            assert py_rows(table) == got
+            return got
+        return _primary_away(sites, both)
+    return read
+
+
+def _catalog_reader(sites: Sites, url: str, ident: tuple[str, ...], table: Path) -> Reader:
+    """Rows by both readers (equal) through the standby catalog's row; None when it has none."""
+    def read() -> Rows | None:
+        try:
+            t = SqlCatalog("prod", uri=url).load_table(ident)
+        except NoSuchTableError:
+            return None
+        loc = str(t.metadata_location)
+        assert Path(loc).parent == table / "metadata" and Path(loc).is_file(), loc
+
+        def both() -> Rows:
+            arrow = t.scan().to_arrow()
+            got = sorted((tuple(r.values()) for r in arrow.to_pylist()), key=repr)
+            q = loc.replace("'", "''")
+            duck = iceduck().execute(f"SELECT * FROM iceberg_scan('{q}')").fetchall()
+            assert sorted(duck, key=repr) == got
+            return got
+        return _primary_away(sites, both)
+    return read
+
+
+def _kill_every_point(sites: Sites, tmp: Path, rel: Any, before: Rows | None, after: Rows,
+                      read: Reader, extra_dirs: tuple[Path, ...] = ()) -> int:
+    dirs = [sites.standby, sites.standby_meta, *extra_dirs]
     aside = tmp / "aside"
     for i, d in enumerate(dirs):
         _copy(d, aside / str(i))
@@ -60,19 +103,36 @@ def _kill_every_point(sites: Sites, tmp: Path, rel: Any, before: list[tuple[Any,
     assert p.returncode == 0, p.stdout + p.stderr
     points = counter.read_text().split()
     assert any(x == "apply.file" for x in points)
-    table = sites.standby / "db" / "s" / "ice"
     for i in range(1, len(points) + 1):
         with rel.trial():
             for j, d in enumerate(dirs):
                 _copy(aside / str(j), d)
             p = _cli(sites, "restore", {"DRSYNC_CRASH_AT": f"*:{i}"})
             assert p.returncode != 0, f"point {i} ({points[i - 1]}) did not kill"
-            got = _read(sites, table)
+            got = read()
             assert got in (before, after), f"killed at {points[i - 1]} (#{i}): not a complete snapshot"
             p = _cli(sites, "restore")
             assert p.returncode == 0, p.stdout + p.stderr
-            assert _read(sites, table) == after, f"re-run after a kill at {points[i - 1]} did not converge"
+            assert read() == after, f"re-run after a kill at {points[i - 1]} did not converge"
     return len(points)
+
+
+def _scenario(sites: Sites, tmp: Path, rel: Any, t: Table, read: Reader, current: Callable[[], Rows],
+              commit: Callable[[Table, Any], None] = commit, extra_dirs: tuple[Path, ...] = ()) -> int:
+    """A first copy, then an incremental set with an overwrite, an append and an expiry
+    (`commit`: one write, then whatever moves the table's pointer on the primary)."""
+    commit(t, lambda t: t.append(batch(10, 3)))
+    drsync("backup", "-c", str(sites.config), check=True)  # a first copy
+    first = current()
+    n = _kill_every_point(sites, tmp, rel, None, first, read, extra_dirs)
+    commit(t, lambda t: t.overwrite(batch(100, 2)))
+    commit(t, lambda t: t.append(batch(200, 2)))
+    keep = t.current_snapshot().snapshot_id
+    commit(t, lambda t: t.maintenance.expire_snapshots().by_ids(
+        [s.snapshot_id for s in t.metadata.snapshots if s.snapshot_id != keep]).commit())
+    drsync("backup", "-c", str(sites.config), check=True)  # an incremental set with deletions
+    n += _kill_every_point(sites, tmp, rel, first, current(), read, extra_dirs)
+    return n
 
 
 def test_restore_killed_at_every_point_of_an_iceberg_apply(sites: Sites, tmp_path: Path,
@@ -80,15 +140,33 @@ def test_restore_killed_at_every_point_of_an_iceberg_apply(sites: Sites, tmp_pat
     rel = reliability("kill -9 during an Iceberg apply", "SIGKILL at each crash point of restore")
     src = sites.primary / "db" / "s" / "ice"
     t = create_dir_table(catalog(sites.base / "scratch-catalog"), "db.ice", src)
-    commit(t, lambda t: t.append(batch(10, 3)))
-    drsync("backup", "-c", str(sites.config), check=True)  # a first copy
-    first = duck_rows(iceduck(), src)
-    n = _kill_every_point(sites, tmp_path, rel, None, first)
-    commit(t, lambda t: t.overwrite(batch(100, 2)))
-    commit(t, lambda t: t.append(batch(200, 2)))
-    keep = t.current_snapshot().snapshot_id
-    commit(t, lambda t: t.maintenance.expire_snapshots().by_ids(
-        [s.snapshot_id for s in t.metadata.snapshots if s.snapshot_id != keep]).commit())
-    drsync("backup", "-c", str(sites.config), check=True)  # an incremental set with deletions
-    n += _kill_every_point(sites, tmp_path, rel, first, duck_rows(iceduck(), src))
+    read = _dir_reader(sites, sites.standby / "db" / "s" / "ice")
+    assert _scenario(sites, tmp_path, rel, t, read, lambda: duck_rows(iceduck(), src)) > 10
+
+
+def test_restore_killed_at_every_point_of_an_iceberg_catalog_table(tmp_path: Path,
+                                                                   reliability: Reliability) -> None:
+    rel = reliability("kill -9 during an Iceberg apply (SQL catalog)",
+                      "SIGKILL at each crash point of restore, standby catalog row")
+    base = tmp_path / "sites"
+    pcat_url = f"sqlite:///{base}/primary/cat.db"
+    scat_dir = base / "standby-catalog"
+    scat_dir.mkdir(parents=True)
+    scat_url = f"sqlite:///{scat_dir}/cat.db"
+    sites = make_sites(base, extra=f"primary-iceberg-catalog={pcat_url}\n"
+                                   f"standby-iceberg-catalog={scat_url}\niceberg-catalog-name=prod\n")
+    pcat = SqlCatalog("prod", uri=pcat_url, warehouse=f"file://{base}/unused")
+    pcat.create_namespace("db")
+    src = sites.primary / "db" / "s" / "cat_t"
+    t = pcat.create_table("db.cat_t", schema=batch(0, 1).schema, location=str(src))
+    read = _catalog_reader(sites, scat_url, ("db", "s", "cat_t"), sites.standby / "db" / "s" / "cat_t")
+
+    def current() -> Rows:
+        arrow = pcat.load_table("db.cat_t").scan().to_arrow()
+        return sorted((tuple(r.values()) for r in arrow.to_pylist()), key=repr)
+    def catalog_commit(t: Table, op: Any) -> None:  # the catalog's row is the pointer
+        op(t)
+        t.refresh()
+    n = _scenario(sites, tmp_path, rel, t, read, current, catalog_commit, (scat_dir,))
     assert n > 10
+    assert not (src / "metadata" / "version-hint.text").exists()  # a catalog table, truly
