@@ -88,6 +88,9 @@ class TableChange:
     # or a table damaged on the primary): the primary cuts the set again in the first case.
     missing_needed: list[str] = field(default_factory=list)
     format: str = ""  # the TableFormat's name (recorded per table in the manifest)
+    # a table of a catalog: its identifier there (namespace parts, then the name), so that the
+    # standby's catalog names it the same (Iceberg SQL catalogs); None for other tables
+    catalog: list[str] | None = None
 
 
 @dataclass
@@ -216,9 +219,10 @@ class TableFormat(Protocol):
         Default: nothing to rewrite (paths inside are relative to the table)."""
         return None
 
-    def after_install(self, table_dir: Path, name: str) -> None:
-        """After a table's files are installed and its pointer is in place (e.g. switch a
-        catalog row to the new metadata). Default: nothing, each file is its own commit."""
+    def after_install(self, table_dir: Path, name: str, ident: list[str] | None = None) -> None:
+        """After a table's files are installed and its pointer is in place (e.g. switch the
+        catalog row of `ident`, the identifier the set carries, to the new metadata).
+        Default: nothing, each file is its own commit."""
         return None
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----

@@ -27,7 +27,16 @@ from pyiceberg.table import Table
 from drsync.fsutil import rmtree_force
 from tests.faults.conftest import Reliability
 from tests.helpers import Sites, drsync, make_sites
-from tests.iceberg_helpers import batch, catalog, commit, create_dir_table, duck_rows, iceduck, py_rows
+from tests.iceberg_helpers import (
+    batch,
+    catalog,
+    commit,
+    create_dir_table,
+    duck_rows,
+    iceduck,
+    py_rows,
+    set_hint,
+)
 
 pytestmark = pytest.mark.crash
 
@@ -91,8 +100,10 @@ def _catalog_reader(sites: Sites, url: str, ident: tuple[str, ...], table: Path)
     return read
 
 
-def _kill_every_point(sites: Sites, tmp: Path, rel: Any, before: Rows | None, after: Rows,
-                      read: Reader, extra_dirs: tuple[Path, ...] = ()) -> int:
+def _kill_every_point(sites: Sites, tmp: Path, rel: Any, readers: list[Reader],
+                      before: list[Rows | None], after: list[Rows], extra_dirs: tuple[Path, ...]) -> int:
+    """Kill the restore at each of its crash points in turn; each table (one reader each) must
+    hold the snapshot before the set or the one after (tables are applied one by one)."""
     dirs = [sites.standby, sites.standby_meta, *extra_dirs]
     aside = tmp / "aside"
     for i, d in enumerate(dirs):
@@ -109,45 +120,25 @@ def _kill_every_point(sites: Sites, tmp: Path, rel: Any, before: Rows | None, af
                 _copy(aside / str(j), d)
             p = _cli(sites, "restore", {"DRSYNC_CRASH_AT": f"*:{i}"})
             assert p.returncode != 0, f"point {i} ({points[i - 1]}) did not kill"
-            got = read()
-            assert got in (before, after), f"killed at {points[i - 1]} (#{i}): not a complete snapshot"
+            for k, read in enumerate(readers):
+                assert read() in (before[k], after[k]), \
+                    f"table {k} killed at {points[i - 1]} (#{i}): not a complete snapshot"
             p = _cli(sites, "restore")
             assert p.returncode == 0, p.stdout + p.stderr
-            assert read() == after, f"re-run after a kill at {points[i - 1]} did not converge"
+            assert [read() for read in readers] == after, \
+                f"re-run after a kill at {points[i - 1]} did not converge"
     return len(points)
 
 
-def _scenario(sites: Sites, tmp: Path, rel: Any, t: Table, read: Reader, current: Callable[[], Rows],
-              commit: Callable[[Table, Any], None] = commit, extra_dirs: tuple[Path, ...] = ()) -> int:
-    """A first copy, then an incremental set with an overwrite, an append and an expiry
-    (`commit`: one write, then whatever moves the table's pointer on the primary)."""
-    commit(t, lambda t: t.append(batch(10, 3)))
-    drsync("backup", "-c", str(sites.config), check=True)  # a first copy
-    first = current()
-    n = _kill_every_point(sites, tmp, rel, None, first, read, extra_dirs)
-    commit(t, lambda t: t.overwrite(batch(100, 2)))
-    commit(t, lambda t: t.append(batch(200, 2)))
-    keep = t.current_snapshot().snapshot_id
-    commit(t, lambda t: t.maintenance.expire_snapshots().by_ids(
-        [s.snapshot_id for s in t.metadata.snapshots if s.snapshot_id != keep]).commit())
-    drsync("backup", "-c", str(sites.config), check=True)  # an incremental set with deletions
-    n += _kill_every_point(sites, tmp, rel, first, current(), read, extra_dirs)
-    return n
+def _arrow_rows(t: Table) -> Rows:
+    return sorted((tuple(r.values()) for r in t.scan().to_arrow().to_pylist()), key=repr)
 
 
-def test_restore_killed_at_every_point_of_an_iceberg_apply(sites: Sites, tmp_path: Path,
-                                                           reliability: Reliability) -> None:
-    rel = reliability("kill -9 during an Iceberg apply", "SIGKILL at each crash point of restore")
-    src = sites.primary / "db" / "s" / "ice"
-    t = create_dir_table(catalog(sites.base / "scratch-catalog"), "db.ice", src)
-    read = _dir_reader(sites, sites.standby / "db" / "s" / "ice")
-    assert _scenario(sites, tmp_path, rel, t, read, lambda: duck_rows(iceduck(), src)) > 10
-
-
-def test_restore_killed_at_every_point_of_an_iceberg_catalog_table(tmp_path: Path,
-                                                                   reliability: Reliability) -> None:
-    rel = reliability("kill -9 during an Iceberg apply (SQL catalog)",
-                      "SIGKILL at each crash point of restore, standby catalog row")
+def test_restore_killed_at_every_point_of_an_iceberg_apply(tmp_path: Path, reliability: Reliability) -> None:
+    """One set with a directory table and a catalog table (one kill loop covers both): a first
+    copy, then an incremental set with an overwrite, an append and an expiry in each."""
+    rel = reliability("kill -9 during an Iceberg apply",
+                      "SIGKILL at each crash point of restore, directory and SQL-catalog tables")
     base = tmp_path / "sites"
     pcat_url = f"sqlite:///{base}/primary/cat.db"
     scat_dir = base / "standby-catalog"
@@ -155,18 +146,36 @@ def test_restore_killed_at_every_point_of_an_iceberg_catalog_table(tmp_path: Pat
     scat_url = f"sqlite:///{scat_dir}/cat.db"
     sites = make_sites(base, extra=f"primary-iceberg-catalog={pcat_url}\n"
                                    f"standby-iceberg-catalog={scat_url}\niceberg-catalog-name=prod\n")
+    src = sites.primary / "db" / "s" / "ice"
+    dir_t = create_dir_table(catalog(sites.base / "scratch-catalog"), "db.ice", src)
     pcat = SqlCatalog("prod", uri=pcat_url, warehouse=f"file://{base}/unused")
     pcat.create_namespace("db")
-    src = sites.primary / "db" / "s" / "cat_t"
-    t = pcat.create_table("db.cat_t", schema=batch(0, 1).schema, location=str(src))
-    read = _catalog_reader(sites, scat_url, ("db", "s", "cat_t"), sites.standby / "db" / "s" / "cat_t")
+    cat_t = pcat.create_table("db.cat_t", schema=batch(0, 1).schema,
+                              location=str(sites.primary / "db" / "s" / "cat_t"))
+    readers = [_dir_reader(sites, sites.standby / "db" / "s" / "ice"),
+               _catalog_reader(sites, scat_url, ("db", "cat_t"), sites.standby / "db" / "s" / "cat_t")]
 
-    def current() -> Rows:
-        arrow = pcat.load_table("db.cat_t").scan().to_arrow()
-        return sorted((tuple(r.values()) for r in arrow.to_pylist()), key=repr)
-    def catalog_commit(t: Table, op: Any) -> None:  # the catalog's row is the pointer
-        op(t)
+    def write(op: Callable[[Table], Any]) -> None:
+        commit(dir_t, op)  # the directory table's pointer: version-hint.text
+        op(cat_t)  # the catalog table's pointer: its row in the primary's catalog
+        cat_t.refresh()
+
+    def current() -> list[Rows]:
+        return [duck_rows(iceduck(), src), _arrow_rows(pcat.load_table("db.cat_t"))]
+
+    write(lambda t: t.append(batch(10, 3)))
+    drsync("backup", "-c", str(sites.config), check=True)  # a first copy
+    first = current()
+    n = _kill_every_point(sites, tmp_path, rel, readers, [None, None], first, (scat_dir,))
+    write(lambda t: t.overwrite(batch(100, 2)))
+    write(lambda t: t.append(batch(200, 2)))
+    for t in (dir_t, cat_t):
+        keep = t.current_snapshot().snapshot_id
+        t.maintenance.expire_snapshots().by_ids(
+            [s.snapshot_id for s in t.metadata.snapshots if s.snapshot_id != keep]).commit()
         t.refresh()
-    n = _scenario(sites, tmp_path, rel, t, read, current, catalog_commit, (scat_dir,))
+    set_hint(dir_t)
+    drsync("backup", "-c", str(sites.config), check=True)  # an incremental set with deletions
+    n += _kill_every_point(sites, tmp_path, rel, readers, list(first), current(), (scat_dir,))
     assert n > 10
-    assert not (src / "metadata" / "version-hint.text").exists()  # a catalog table, truly
+    assert not (sites.primary / "db" / "s" / "cat_t" / "metadata" / "version-hint.text").exists()

@@ -1,6 +1,7 @@
 """Iceberg tables of a pyiceberg SQL catalog (issue 19): found through primary-iceberg-catalog
 (no version-hint.text on the primary), registered in the standby's own catalog
-(standby-iceberg-catalog), whose row is switched only after the new metadata is in place.
+(standby-iceberg-catalog) under the primary's identifier (`db.cat_t`, though drsync names the
+table `db.s.cat_t` after its directory), the row switched only after the new metadata is in place.
 Read on the standby through that catalog by pyiceberg and by DuckDB at every snapshot, with
 the primary's directory renamed away."""
 
@@ -60,12 +61,13 @@ def _rounds(sites: Sites, pcat_url: str, scat_url: str, writes: int) -> None:
         away = sites.primary.with_name("warehouse.away")
         os.rename(sites.primary, away)
         try:
-            got = _read_all(scat, ("db", "s", "cat_t"))
+            got = _read_all(scat, ("db", "cat_t"))
         finally:
             os.rename(away, sites.primary)
         assert got == expected
-        row = scat.load_table(("db", "s", "cat_t")).metadata_location
+        row = scat.load_table(("db", "cat_t")).metadata_location
         assert row.startswith(str(sites.standby / "db" / "s" / "cat_t" / "metadata"))
+        assert scat.list_tables("db") == [("db", "cat_t")]  # one row, the primary's identifier
 
 
 def test_sql_catalog_table_over_rounds(tmp_path: Path) -> None:

@@ -48,10 +48,10 @@ class IcebergFormat(TableFormat):
         return catalog.CONFIG.primary is not None and (table_dir / META_DIR).is_dir() \
             and catalog.primary_pointer(table_dir) is not None
 
-    def after_install(self, table_dir: Path, name: str) -> None:
+    def after_install(self, table_dir: Path, name: str, ident: list[str] | None = None) -> None:
         """The pointer is in place: switch the standby catalog's row too (if configured)."""
         if catalog.CONFIG.standby is not None and (table_dir / HINT).is_file():
-            catalog.register(table_dir, name, metadata.read_pointer(table_dir))
+            catalog.register(table_dir, name, metadata.read_pointer(table_dir), ident)
 
     def read_log(self, table_dir: Path) -> MetadataLog:
         name = table_dir.name
