@@ -32,6 +32,8 @@ LOCATIONS = {
     # iceberg-cxx's test data: Spark 3.5.2 + Iceberg 1.8.0 (relative), Trino 480 (object store)
     "spark_v3_deletion_vectors": "warehouse/deletion_vector/deletion_vector_sample",
     "trino_v3_deletion_vectors": "s3a://warehouse/deletion_vectors",
+    "trino_position_deletes": "s3a://warehouse/dangling_deletes",  # Trino 476
+    "spark_file_position_deletes": "s3://warehouse/prod/db/refdeletes3",  # Spark 3.5.1
 }
 
 
