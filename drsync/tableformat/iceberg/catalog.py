@@ -113,6 +113,12 @@ def _standby_identifier(name: str, ident: list[str] | None) -> tuple[str, str]:
     return ".".join(ident[:-1]), ident[-1]
 
 
+def _in_metadata_of(location: str, table_dir: Path) -> bool:
+    path = local_path(location)
+    return path is not None and \
+        Path(os.path.normpath(path)).parent == Path(os.path.normpath(table_dir / META_DIR))
+
+
 def register(table_dir: Path, name: str, metadata_rel: str, ident: list[str] | None = None) -> None:
     """Point the standby catalog's row of `ident` (the primary's identifier; None: drsync's
     `name`) at the installed metadata (insert it, or switch it only if it still holds what it
@@ -132,6 +138,14 @@ def register(table_dir: Path, name: str, metadata_rel: str, ident: list[str] | N
             old = con.execute(sa.select(table.c.metadata_location).where(key)).scalar_one_or_none()
             if old == new:
                 return
+            if old is not None and not _in_metadata_of(str(old), table_dir):
+                # never take over a row another table holds (a local table of the standby's
+                # catalog, or a primary naming an identifier that is not its own)
+                raise TableFormatError(
+                    f"table {name}: the standby catalog's row {ns}.{tname} names {old}, not this "
+                    f"table's metadata ({table_dir / META_DIR}): another table holds that identifier",
+                    hint="drop or rename that row in the standby's catalog (standby-iceberg-catalog), "
+                         "then run restore again")
             if old is None:
                 row = {"catalog_name": CONFIG.name, "table_namespace": ns, "table_name": tname,
                        "metadata_location": new, "previous_metadata_location": None}

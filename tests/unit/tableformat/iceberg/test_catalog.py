@@ -64,3 +64,17 @@ def test_an_unusable_identifier_is_refused_by_name(ident: list[str], config: cat
         catalog.register(tmp_path / "t", "db.s.t", "metadata/v1.metadata.json", ident)
     assert "db.s.t" in str(e.value) and "catalog identifier" in str(e.value) and e.value.hint
     assert not Path(config.standby.removeprefix("sqlite:///")).exists() or _rows(config.standby) == []
+
+
+def test_a_row_of_another_table_is_never_taken_over(config: catalog.CatalogConfig, tmp_path: Path) -> None:
+    """A local table of the standby's catalog holds `sales.orders`: a set naming that identifier
+    for another directory is refused by name and the local row stays as it was."""
+    assert config.standby is not None
+    local = tmp_path / "standby" / "local" / "orders"
+    catalog.register(local, "local.x.orders", "metadata/v1.metadata.json", ["sales", "orders"])
+    before = _rows(config.standby)
+    with pytest.raises(TableFormatError) as e:
+        catalog.register(tmp_path / "standby" / "db" / "s" / "orders", "db.s.orders",
+                         "metadata/v2.metadata.json", ["sales", "orders"])
+    assert "db.s.orders" in str(e.value) and "sales.orders" in str(e.value) and e.value.hint
+    assert _rows(config.standby) == before
