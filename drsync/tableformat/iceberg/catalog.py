@@ -120,22 +120,35 @@ def _in_metadata_of(location: str, table_dir: Path) -> bool:
 
 
 def register(table_dir: Path, name: str, metadata_rel: str, ident: list[str] | None = None) -> None:
-    """Point the standby catalog's row of `ident` (the primary's identifier; None: drsync's
-    `name`) at the installed metadata (insert it, or switch it only if it still holds what it
-    held when read, in one transaction)."""
+    """Point the standby catalog's row of this table at the installed metadata, in one
+    transaction: the row of `ident` (the primary's identifier), or with none the row that
+    names this table's metadata already (else one of drsync's `name`). A row of this table
+    under another identifier (the primary renamed the table, or a row an older drsync named)
+    is renamed rather than left behind naming metadata that will be deleted; a row is
+    switched only if it still holds what it held when read."""
     if CONFIG.standby is None:
         return
     import sqlalchemy as sa
 
-    ns, tname = _standby_identifier(name, ident)
     engine, table = _tables(CONFIG.standby)
     new = str(table_dir / metadata_rel)
-    key = ((table.c.catalog_name == CONFIG.name) & (table.c.table_namespace == ns)
-           & (table.c.table_name == tname))
+    c = table.c
+
+    def key(ns: str, tname: str) -> Any:
+        return (c.catalog_name == CONFIG.name) & (c.table_namespace == ns) & (c.table_name == tname)
+
     try:
         table.metadata.create_all(engine, checkfirst=True)
         with engine.begin() as con:
-            old = con.execute(sa.select(table.c.metadata_location).where(key)).scalar_one_or_none()
+            in_dir = c.metadata_location.startswith(str(table_dir / META_DIR) + "/", autoescape=True)
+            mine = [(str(r[0]), str(r[1]), str(r[2])) for r in con.execute(
+                sa.select(c.table_namespace, c.table_name, c.metadata_location).where(
+                    (c.catalog_name == CONFIG.name) & in_dir)) if _in_metadata_of(str(r[2]), table_dir)]
+            if ident is None and mine:
+                ns, tname = mine[0][0], mine[0][1]
+            else:
+                ns, tname = _standby_identifier(name, ident)
+            old = con.execute(sa.select(c.metadata_location).where(key(ns, tname))).scalar_one_or_none()
             if old == new:
                 return
             if old is not None and not _in_metadata_of(str(old), table_dir):
@@ -146,15 +159,21 @@ def register(table_dir: Path, name: str, metadata_rel: str, ident: list[str] | N
                     f"table's metadata ({table_dir / META_DIR}): another table holds that identifier",
                     hint="drop or rename that row in the standby's catalog (standby-iceberg-catalog), "
                          "then run restore again")
-            if old is None:
+            if old is None and mine:  # this table's row under another identifier: rename it
+                was_ns, was_name, was = mine[0]
+                done = con.execute(table.update().where(key(was_ns, was_name) & (c.metadata_location == was))
+                                   .values(table_namespace=ns, table_name=tname, metadata_location=new,
+                                           previous_metadata_location=was))
+            elif old is None:
                 row = {"catalog_name": CONFIG.name, "table_namespace": ns, "table_name": tname,
                        "metadata_location": new, "previous_metadata_location": None}
-                if "iceberg_type" in {c["name"] for c in sa.inspect(con).get_columns("iceberg_tables")}:
+                if "iceberg_type" in {col["name"] for col in sa.inspect(con).get_columns("iceberg_tables")}:
                     row["iceberg_type"] = "TABLE"
                 con.execute(table.insert().values(**row))
                 return
-            done = con.execute(table.update().where(key & (table.c.metadata_location == old))
-                               .values(metadata_location=new, previous_metadata_location=old))
+            else:
+                done = con.execute(table.update().where(key(ns, tname) & (c.metadata_location == old))
+                                   .values(metadata_location=new, previous_metadata_location=old))
             if done.rowcount != 1:
                 raise TableFormatError(f"table {name}: the standby catalog's row changed while "
                                        "drsync switched it; run restore again")

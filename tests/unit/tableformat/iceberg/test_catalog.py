@@ -78,3 +78,17 @@ def test_a_row_of_another_table_is_never_taken_over(config: catalog.CatalogConfi
                          "metadata/v2.metadata.json", ["sales", "orders"])
     assert "db.s.orders" in str(e.value) and "sales.orders" in str(e.value) and e.value.hint
     assert _rows(config.standby) == before
+
+
+def test_a_row_of_this_table_under_another_identifier_is_renamed(config: catalog.CatalogConfig,
+                                                                 tmp_path: Path) -> None:
+    """A row an older drsync named after the directory (`db.s`, `orders`) becomes the primary
+    identifier's row, not a second row left naming metadata that will be deleted; a later
+    switch without an identifier (a role change taking the table back) finds that row."""
+    assert config.standby is not None
+    dst = tmp_path / "standby" / "db" / "s" / "orders"
+    catalog.register(dst, "db.s.orders", "metadata/00001-a.metadata.json")
+    catalog.register(dst, "db.s.orders", "metadata/00002-b.metadata.json", ["sales", "orders"])
+    assert _rows(config.standby) == [("sales", "orders", f"{dst}/metadata/00002-b.metadata.json")]
+    catalog.register(dst, "db.s.orders", "metadata/00001-a.metadata.json")
+    assert _rows(config.standby) == [("sales", "orders", f"{dst}/metadata/00001-a.metadata.json")]
