@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from drsync.faults import crash_point
 from drsync.nofollow import refuse_symlink
 
 TMP_PREFIX = ".drsync-tmp-"
@@ -71,25 +72,41 @@ def _temp_writer(final: Path) -> Iterator[tuple[BinaryIO, Path]]:
     f.close()
 
 
-def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None, *,
-                       sync_dir: bool = True) -> None:
-    """Replace `final` with `data` atomically (temp, fsync, rename, fsync dir).
+@contextlib.contextmanager
+def atomic_writer(final: Path, *, crash: str | None = None, mtime_ns: int | None = None,
+                  sync_dir: bool = True) -> Iterator[BinaryIO]:
+    """Stream a new `final`: the caller writes to the yielded file (a temp file next to
+    `final`); on a clean exit it is fsynced and renamed over `final`, which so appears
+    complete or not at all (an exception removes the temp file and leaves `final` as it was).
 
-    `sync_dir=False` leaves out the directory's fsync: after a power cut `final` is then the
-    new file or the old one, both whole. Only for a rewrite whose loss recovery can take
-    (progress counters of a state file whose other fields were last saved with it)."""
+    `crash`: a crash point hit with the temp file complete and not yet renamed. `mtime_ns`:
+    the new file's mtime. `sync_dir=False` leaves out the directory's fsync: after a power cut
+    `final` is then the new file or the old one, both whole (only where recovery can take that)."""
     ensure_dir(final.parent)
     with _temp_writer(final) as (f, tmp):
-        f.write(data)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        yield f
     try:
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        if crash is not None:
+            crash_point(crash)
         os.replace(tmp, final)
-    except OSError:
-        tmp.unlink()  # e.g. a directory of that name: never leave the temp file behind
+    except BaseException:
+        # e.g. a directory of that name: never leave the temp file behind
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         raise
     if sync_dir:
         fsync_dir(final.parent)
+
+
+def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None, *,
+                       sync_dir: bool = True) -> None:
+    """Replace `final` with `data` atomically (temp, fsync, rename, fsync dir); `sync_dir`
+    as for `atomic_writer` (for progress counters of a state file whose other fields were last
+    saved with it)."""
+    with atomic_writer(final, mtime_ns=mtime_ns, sync_dir=sync_dir) as f:
+        f.write(data)
 
 
 def atomic_write_json(final: Path, obj: Any, *, sync_dir: bool = True) -> None:

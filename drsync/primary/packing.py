@@ -121,6 +121,7 @@ def make_manifest(
             "from_version": change.from_version, "to_version": change.to_version, "files": files,
             "deletions": change.deletions, "ddl": change.ddl, "warnings": warnings,
             "expose_at_once": change.expose_at_once, "replace": change.replace,
+            "catalog": change.catalog,
         }))
     return Manifest(
         key=key, prior_key=state.last_key,

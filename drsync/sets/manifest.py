@@ -57,6 +57,10 @@ class ManifestTable(BaseModel):
     # A complete new copy (re-created on the primary, or reseed): the standby builds it aside
     # and swaps the whole table directory in, so old and new files are never mixed.
     replace: bool = False
+    # A table of a catalog (Iceberg SQL catalogs): its identifier there, namespace parts then
+    # the name, so the standby's catalog row has the same (checked by the format on install).
+    # Defaulted, no format bump: an older drsync ignores it and names the row as before.
+    catalog: list[str] | None = None
 
     @property
     def path(self) -> str:

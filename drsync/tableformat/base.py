@@ -88,6 +88,9 @@ class TableChange:
     # or a table damaged on the primary): the primary cuts the set again in the first case.
     missing_needed: list[str] = field(default_factory=list)
     format: str = ""  # the TableFormat's name (recorded per table in the manifest)
+    # a table of a catalog: its identifier there (namespace parts, then the name), so that the
+    # standby's catalog names it the same (Iceberg SQL catalogs); None for other tables
+    catalog: list[str] | None = None
 
 
 @dataclass
@@ -131,6 +134,10 @@ class TableLog(Protocol):
 class TableFormat(Protocol):
     """One table format: how to find its tables, read versions, collect and install them.
 
+    A format subclasses this protocol explicitly to take the hooks' defaults (those with a
+    `return` in their body: configure, local_change, rewrite_on_install, after_install); mypy
+    then checks every method it defines against the signatures here.
+
     Faithfulness: every method that reads a table raises `TableFormatError` (or
     `UnsafePathError`) naming the table when it cannot be copied as it is (paths leaving the
     table, absolute paths, an unparseable log); the round leaves that table out.
@@ -146,7 +153,9 @@ class TableFormat(Protocol):
     rewrites_on_install: bool
 
     def configure(self, settings: Any) -> None:
-        """Take the format's settings (e.g. Iceberg's catalogs); called by load_settings."""
+        """Take the format's settings (e.g. Iceberg's catalogs); called by load_settings.
+        Default: the format has none."""
+        return None
 
     # --- discovery and identity ----------------------------------------------------------
     def is_table(self, table_dir: Path) -> bool:
@@ -198,18 +207,23 @@ class TableFormat(Protocol):
         """What was changed on the standby behind drsync's back, None if nothing: a table at
         `known_version` (None: not replicated here yet) about to get `files` (a killed run of
         the same set may have installed some of them already). Formats whose commits are files
-        leave this to the generic commit check (`commits`)."""
+        leave this to the generic commit check (`commits`): the default finds nothing."""
+        return None
 
     def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
                            table_dir: Path, name: str) -> None:
         """Before one table's `files` staged under `staged_table` are installed: rewrite them
         (each to a new file renamed over the staged one) for the table at `final_dir`, where
         readers find it; `table_dir` is where it is built now (called only if
-        `rewrites_on_install`; the primary's location comes from the shipped metadata)."""
+        `rewrites_on_install`; the primary's location comes from the shipped metadata).
+        Default: nothing to rewrite (paths inside are relative to the table)."""
+        return None
 
-    def after_install(self, table_dir: Path, name: str) -> None:
-        """After a table's files are installed and its pointer is in place (e.g. switch a
-        catalog row to the new metadata); a no-op for formats whose files are the commit."""
+    def after_install(self, table_dir: Path, name: str, ident: list[str] | None = None) -> None:
+        """After a table's files are installed and its pointer is in place (e.g. switch the
+        catalog row of `ident`, the identifier the set carries, to the new metadata).
+        Default: nothing, each file is its own commit."""
+        return None
 
     # --- reading rows (verify --deep: an independent reader, not drsync's own log code) ----
     def open_row_reader(self, threads: int | None = None) -> Any:

@@ -19,6 +19,7 @@ from drsync.fsutil import (
     TMP_PREFIX,
     atomic_write_bytes,
     atomic_write_json,
+    atomic_writer,
     create_if_absent,
     ensure_dir,
     read_json,
@@ -98,6 +99,20 @@ def test_atomic_write_failure_leaves_old_content_and_no_temp(
     remove_stale_temps(tmp_path)
     assert temps_in(tmp_path) == []
     assert target.read_bytes() == b"old"
+
+
+def test_atomic_writer_streams_and_an_error_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "f"
+    with atomic_writer(target) as f:
+        f.write(b"new ")
+        f.write(b"content")
+        assert not target.exists()  # nothing under the final name before the rename
+    assert target.read_bytes() == b"new content"
+    with pytest.raises(RuntimeError), atomic_writer(target, crash="test.point") as f:
+        f.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"new content"
+    assert temps_in(target.parent) == []
 
 
 def test_atomic_write_json_round_trip(tmp_path: Path) -> None:

@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
+from drsync.tableformat.base import (
+    FileRef,
+    FileRole,
+    ForkedTable,
+    SetAsidePlan,
+    TableChange,
+    TableFormat,
+    TableInventory,
+)
 from drsync.tableformat.delta import actions, checkpoints, collect, fork, log, reader
 from drsync.tableformat.delta.log import LOG_DIR, LogListing
 
@@ -21,18 +29,15 @@ KINDS = ("data", "dv", "cdc", "commit", "checkpoint", "sidecar", "crc", "compact
 ABOVE_ALL = 1 << 62  # sorts a log file above every version
 
 
-class DeltaFormat:
+class DeltaFormat(TableFormat):
+    # configure, after_install, local_change, rewrite_on_install: the protocol's no-op defaults
+    # (no settings; each commit file is its own commit point, compared by the generic check
+    # apply.check_conflicts; paths are relative to the table, so a copy reads as it is)
     name = "delta"
     title = "Delta"
     log_dir = LOG_DIR
     kinds: tuple[str, ...] = KINDS
     rewrites_on_install = False
-
-    def configure(self, settings: Any) -> None:
-        return None  # Delta needs no settings
-
-    def after_install(self, table_dir: Path, name: str) -> None:
-        return None  # each commit file is its own commit point
 
     def is_table(self, table_dir: Path) -> bool:
         return log.is_delta_table(table_dir)
@@ -78,13 +83,6 @@ class DeltaFormat:
             ckpts = [f.version for f in files if f.kind == "checkpoint" and f.version is not None]
             base = min(ckpts) if ckpts else None
         return sorted(files, key=lambda f: collect.apply_rank(f.kind, f.version, f.path, base))
-
-    def local_change(self, table_dir: Path, known_version: int | None, files: list[Any]) -> str | None:
-        return None  # each commit file is compared by the generic check (apply.check_conflicts)
-
-    def rewrite_on_install(self, staged_table: Path, files: list[Any], final_dir: Path,
-                           table_dir: Path, name: str) -> None:
-        return None  # Delta paths are relative to the table: a copy reads as it is
 
     def open_row_reader(self, threads: int | None = None) -> Any:
         return reader.connect(threads)

@@ -3,9 +3,14 @@ switched once the new metadata JSON is in place.
 
 The schema is pyiceberg's `iceberg_tables` (catalog_name, table_namespace, table_name,
 metadata_location, previous_metadata_location). On the primary, a directory without
-version-hint.text is an Iceberg table when a row's metadata_location lies in its `metadata/`.
-On the standby, the row of `db.schema.table` (namespace `db.schema`) is inserted, or updated
-in one transaction only if it still holds the location drsync last saw (never a writer's).
+version-hint.text is an Iceberg table when a row's metadata_location lies in its `metadata/`;
+that row's identifier (namespace, name) travels with the table's sets (the manifest's
+`catalog`). On the standby, the row of that same identifier is inserted, or updated in one
+transaction only if it still holds the location drsync last saw (never a writer's), so a
+client that reads `db.orders` on the primary reads `db.orders` on the standby after a
+failover. A table with no primary row (a directory table) is registered under drsync's name
+`db.schema.table` (namespace `db.schema`). The standby checks what it is sent: each part a
+non-empty name of at most 255 characters with no dot and no control character.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ def _error(url: str, e: Exception) -> TableFormatError:
                             hint="check primary-iceberg-catalog / standby-iceberg-catalog")
 
 
-def primary_rows() -> dict[Path, str]:
-    """Table directory -> metadata_location of every row of the primary's catalog."""
+def primary_rows() -> dict[Path, tuple[str, list[str]]]:
+    """Table directory -> (metadata_location, identifier: namespace parts and name) of every
+    row of the primary's catalog."""
     if CONFIG.primary is None:
         return {}
     import sqlalchemy as sa
@@ -62,53 +68,112 @@ def primary_rows() -> dict[Path, str]:
     engine, table = _tables(CONFIG.primary)
     try:
         with engine.connect() as con:
-            rows = con.execute(sa.select(table.c.metadata_location)
+            rows = con.execute(sa.select(table.c.metadata_location, table.c.table_namespace,
+                                         table.c.table_name)
                                .where(table.c.catalog_name == CONFIG.name)).all()
     except sa.exc.SQLAlchemyError as e:
         raise _error(CONFIG.primary, e) from None
-    out: dict[Path, str] = {}
-    for (loc,) in rows:
+    out: dict[Path, tuple[str, list[str]]] = {}
+    for loc, ns, tname in rows:
         path = local_path(str(loc or ""))
         if path is not None and Path(path).parent.name == META_DIR:
-            out[Path(os.path.normpath(path)).parent.parent] = str(loc)
+            out[Path(os.path.normpath(path)).parent.parent] = (str(loc), [*str(ns).split("."), str(tname)])
     return out
 
 
 def primary_pointer(table_dir: Path) -> str | None:
     """The table-relative metadata file the primary's catalog names for `table_dir`."""
-    loc = primary_rows().get(Path(os.path.normpath(table_dir)))
-    if loc is None:
+    row = primary_rows().get(Path(os.path.normpath(table_dir)))
+    if row is None:
         return None
-    return f"{META_DIR}/{Path(str(local_path(loc))).name}"
+    return f"{META_DIR}/{Path(str(local_path(row[0]))).name}"
 
 
-def register(table_dir: Path, name: str, metadata_rel: str) -> None:
-    """Point the standby catalog's row of `name` at the installed metadata (insert it, or
-    switch it only if it still holds what it held when read, in one transaction)."""
+def primary_identifier(table_dir: Path) -> list[str] | None:
+    """The identifier (namespace parts, then the name) of `table_dir`'s row in the primary's
+    catalog; None for a table no row names (a directory table)."""
+    row = primary_rows().get(Path(os.path.normpath(table_dir)))
+    return None if row is None else row[1]
+
+
+def _standby_identifier(name: str, ident: list[str] | None) -> tuple[str, str]:
+    """(namespace, table name) of the standby's row: the primary's identifier, checked, or
+    drsync's name when the primary sent none."""
+    if ident is None:
+        ns, _, tname = name.rpartition(".")
+        return ns, tname
+    if len(ident) < 2 or not all(
+            isinstance(p, str) and 0 < len(p) <= 255 and "." not in p
+            and not any(ord(c) < 32 or ord(c) == 127 for c in p) for p in ident):
+        raise TableFormatError(
+            f"table {name}: the set names its catalog identifier {ident!r}, which is not a "
+            "namespace and a table name (each part 1-255 characters, no dot, no control "
+            "character)", hint="the set is damaged or was not written by drsync: take a new "
+            "backup on the primary")
+    return ".".join(ident[:-1]), ident[-1]
+
+
+def _in_metadata_of(location: str, table_dir: Path) -> bool:
+    path = local_path(location)
+    return path is not None and \
+        Path(os.path.normpath(path)).parent == Path(os.path.normpath(table_dir / META_DIR))
+
+
+def register(table_dir: Path, name: str, metadata_rel: str, ident: list[str] | None = None) -> None:
+    """Point the standby catalog's row of this table at the installed metadata, in one
+    transaction: the row of `ident` (the primary's identifier), or with none the row that
+    names this table's metadata already (else one of drsync's `name`). A row of this table
+    under another identifier (the primary renamed the table, or a row an older drsync named)
+    is renamed rather than left behind naming metadata that will be deleted; a row is
+    switched only if it still holds what it held when read."""
     if CONFIG.standby is None:
         return
     import sqlalchemy as sa
 
     engine, table = _tables(CONFIG.standby)
-    ns, _, tname = name.rpartition(".")
     new = str(table_dir / metadata_rel)
-    key = ((table.c.catalog_name == CONFIG.name) & (table.c.table_namespace == ns)
-           & (table.c.table_name == tname))
+    c = table.c
+
+    def key(ns: str, tname: str) -> Any:
+        return (c.catalog_name == CONFIG.name) & (c.table_namespace == ns) & (c.table_name == tname)
+
     try:
         table.metadata.create_all(engine, checkfirst=True)
         with engine.begin() as con:
-            old = con.execute(sa.select(table.c.metadata_location).where(key)).scalar_one_or_none()
+            in_dir = c.metadata_location.startswith(str(table_dir / META_DIR) + "/", autoescape=True)
+            mine = [(str(r[0]), str(r[1]), str(r[2])) for r in con.execute(
+                sa.select(c.table_namespace, c.table_name, c.metadata_location).where(
+                    (c.catalog_name == CONFIG.name) & in_dir)) if _in_metadata_of(str(r[2]), table_dir)]
+            if ident is None and mine:
+                ns, tname = mine[0][0], mine[0][1]
+            else:
+                ns, tname = _standby_identifier(name, ident)
+            old = con.execute(sa.select(c.metadata_location).where(key(ns, tname))).scalar_one_or_none()
             if old == new:
                 return
-            if old is None:
+            if old is not None and not _in_metadata_of(str(old), table_dir):
+                # never take over a row another table holds (a local table of the standby's
+                # catalog, or a primary naming an identifier that is not its own)
+                raise TableFormatError(
+                    f"table {name}: the standby catalog's row {ns}.{tname} names {old}, not this "
+                    f"table's metadata ({table_dir / META_DIR}): another table holds that identifier",
+                    hint="drop or rename that row in the standby's catalog (standby-iceberg-catalog), "
+                         "then run restore again")
+            if old is None and mine:  # this table's row under another identifier: rename it
+                was_ns, was_name, was = mine[0]
+                done = con.execute(table.update().where(key(was_ns, was_name) & (c.metadata_location == was))
+                                   .values(table_namespace=ns, table_name=tname, metadata_location=new,
+                                           previous_metadata_location=was))
+            elif old is None:
                 row = {"catalog_name": CONFIG.name, "table_namespace": ns, "table_name": tname,
                        "metadata_location": new, "previous_metadata_location": None}
-                if "iceberg_type" in {c["name"] for c in sa.inspect(con).get_columns("iceberg_tables")}:
+                if "iceberg_type" in {col["name"] for col in sa.inspect(con).get_columns("iceberg_tables")}:
                     row["iceberg_type"] = "TABLE"
                 con.execute(table.insert().values(**row))
                 return
-            done = con.execute(table.update().where(key & (table.c.metadata_location == old))
-                               .values(metadata_location=new, previous_metadata_location=old))
+            else:
+                done = con.execute(table.update().where(key(ns, tname) & (c.metadata_location == old))
+                                   .values(metadata_location=new, previous_metadata_location=old))
             if done.rowcount != 1:
                 raise TableFormatError(f"table {name}: the standby catalog's row changed while "
                                        "drsync switched it; run restore again")

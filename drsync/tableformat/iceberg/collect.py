@@ -17,7 +17,7 @@ from typing import Any
 from drsync.errors import TableFormatError, TableRecreatedError
 from drsync.nofollow import refuse_symlink_path
 from drsync.tableformat.base import FileToShip, TableChange, TableInventory
-from drsync.tableformat.iceberg import deleterewrite
+from drsync.tableformat.iceberg import catalog, deleterewrite
 from drsync.tableformat.iceberg.metadata import HINT, MetadataLog, hint_text, read_version
 from drsync.tableformat.iceberg.reachable import DATA_CONTENT, reach
 
@@ -108,7 +108,8 @@ def collect_changes(table_dir: Path, name: str, log: MetadataLog, barrier_ms: in
     inv.version, inv.table_id = c, uuid
     files = sorted(ship.values(), key=lambda f: (RANKS[f.kind], f.path))
     return TableChange(name, uuid, "full" if prev is None else "incremental", from_version, c, files,
-                       deletions, ddl, warnings, inv, missing_needed=missing_needed, format="iceberg")
+                       deletions, ddl, warnings, inv, missing_needed=missing_needed, format="iceberg",
+                       catalog=catalog.primary_identifier(table_dir))
 
 
 def _columns(meta: dict[str, Any]) -> dict[str, str]:

@@ -16,8 +16,6 @@ column (field id 2147483546), which are UTF-8 paths. `rebase_delete_entry` rebas
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drsync.errors import TableFormatError
-from drsync.faults import crash_point
-from drsync.fsutil import ensure_dir, fsync_dir, temp_path_for
+from drsync.fsutil import atomic_writer
 from drsync.tableformat.iceberg.prefix import rebase_path
 
 FILE_PATH_FIELD_ID = 2147483546
@@ -98,37 +95,24 @@ def rewrite_position_deletes(src: Path, dst: Path, old: str, new: str) -> int:
             out = cache[p] = rebase_path(p, old, new, where=where)
         return out
 
-    ensure_dir(dst.parent)
-    tmp = temp_path_for(dst)
-    try:
-        with open(tmp, "xb") as f:
-            # dictionary for the few distinct paths only; positions are unique, a dictionary
-            # there doubles their size (Spark leaves it off too)
-            writer = pq.ParquetWriter(f, arrow_schema, compression=compression,
-                                      version=_parquet_version(meta), use_dictionary=[name])
-            try:
-                for rg in range(meta.num_row_groups):
-                    try:
-                        batch = reader.read_row_group(rg)
-                    except (pa.ArrowException, OSError) as e:
-                        raise TableFormatError(
-                            f"position-delete file {src}: row group {rg} is unreadable ({e})",
-                            hint=_HINT_CORRUPT) from e
-                    col = _rebased_column(batch.column(idx), target, rebase)
-                    batch = batch.set_column(idx, arrow_schema.field(idx), col)
-                    writer.write_table(batch.cast(arrow_schema),
-                                       row_group_size=max(1, batch.num_rows))
-            finally:
-                writer.close()
-            f.flush()
-            os.fsync(f.fileno())
-        crash_point("iceberg.position_deletes.written")  # temp complete, not yet renamed
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(dst.parent)
+    with atomic_writer(dst, crash="iceberg.position_deletes.written") as f:
+        # dictionary for the few distinct paths only; positions are unique, a dictionary
+        # there doubles their size (Spark leaves it off too)
+        writer = pq.ParquetWriter(f, arrow_schema, compression=compression,
+                                  version=_parquet_version(meta), use_dictionary=[name])
+        try:
+            for rg in range(meta.num_row_groups):
+                try:
+                    batch = reader.read_row_group(rg)
+                except (pa.ArrowException, OSError) as e:
+                    raise TableFormatError(
+                        f"position-delete file {src}: row group {rg} is unreadable ({e})",
+                        hint=_HINT_CORRUPT) from e
+                col = _rebased_column(batch.column(idx), target, rebase)
+                batch = batch.set_column(idx, arrow_schema.field(idx), col)
+                writer.write_table(batch.cast(arrow_schema), row_group_size=max(1, batch.num_rows))
+        finally:
+            writer.close()
     return dst.stat().st_size
 
 

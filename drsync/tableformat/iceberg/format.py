@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import TableFormatError
-from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
+from drsync.tableformat.base import (
+    FileRef,
+    FileRole,
+    ForkedTable,
+    SetAsidePlan,
+    TableChange,
+    TableFormat,
+    TableInventory,
+)
 from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, reader, rewrite
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
@@ -22,7 +30,7 @@ KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hi
 _ROLES = {"data": FileRole.DATA, "delete": FileRole.LOG, "stats": FileRole.DATA, "hint": FileRole.POINTER}
 
 
-class IcebergFormat:
+class IcebergFormat(TableFormat):
     name = "iceberg"
     title = "Iceberg"
     log_dir = META_DIR
@@ -40,10 +48,10 @@ class IcebergFormat:
         return catalog.CONFIG.primary is not None and (table_dir / META_DIR).is_dir() \
             and catalog.primary_pointer(table_dir) is not None
 
-    def after_install(self, table_dir: Path, name: str) -> None:
+    def after_install(self, table_dir: Path, name: str, ident: list[str] | None = None) -> None:
         """The pointer is in place: switch the standby catalog's row too (if configured)."""
         if catalog.CONFIG.standby is not None and (table_dir / HINT).is_file():
-            catalog.register(table_dir, name, metadata.read_pointer(table_dir))
+            catalog.register(table_dir, name, metadata.read_pointer(table_dir), ident)
 
     def read_log(self, table_dir: Path) -> MetadataLog:
         name = table_dir.name

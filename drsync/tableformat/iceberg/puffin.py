@@ -2,33 +2,38 @@
 
 A Puffin file is `Magic Blob* Footer`, the footer `Magic FooterPayload PayloadSize Flags Magic`
 (magic `PFA1`, size and flags 4-byte little-endian). The payload is JSON: for each blob its
-type, offset, length and properties. A deletion vector (`deletion-vector-v1`) blob names the
-data file it applies to in the property `referenced-data-file`, an absolute path; the bitmap
-itself holds positions only.
+type, offset, length, optional `compression-codec` and properties. A deletion vector
+(`deletion-vector-v1`) blob names the data file it applies to in the property
+`referenced-data-file`, an absolute path; the bitmap itself holds positions only.
 
 The rewrite keeps every byte before the footer (the blobs stay at their offsets, so the
-`content_offset` / `content_size_in_bytes` that manifests record for each DV stay valid) and
-writes a new footer with the paths rebased. A compressed footer (flag bit 0, LZ4) is refused
-with its reason: writers of deletion vectors do not compress it.
+`content_offset` / `content_size_in_bytes` that manifests record for each DV stay valid, and a
+blob compressed with lz4 or zstd stays as its writer compressed it: no path is inside a blob)
+and writes a new footer with the paths rebased. A footer whose payload is compressed (flag
+bit 0: one LZ4 frame, as the spec says) is decompressed, rebased and compressed again as one
+LZ4 frame with the same flag, so a reader of the spec reads it as it read the primary's. A
+flag the spec does not define is refused by name: its meaning (and whether the rewrite keeps
+it true) is unknown.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
 
+import lz4.frame
+import zstandard
+
 from drsync.errors import TableFormatError
-from drsync.faults import crash_point
-from drsync.fsutil import CHUNK, ensure_dir, fsync_dir, temp_path_for
+from drsync.fsutil import CHUNK, atomic_writer
 from drsync.tableformat.iceberg.prefix import rebase_path
 
 MAGIC = b"PFA1"
 _TAIL = 12  # PayloadSize(4) Flags(4) Magic(4)
-_FLAG_COMPRESSED = 1
+_FLAG_COMPRESSED = 1  # byte 0, bit 0: the footer payload is one LZ4 frame
+_KNOWN_FLAGS = _FLAG_COMPRESSED
 REFERENCED_DATA_FILE = "referenced-data-file"
 _HINT = ("the primary's copy of this deletion-vector file is damaged or not a Puffin file; "
          "repair the table on the primary, then retry")
@@ -40,6 +45,12 @@ def _bad(src: Path, why: str) -> TableFormatError:
 
 def read_footer(src: Path) -> tuple[dict[str, Any], int]:
     """(footer JSON, offset where the footer starts) of a Puffin file, checked."""
+    footer, footer_start, _ = _read_footer(src)
+    return footer, footer_start
+
+
+def _read_footer(src: Path) -> tuple[dict[str, Any], int, int]:
+    """(footer JSON, offset where the footer starts, footer flags), checked."""
     try:
         size = src.stat().st_size
         with open(src, "rb") as f:
@@ -60,8 +71,15 @@ def read_footer(src: Path) -> tuple[dict[str, Any], int]:
             payload = f.read(payload_size)
     except OSError as e:
         raise _bad(src, f"cannot be read ({e})") from e
+    if flags & ~_KNOWN_FLAGS:
+        raise _bad(src, f"footer flags {flags:#x} set a bit the Puffin spec does not define "
+                   "(bit 0, an LZ4-compressed footer, is the only one): drsync cannot tell "
+                   "whether a rewritten footer keeps its meaning")
     if flags & _FLAG_COMPRESSED:
-        raise _bad(src, "its footer is compressed (LZ4), which drsync does not rewrite")
+        try:
+            payload = lz4.frame.decompress(payload)
+        except RuntimeError as e:  # what lz4.frame raises for a damaged frame
+            raise _bad(src, f"its footer is flagged LZ4-compressed but is no LZ4 frame ({e})") from e
     try:
         footer = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
@@ -74,13 +92,32 @@ def read_footer(src: Path) -> tuple[dict[str, Any], int]:
         if not isinstance(off, int) or not isinstance(length, int) or off < 4 or length < 0 \
                 or off + length > footer_start:
             raise _bad(src, f"blob {i} (offset {off}, length {length}) lies outside the blob area")
-    return footer, footer_start
+    return footer, footer_start, flags
+
+
+def read_blob(src: Path, blob: dict[str, Any]) -> bytes:
+    """The content of one blob of the footer of `src`, decompressed by its codec."""
+    codec = blob.get("compression-codec")
+    with open(src, "rb") as f:
+        f.seek(blob["offset"])
+        raw = f.read(blob["length"])
+    try:
+        if codec is None:
+            return raw
+        if codec == "lz4":
+            return bytes(lz4.frame.decompress(raw))
+        if codec == "zstd":  # one frame; its writer may leave the content size out
+            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    except (RuntimeError, zstandard.ZstdError) as e:
+        raise _bad(src, f"blob at {blob['offset']} is not valid {codec} ({e})") from e
+    raise _bad(src, f"blob at {blob['offset']} has compression codec {codec!r}, which the "
+               "Puffin spec does not define (lz4, zstd)")
 
 
 def rewrite_deletion_vectors(src: Path, dst: Path, old: str, new: str) -> int:
     """Copy the Puffin file `src` to `dst` with each blob's `referenced-data-file` rebased from
     the table location `old` to `new`; `dst` appears complete or not at all. Returns its size."""
-    footer, footer_start = read_footer(src)
+    footer, footer_start, flags = _read_footer(src)
     where = f"deletion-vector file {src.name}"
     for blob in footer["blobs"]:
         props = blob.get("properties")
@@ -88,25 +125,15 @@ def rewrite_deletion_vectors(src: Path, dst: Path, old: str, new: str) -> int:
             props[REFERENCED_DATA_FILE] = rebase_path(
                 props[REFERENCED_DATA_FILE], old, new, where=f"{where} ({REFERENCED_DATA_FILE})")
     payload = json.dumps(footer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    ensure_dir(dst.parent)
-    tmp = temp_path_for(dst)
-    try:
-        with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            left = footer_start
-            while left:
-                chunk = fin.read(min(CHUNK, left))
-                if not chunk:
-                    raise _bad(src, "changed while being read")
-                fout.write(chunk)
-                left -= len(chunk)
-            fout.write(MAGIC + payload + struct.pack("<ii", len(payload), 0) + MAGIC)
-            fout.flush()
-            os.fsync(fout.fileno())
-        crash_point("iceberg.deletion_vectors.written")  # temp complete, not yet renamed
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(dst.parent)
+    if flags & _FLAG_COMPRESSED:
+        payload = lz4.frame.compress(payload)
+    with open(src, "rb") as fin, atomic_writer(dst, crash="iceberg.deletion_vectors.written") as fout:
+        left = footer_start
+        while left:
+            chunk = fin.read(min(CHUNK, left))
+            if not chunk:
+                raise _bad(src, "changed while being read")
+            fout.write(chunk)
+            left -= len(chunk)
+        fout.write(MAGIC + payload + struct.pack("<ii", len(payload), flags) + MAGIC)
     return dst.stat().st_size

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drsync.errors import IntegrityError, TableFormatError
+from drsync.fsutil import atomic_write_bytes
 from drsync.tableformat.iceberg.deleterewrite import POSITION_DELETES, DeleteEntries
 from drsync.tableformat.iceberg.metadata import (
     HINT,
@@ -33,12 +34,8 @@ from drsync.tableformat.iceberg.metadata import (
 
 
 def _write_new(staged: Path, data: bytes) -> int:
-    tmp = staged.with_name(f".{staged.name}.rewrite")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, staged)
+    # staging is rebuilt by any re-run: the rename need not survive a power cut (no dir fsync)
+    atomic_write_bytes(staged, data, sync_dir=False)
     return len(data)
 
 

@@ -29,6 +29,11 @@ LOCATIONS = {
     "spark_equality_deletes": "data/persistent/equality_deletes/warehouse/mydb/mytable",
     "v3_deletion_vectors":
         "data/persistent/multi_blob_deletion_vectors/warehouse/default/multi_blob_deletion_vectors",
+    # iceberg-cxx's test data: Spark 3.5.2 + Iceberg 1.8.0 (relative), Trino 480 (object store)
+    "spark_v3_deletion_vectors": "warehouse/deletion_vector/deletion_vector_sample",
+    "trino_v3_deletion_vectors": "s3a://warehouse/deletion_vectors",
+    "trino_position_deletes": "s3a://warehouse/dangling_deletes",  # Trino 476
+    "spark_file_position_deletes": "s3://warehouse/prod/db/refdeletes3",  # Spark 3.5.1
 }
 
 
@@ -99,6 +104,8 @@ class _Relocation:
             snap["manifest-list"] = self.rebase(snap["manifest-list"], path.name)
         for entry in doc.get("metadata-log", []):
             entry["metadata-file"] = self.rebase(entry["metadata-file"], path.name)
+        for stats in doc.get("statistics", []) + doc.get("partition-statistics", []):
+            stats["statistics-path"] = self.rebase(stats["statistics-path"], path.name)
         atomic_write_bytes(path, json.dumps(doc, indent=2).encode())
 
 
@@ -117,8 +124,13 @@ def relocate(src: Path, old: str, dst: Path, new: str) -> tuple[list[Path], set[
     manifest lists that metadata names but the source lacks."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.crc"))
     r = _Relocation(dst, old, new)
-    for meta in sorted((dst / "metadata").glob("*.metadata.json")):
+    metas = sorted((dst / "metadata").glob("*.metadata.json"))
+    for meta in metas:
         r.metadata(meta)
+    hint = dst / "metadata" / "version-hint.text"
+    if not hint.exists():  # a table of a catalog (Trino's): point a hint at its newest metadata
+        newest = max(metas, key=lambda m: json.loads(m.read_text())["last-updated-ms"])
+        atomic_write_bytes(hint, newest.name.removesuffix(".metadata.json").encode())
     return r.delete_files, r.missing
 
 
