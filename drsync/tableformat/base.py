@@ -230,9 +230,12 @@ class TableFormat(Protocol):
         """Every immutable log file of the table with its size (a copy holds them all)."""
 
     # --- drills ----------------------------------------------------------------------------
-    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+             final: Path | None = None) -> ForkedTable:
         """A writable table at `dest` equal to `src` at `version`: its own log, data files
-        hard-linked (copied with `copy`), never a replicated file changed (roles/drill.py)."""
+        hard-linked (copied with `copy`), never a replicated file changed (roles/drill.py).
+        `final`: where the fork is read once built (a drill renames its temp directory into
+        place); a format with absolute paths in its metadata writes that location."""
 
 
 def event_text(table: str, e: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from drsync.errors import TableFormatError
 from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
-from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, reader, rewrite
+from drsync.tableformat.iceberg import catalog, collect, fork, metadata, reachable, reader, rewrite
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
 KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hint")
@@ -114,8 +114,9 @@ class IcebergFormat:
     def sample_rows(self, con: Any, table_dir: Path, version: int, limit: int) -> int:
         return reader.sample_rows(con, table_dir, version, limit)
 
-    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
-        raise TableFormatError(f"table {name}: drills of Iceberg tables are not supported yet")
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+             final: Path | None = None) -> ForkedTable:
+        return fork.fork_table(src, dest, name, version, key, copy=copy, final=final)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
         raise TableFormatError(f"table {name}: taking an Iceberg table back to a version is not "

@@ -1,0 +1,119 @@
+"""One table of a drill: a writable Iceberg table at one version of a replicated table.
+
+Every path in Iceberg metadata is absolute, so a fork that only linked the standby's files
+would read (and a writer would add to) the *standby's* table. The fork therefore gets:
+
+* its own copies of the metadata JSON of that version, the manifest lists and manifests it
+  reaches, **rewritten** from the standby's location to the fork's (rewrite.py, the code the
+  standby uses to move the primary's copy to its own location: `manifest_length` and delete
+  file sizes recorded as rewritten), and a `version-hint.text` naming that metadata;
+* position-delete and deletion-vector files rewritten too (data-file paths inside them);
+* data, equality-delete and statistics files **hard-linked** (copied with `copy=True`): an
+  Iceberg writer never changes a data file, it only adds new ones.
+
+The location written into the fork is where readers find it after the drill's temp directory
+is renamed into place (`final`), not the temp directory it is built in. Nothing is written
+into the standby's files: copies are read from them, rewrites go to new files in the fork.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from drsync.errors import DrillError, TableFormatError
+from drsync.faults import crash_point
+from drsync.fsutil import RW_FILE
+from drsync.tableformat.base import ForkedTable
+from drsync.tableformat.forkfiles import parent_made, place_data_file
+from drsync.tableformat.iceberg import metadata, rewrite
+from drsync.tableformat.iceberg.deleterewrite import POSITION_DELETES
+from drsync.tableformat.iceberg.locations import HINT
+from drsync.tableformat.iceberg.reachable import reach
+
+
+@dataclass
+class _Staged:
+    """A fork file as rewrite.rewrite_table sees it (kind and table-relative path)."""
+
+    path: str
+    kind: str
+    version: int | None = None
+
+
+def version_metadata(table_dir: Path, name: str, version: int) -> str:
+    """The table-relative metadata JSON of `version` still in `table_dir` (TableFormatError if
+    none is left: the standby keeps only what its newest sets need)."""
+    try:
+        log = metadata.read_metadata_log(table_dir, metadata.read_pointer(table_dir), name)
+        rel = log.versions.get(version, ("", 0))[0]
+        if rel and (table_dir / rel).is_file():
+            return rel
+    except TableFormatError:
+        pass  # the pointer names a missing file: look for the version by name
+    found = sorted(f"{metadata.META_DIR}/{p.name}" for p in (table_dir / metadata.META_DIR).iterdir()
+                   if metadata.metadata_version(p.name) == version and p.is_file())
+    if len(found) != 1:
+        what = "no metadata file" if not found else f"{len(found)} metadata files ({', '.join(found)})"
+        raise TableFormatError(f"table {name}: {what} for version {version} in {table_dir}")
+    return found[0]
+
+
+def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+               final: Path | None = None) -> ForkedTable:
+    """Build the fork of Iceberg table `name` (at `src`) at `version` in the new directory
+    `dest`; its metadata names `final` (default `dest`) as the table's location."""
+    why = f"table {name}: cannot fork barrier {key} (version {version})"
+    try:
+        meta_rel = version_metadata(src, name, version)
+        _, meta = metadata.read_version(src, meta_rel, name)
+        reached = reach(src, meta, name)
+    except TableFormatError as e:
+        raise DrillError(f"{why}: {e.message}", hint="fork a newer barrier (drsync drill start "
+                         "--at KEY; drsync drill list shows the barriers)") from None
+    if reached.missing:
+        raise DrillError(f"{why}: {reached.missing[0]} is no longer on the standby (snapshots "
+                         "expired on the primary, mirrored)", hint="fork a newer barrier")
+    out = ForkedTable(name, version)
+    staged: list[_Staged] = [_Staged(meta_rel, "metadata", version), _Staged(HINT, "hint", version)]
+    staged += [_Staged(rel, "manifest") for rel in sorted(reached.manifests)]
+    staged += [_Staged(rel, "manifest_list") for rel in sorted(reached.manifest_lists)]
+    made: set[Path] = set()
+    for f in staged[2:] + staged[:1]:
+        out.log_bytes += _copy(src, dest, f.path, made, why)
+        out.files += 1
+    # Position deletes and deletion vectors are rewritten (paths inside): copied, not linked.
+    deletes = {rel for rel, (_, content) in reached.files.items() if content == POSITION_DELETES}
+    for rel in sorted(deletes):
+        out.copied_bytes += _copy(src, dest, rel, made, why)
+        out.files += 1
+        staged.append(_Staged(rel, "delete"))
+    crash_point("drill.log_copied")
+    others = [rel for rel, (_, content) in reached.files.items() if rel not in deletes]
+    for rel in sorted(others + list(reached.stats)):
+        try:
+            place_data_file(src, dest, rel, made, out, copy=copy)
+        except FileNotFoundError:
+            raise DrillError(f"{why}: its file {rel} was removed on the standby (snapshots expired "
+                             "on the primary, mirrored after a later set)",
+                             hint="fork a newer barrier") from None
+    try:
+        rewrite.rewrite_table(dest, staged, final or dest, dest, table=name)
+    except TableFormatError as e:
+        raise DrillError(f"{why}: {e.message}") from None
+    return out
+
+
+def _copy(src: Path, dest: Path, rel: str, made: set[Path], why: str) -> int:
+    """Copy one file into the fork (a new inode, writable): its size."""
+    target = parent_made(dest, rel, made)
+    try:
+        shutil.copyfile(src / rel, target)
+    except FileNotFoundError:
+        raise DrillError(f"{why}: {rel} was removed on the standby while the drill was made",
+                         hint="run the drill again") from None
+    os.chmod(target, RW_FILE)
+    return target.stat().st_size
+
