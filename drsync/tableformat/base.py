@@ -98,6 +98,9 @@ class SetAsidePlan:
     commits: list[int]  # versions above
     data_files: set[str]  # data files only those versions add
     rows: int  # rows those versions added (from the format's statistics; 0 if unknown)
+    # Pointer files (table-relative -> new content) written before anything moves, when the
+    # commit point is a pointer (Iceberg): the table is at `version` from then on.
+    pointers: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass

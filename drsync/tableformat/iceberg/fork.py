@@ -43,31 +43,13 @@ class _Staged:
     version: int | None = None
 
 
-def version_metadata(table_dir: Path, name: str, version: int) -> str:
-    """The table-relative metadata JSON of `version` still in `table_dir` (TableFormatError if
-    none is left: the standby keeps only what its newest sets need)."""
-    try:
-        log = metadata.read_metadata_log(table_dir, metadata.read_pointer(table_dir), name)
-        rel = log.versions.get(version, ("", 0))[0]
-        if rel and (table_dir / rel).is_file():
-            return rel
-    except TableFormatError:
-        pass  # the pointer names a missing file: look for the version by name
-    found = sorted(f"{metadata.META_DIR}/{p.name}" for p in (table_dir / metadata.META_DIR).iterdir()
-                   if metadata.metadata_version(p.name) == version and p.is_file())
-    if len(found) != 1:
-        what = "no metadata file" if not found else f"{len(found)} metadata files ({', '.join(found)})"
-        raise TableFormatError(f"table {name}: {what} for version {version} in {table_dir}")
-    return found[0]
-
-
 def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
                final: Path | None = None) -> ForkedTable:
     """Build the fork of Iceberg table `name` (at `src`) at `version` in the new directory
     `dest`; its metadata names `final` (default `dest`) as the table's location."""
     why = f"table {name}: cannot fork barrier {key} (version {version})"
     try:
-        meta_rel = version_metadata(src, name, version)
+        meta_rel = metadata.version_metadata(src, name, version)
         _, meta = metadata.read_version(src, meta_rel, name)
         reached = reach(src, meta, name)
     except TableFormatError as e:

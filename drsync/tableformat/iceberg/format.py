@@ -12,7 +12,7 @@ from typing import Any
 
 from drsync.errors import TableFormatError
 from drsync.tableformat.base import FileRef, FileRole, ForkedTable, SetAsidePlan, TableChange, TableInventory
-from drsync.tableformat.iceberg import catalog, collect, fork, metadata, reachable, reader, rewrite
+from drsync.tableformat.iceberg import catalog, collect, fork, metadata, reachable, reader, rewrite, setaside
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
 KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hint")
@@ -119,8 +119,7 @@ class IcebergFormat:
         return fork.fork_table(src, dest, name, version, key, copy=copy, final=final)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
-        raise TableFormatError(f"table {name}: taking an Iceberg table back to a version is not "
-                               "supported yet")
+        return setaside.set_aside_plan(table_dir, name, version)
 
     def held_log_files(self, table_dir: Path) -> dict[str, int]:
         out: dict[str, int] = {}
