@@ -167,3 +167,30 @@ def test_a_local_commit_on_the_standby_is_refused_not_overwritten(sites: Sites, 
     assert "db.s.ice" in r.stderr and "behind drsync's back" in r.stderr, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert current_metadata(dst) == pointer  # the local commit is left as it was
+
+
+def test_schema_and_partition_spec_changes_are_ddl_events_in_show_progress(sites: Sites,
+                                                                          ice: IceTable) -> None:
+    from deltalake import write_deltalake
+
+    dl = sites.primary / "db" / "s" / "dl"
+    write_deltalake(str(dl), batch(0, 2))
+    _round(sites)
+    commit(ice.table, lambda t: t.update_schema().add_column("note", StringType()).commit())
+    commit(ice.table, lambda t: t.update_spec().add_field("name", IdentityTransform(), "name_part").commit())
+    commit(ice.table, lambda t: t.append(pa.table({"id": [9], "name": ["n"], "note": ["x"]})))
+    write_deltalake(str(dl), pa.table({"id": [5], "name": ["d"], "extra": [1.5]}), mode="append",
+                    schema_mode="merge")
+    _round(sites)
+    table = drsync("show-progress", "-c", str(sites.config), "--format", "table", check=True).stdout
+    ddl = [line.strip() for line in table.splitlines() if line.strip().startswith("DDL ")]
+    ice_events = [d for d in ddl if "db.s.ice@" in d]
+    assert any("added column note" in d for d in ice_events), table
+    assert any("partition spec now [identity(" in d for d in ice_events), table
+    assert any("db.s.dl@" in d and "extra" in d for d in ddl), table  # Delta's in the same set
+    # A round that changes no schema adds no event.
+    commit(ice.table, lambda t: t.append(pa.table({"id": [10], "name": ["m"], "note": ["y"]})))
+    _round(sites)
+    again = drsync("show-progress", "-c", str(sites.config), "--format", "table", check=True).stdout
+    assert [line for line in again.splitlines() if line.strip().startswith("DDL ")] == \
+        [line for line in table.splitlines() if line.strip().startswith("DDL ")]
