@@ -51,6 +51,7 @@ def _move(tdir: Path, rel: str, quarantine: Path, touched: set[Path]) -> bool:
     make_writable_dir(src.parent)
     os.rename(src, dest)
     touched.add(src.parent)
+    crash_point("setaside.file")
     return True
 
 

@@ -16,6 +16,15 @@ from deltalake import write_deltalake
 from drsync.demo import create_sample_warehouse, table_dir
 from tests.conftest import UNPRIVILEGED_USER
 from tests.helpers import REPO, Sites, drsync, duck, rows
+from tests.iceberg_helpers import (
+    backup_restore,
+    catalog,
+    create_dir_table,
+    current_metadata,
+    duck_rows,
+    ice_table,
+    iceduck,
+)
 
 USER = UNPRIVILEGED_USER
 
@@ -121,16 +130,6 @@ print("wrote")
 
 def test_replicated_iceberg_tables_refuse_an_unprivileged_pyiceberg_writer(open_sites: Sites) -> None:
     """Modes, not ownership, stop the writer: the standby warehouse is handed to the user."""
-    from tests.iceberg_helpers import (
-        backup_restore,
-        catalog,
-        create_dir_table,
-        current_metadata,
-        duck_rows,
-        ice_table,
-        iceduck,
-    )
-
     sites = open_sites
     uid = pwd.getpwnam(USER).pw_uid
     ice = ice_table(sites)
