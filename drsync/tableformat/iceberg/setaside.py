@@ -6,8 +6,9 @@ Iceberg's commit point is the pointer, so going back is the install order run ba
    to the metadata JSON of that version (temp + fsync + rename): from this moment every reader
    sees that version, whole, and nothing reads what lies above it;
 2. then what only the metadata above reaches is moved to the quarantine: data and delete
-   files, manifests, manifest lists, and last the metadata JSON files above the version,
-   newest first.
+   files, manifests, manifest lists (and manifests or lists no metadata reaches: what a set
+   killed before its metadata JSON left), and last the metadata JSON files above the
+   version, newest first.
 
 A kill anywhere converges: a re-run finds the pointer already at the version and the metadata
 files above it still in `metadata/` (they go last), so it finds what they alone reach again.
@@ -58,6 +59,11 @@ def set_aside_plan(table_dir: Path, name: str, version: int) -> SetAsidePlan:
         order = sorted(m for m in got.manifests if m not in kept) + \
             sorted(m for m in got.manifest_lists if m not in kept)
         files.update((m, None) for m in order)
+    # Manifests and lists no metadata reaches: a set killed before its metadata JSON landed
+    # (a standby copy holds nothing else in metadata/ that the version does not reach).
+    files.update((f"{META_DIR}/{p.name}", None) for p in sorted((table_dir / META_DIR).iterdir())
+                 if p.name.endswith(".avro") and not p.name.startswith(".")
+                 and f"{META_DIR}/{p.name}" not in kept)
     data = [r for r in files if not r.startswith(f"{META_DIR}/")]
     logs = [r for r in files if r.startswith(f"{META_DIR}/")]
     # Everything goes in one ordered list: what the metadata above reaches first, that metadata
