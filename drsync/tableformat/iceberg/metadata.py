@@ -131,15 +131,17 @@ def _catalog_row(table_dir: Path) -> str | None:
     """The primary catalog's metadata for a table that also has a version-hint.text: a
     replicated copy promoted to primary (failover, switchover) keeps the hint drsync wrote,
     while writers commit through the catalog row; the newer of the two is the table's state.
-    An unreachable catalog leaves the hint in charge (a standby host may not reach it)."""
+    An unreachable catalog leaves the hint in charge (a standby host may not reach it), and
+    so does a row naming a file that is not there (a stale row left by a role change)."""
     from drsync.tableformat.iceberg.catalog import CONFIG, primary_pointer
 
     if CONFIG.primary is None:
         return None
     try:
-        return primary_pointer(table_dir)
+        row = primary_pointer(table_dir)
     except TableFormatError:
         return None
+    return row if row is not None and (table_dir / row).is_file() else None
 
 
 def read_metadata_log(table_dir: Path, current: str, name: str) -> MetadataLog:
