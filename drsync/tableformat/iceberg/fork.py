@@ -22,6 +22,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drsync.errors import DrillError, TableFormatError
 from drsync.faults import crash_point
@@ -55,13 +56,17 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
     except TableFormatError as e:
         raise DrillError(f"{why}: {e.message}", hint="fork a newer barrier (drsync drill start "
                          "--at KEY; drsync drill list shows the barriers)") from None
-    if reached.missing:
-        raise DrillError(f"{why}: {reached.missing[0]} is no longer on the standby (snapshots "
-                         "expired on the primary, mirrored)", hint="fork a newer barrier")
+    # A file only older snapshots reach may be gone (the standby holds what the primary had):
+    # the fork is as the standby's copy is. What the current snapshot reads must be there.
+    current = _current_manifest_list(meta, name)
+    if current is not None and current in reached.missing:
+        raise DrillError(f"{why}: its manifest list {current} is no longer on the standby "
+                         "(snapshots expired on the primary, mirrored)", hint="fork a newer barrier")
+    gone = set(reached.missing)
     out = ForkedTable(name, version)
     staged: list[_Staged] = [_Staged(meta_rel, "metadata", version), _Staged(HINT, "hint", version)]
-    staged += [_Staged(rel, "manifest") for rel in sorted(reached.manifests)]
-    staged += [_Staged(rel, "manifest_list") for rel in sorted(reached.manifest_lists)]
+    staged += [_Staged(rel, "manifest") for rel in sorted(set(reached.manifests) - gone)]
+    staged += [_Staged(rel, "manifest_list") for rel in sorted(reached.manifest_lists - gone)]
     made: set[Path] = set()
     for f in staged[2:] + staged[:1]:
         out.log_bytes += _copy(src, dest, f.path, made, why)
@@ -86,6 +91,16 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
     except TableFormatError as e:
         raise DrillError(f"{why}: {e.message}") from None
     return out
+
+
+def _current_manifest_list(meta: dict[str, Any], name: str) -> str | None:
+    """The table-relative manifest list of the metadata's current snapshot (None: none)."""
+    sid = meta.get("current-snapshot-id")
+    for snap in meta.get("snapshots") or []:
+        if snap.get("snapshot-id") == sid and isinstance(snap.get("manifest-list"), str):
+            return metadata.relpath(snap["manifest-list"], meta["location"], table=name,
+                                    where="current snapshot's manifest-list")
+    return None
 
 
 def _copy(src: Path, dest: Path, rel: str, made: set[Path], why: str) -> int:

@@ -59,3 +59,25 @@ def test_a_version_without_metadata_is_refused_by_name(tmp_path: Path) -> None:
         p.unlink()  # the standby keeps only its newest metadata JSON
     with pytest.raises(DrillError, match=f"no metadata file for version {v - 1}"):
         fork_table(src, tmp_path / "g", "db.s.t", v - 1, "k", copy=False)
+
+
+@pytest.mark.parametrize("name", ["spark_v2_position_deletes", "spark_equality_deletes",
+                                  "v3_deletion_vectors"])
+def test_fork_of_tables_with_delete_files_reads_without_the_source(tmp_path: Path, name: str) -> None:
+    """Position deletes and deletion vectors hold data-file paths: the fork's own rewritten
+    copies, so the fork reads equal with the table it was forked from renamed away."""
+    from tests.unit.tableformat.iceberg import relocate
+
+    materialize, meta_of = relocate.materialize, relocate.current_metadata
+    duck_iceberg, iceberg_rows = relocate.duck_iceberg, relocate.iceberg_rows
+
+    src = materialize(name, tmp_path / "standby" / "db" / "s" / "t")
+    expected = iceberg_rows(duck_iceberg(), meta_of(src))
+    v = metadata_version(meta_of(src).name)
+    assert v is not None
+    final = tmp_path / "drill" / "t"
+    fork_table(src, tmp_path / "build", "db.s.t", v, "k", copy=False, final=final)
+    os.makedirs(final.parent)
+    os.rename(tmp_path / "build", final)
+    os.rename(tmp_path / "standby", tmp_path / "away")
+    assert iceberg_rows(duck_iceberg(), meta_of(final)) == expected
