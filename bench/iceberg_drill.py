@@ -21,18 +21,16 @@ import argparse
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drsync.config import load_settings
-from drsync.demo import write_config
+from bench.iceberg import local_sites, snapshot_table
 from drsync.fsutil import rmtree_force
 from drsync.primary.round import run_backup
 from drsync.roles.drill import drop_drill, start_drill
 from drsync.standby.restore import run_restore
-from tests.iceberg_helpers import batch, catalog, commit, create_dir_table, duck_rows, iceduck
+from tests.iceberg_helpers import duck_rows, iceduck
 
 
 def _timed(runs: int, make: Callable[[Path], None], base: Path, label: str) -> tuple[list[float], Path]:
@@ -52,15 +50,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="drsync-bench-icedrill-"))
-    (root / "primary" / "warehouse").mkdir(parents=True)
-    (root / "standby" / "warehouse").mkdir(parents=True)
-    settings = load_settings(write_config(root, grace="0s"))
+    root, settings = local_sites("drsync-bench-icedrill-")
     src = root / "primary" / "warehouse" / "db" / "s" / "ice"
     dst = root / "standby" / "warehouse" / "db" / "s" / "ice"
-    t = create_dir_table(catalog(root / "scratch"), "db.ice", src, rows=args.rows)
-    for i in range(1, args.snapshots):
-        commit(t, lambda t, i=i: t.append(batch(1_000_000 * i, args.rows)))
+    snapshot_table(root, src, args.snapshots, args.rows)
     assert run_backup(settings).exit_code == 0 and run_restore(settings).exit_code == 0
     files = [p for p in dst.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
