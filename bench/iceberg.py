@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from drsync.config import load_settings
+from pyiceberg.table import Table
+
+from drsync.config import Settings, load_settings
 from drsync.demo import write_config
 from drsync.fsutil import rmtree_force
 from drsync.primary.round import run_backup
@@ -39,21 +41,32 @@ def _rsync(src: Path, dst: Path) -> tuple[float, int]:
     return took, int(m[1].replace(",", "")) if m else -1
 
 
+def local_sites(prefix: str) -> tuple[Path, Settings]:
+    """A temp root holding a primary and a standby warehouse, and a transport=local config."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    for side in ("primary", "standby"):
+        (root / side / "warehouse").mkdir(parents=True)
+    return root, load_settings(write_config(root, grace="0s"))
+
+
+def snapshot_table(root: Path, src: Path, snapshots: int, rows: int) -> Table:
+    """A directory table at `src` written by pyiceberg: `snapshots` appends of `rows` rows."""
+    t = create_dir_table(catalog(root / "scratch"), "db.ice", src, rows=rows)
+    for i in range(1, snapshots):
+        commit(t, lambda t, i=i: t.append(batch(1000 * i, rows)))
+    return t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--snapshots", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="drsync-bench-iceberg-"))
-    (root / "primary" / "warehouse").mkdir(parents=True)
-    (root / "standby" / "warehouse").mkdir(parents=True)
-    settings = load_settings(write_config(root, grace="0s"))
+    root, settings = local_sites("drsync-bench-iceberg-")
     src = root / "primary" / "warehouse" / "db" / "s" / "ice"
     rs_dst = root / "rsync" / "db" / "s" / "ice"
     rs_dst.mkdir(parents=True)
-    t = create_dir_table(catalog(root / "scratch"), "db.ice", src, rows=300)
-    for i in range(1, args.snapshots):
-        commit(t, lambda t, i=i: t.append(batch(1000 * i, 300)))
+    t = snapshot_table(root, src, args.snapshots, 300)
 
     def drsync_round() -> tuple[float, int]:
         before = set(os.listdir(settings.primary_metadata_destination / MANIFEST_DIR)) \

@@ -9,6 +9,7 @@ and after every commit `metadata/version-hint.text` is pointed at the new metada
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import duckdb_extension_iceberg
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import StaticTable, Table
+
+from tests.helpers import Sites, drsync
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 
@@ -47,6 +50,28 @@ def create_dir_table(cat: SqlCatalog, ident: str, location: Path, rows: int = 3,
         t.append(batch(0, rows))
     set_hint(t)
     return t
+
+
+@dataclass
+class IceTable:
+    """Directory table `db.s.<name>` written by pyiceberg on the primary (its scratch catalog
+    outside the warehouse); `dst` is where the standby holds it."""
+
+    table: Table
+    src: Path
+    dst: Path
+
+
+def ice_table(sites: Sites, name: str = "ice", rows: int = 3) -> IceTable:
+    src, dst = sites.primary / "db" / "s" / name, sites.standby / "db" / "s" / name
+    return IceTable(create_dir_table(catalog(sites.base / "scratch-catalog"), f"db.{name}", src, rows),
+                    src, dst)
+
+
+def backup_restore(config: Path) -> None:
+    """One round: backup, then restore (both must succeed)."""
+    drsync("backup", "-c", str(config), check=True)
+    drsync("restore", "-c", str(config), check=True)
 
 
 def batch(start: int, n: int) -> pa.Table:

@@ -13,6 +13,7 @@ SWAP_PAIRS = (
     ("primary-metadata-destination", "restore-metadata-destination"),
     ("primary-cluster-id", "standby-cluster-id"),
     ("primary-warehouse", "standby-warehouse"),
+    ("primary-iceberg-catalog", "standby-iceberg-catalog"),
 )
 _PARTNER = {a: b for a, b in SWAP_PAIRS} | {b: a for a, b in SWAP_PAIRS}
 _ASSIGNMENT = re.compile(r"(?P<key>[^=]*)=(?P<value>.*?)(?P<cr>\r*)")  # line ends stay put

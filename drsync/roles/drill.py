@@ -1,9 +1,9 @@
 """Drills: writable forks of the standby at a retained barrier, while replication goes on.
 
-`drill start NAME --into DIR` makes `DIR/<db>/<schema>/<table>` a writable Delta table per
+`drill start NAME --into DIR` makes `DIR/<db>/<schema>/<table>` a writable table per
 chosen replicated table, at the versions of one barrier map
 (`<standby-warehouse>/_drsync/barriers/<key>.json`); one table is
-forked by its format (TableFormat.fork; Delta: tableformat/delta/fork.py).
+forked by its format (TableFormat.fork: tableformat/delta/fork.py, tableformat/iceberg/fork.py).
 
 Crash safety. Every drill has a record `<restore-metadata>/drills/<name>.json`, written
 atomically *before* anything is built: from then on it holds its barrier map (retention
@@ -232,7 +232,8 @@ def _build(settings: Settings, rec: DrillRecord, tmp: Path) -> list[ForkedTable]
                              "(dropped, renamed or desynchronised since)",
                              hint="leave it out with --table, or fork a newer barrier")
         fmt = require_format(src)
-        out.append(fmt.fork(src, ref.path(tmp), name, version, rec.key, copy=rec.copy_data))
+        out.append(fmt.fork(src, ref.path(tmp), name, version, rec.key, copy=rec.copy_data,
+                            final=ref.path(Path(rec.into))))
         crash_point("drill.table")
     return out
 

@@ -9,12 +9,14 @@ every step of the move.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drsync.errors import RoleError
-from drsync.fsutil import ensure_dir, fsync_dir, make_writable_dir
+from drsync.faults import crash_point
+from drsync.fsutil import atomic_write_bytes, ensure_dir, fsync_dir, make_writable_dir
 from drsync.primary.changes import TableInventory, collect_changes
 from drsync.sets.digest import file_hash
 from drsync.tableformat import format_of, require_format
@@ -49,6 +51,7 @@ def _move(tdir: Path, rel: str, quarantine: Path, touched: set[Path]) -> bool:
     make_writable_dir(src.parent)
     os.rename(src, dest)
     touched.add(src.parent)
+    crash_point("setaside.file")
     return True
 
 
@@ -56,10 +59,15 @@ def set_aside_above(tdir: Path, name: str, version: int, quarantine: Path,
                     extra: set[str] | None = None) -> SetAside:
     """Move every log file above `version`, the data files only those commits add, and the
     `extra` paths (files a half-applied set installed) into `quarantine`."""
-    plan = require_format(tdir).set_aside_plan(tdir, name, version)
+    fmt = require_format(tdir)
+    plan = fmt.set_aside_plan(tdir, name, version)
     result = SetAside(name, version, commits=plan.commits, rows=plan.rows, where=quarantine)
     data = plan.data_files | set(extra or ())
     touched: set[Path] = set()
+    if plan.pointers:  # a pointer is the commit point: back at `version` before anything moves
+        _repoint(tdir, plan.pointers, quarantine)
+        fmt.after_install(tdir, name)  # e.g. the catalog's row, after the pointer
+        crash_point("setaside.repointed")
     for rel in plan.log_files:  # newest first: the log stays contiguous
         if _move(tdir, rel, quarantine, touched):
             result.files.append(rel)
@@ -69,6 +77,18 @@ def set_aside_above(tdir: Path, name: str, version: int, quarantine: Path,
     for d in touched:
         fsync_dir(d)
     return result
+
+
+def _repoint(tdir: Path, pointers: dict[str, bytes], quarantine: Path) -> None:
+    """Replace each pointer file (temp + fsync + rename); the one it replaces is kept in the
+    quarantine (only the first time: a re-run after a kill finds the new one in place)."""
+    for rel, data in pointers.items():
+        old = tdir / rel
+        with contextlib.suppress(FileNotFoundError):
+            if not (quarantine / rel).exists():
+                atomic_write_bytes(quarantine / rel, old.read_bytes())
+        make_writable_dir(old.parent)
+        atomic_write_bytes(old, data)
 
 
 def set_aside_table(tdir: Path, name: str, quarantine: Path) -> SetAside:

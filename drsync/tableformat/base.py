@@ -101,6 +101,9 @@ class SetAsidePlan:
     commits: list[int]  # versions above
     data_files: set[str]  # data files only those versions add
     rows: int  # rows those versions added (from the format's statistics; 0 if unknown)
+    # Pointer files (table-relative -> new content) written before anything moves, when the
+    # commit point is a pointer (Iceberg): the table is at `version` from then on.
+    pointers: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -244,9 +247,12 @@ class TableFormat(Protocol):
         """Every immutable log file of the table with its size (a copy holds them all)."""
 
     # --- drills ----------------------------------------------------------------------------
-    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+             final: Path | None = None) -> ForkedTable:
         """A writable table at `dest` equal to `src` at `version`: its own log, data files
-        hard-linked (copied with `copy`), never a replicated file changed (roles/drill.py)."""
+        hard-linked (copied with `copy`), never a replicated file changed (roles/drill.py).
+        `final`: where the fork is read once built (a drill renames its temp directory into
+        place); a format with absolute paths in its metadata writes that location."""
 
 
 def event_text(table: str, e: dict[str, Any]) -> str:

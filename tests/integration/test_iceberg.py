@@ -16,12 +16,14 @@ from pyiceberg.types import StringType
 
 from tests.helpers import Sites, drsync
 from tests.iceberg_helpers import (
+    IceTable,
+    backup_restore,
     batch,
     catalog,
     commit,
-    create_dir_table,
     current_metadata,
     duck_rows,
+    ice_table,
     iceduck,
     py_rows,
     snapshot_ids,
@@ -31,8 +33,7 @@ NAME = "db.s.ice"
 
 
 def _round(sites: Sites) -> None:
-    drsync("backup", "-c", str(sites.config), check=True)
-    drsync("restore", "-c", str(sites.config), check=True)
+    backup_restore(sites.config)
 
 
 def _every_snapshot(table_dir: Path) -> dict[Any, list[tuple[Any, ...]]]:
@@ -68,10 +69,9 @@ def _writes() -> list[Any]:
     ]
 
 
-def test_directory_table_over_rounds_reads_at_every_snapshot_without_the_primary(sites: Sites) -> None:
-    cat = catalog(sites.base / "scratch-catalog")
-    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
-    t = create_dir_table(cat, "db.ice", src)
+def test_directory_table_over_rounds_reads_at_every_snapshot_without_the_primary(
+        sites: Sites, ice: IceTable) -> None:
+    t, src, dst = ice.table, ice.src, ice.dst
     writes = _writes()
     for r in range(len(writes) + 1):
         if r:
@@ -88,10 +88,8 @@ def test_directory_table_over_rounds_reads_at_every_snapshot_without_the_primary
     assert "1 of 1 table(s) equal" in v.stdout
 
 
-def test_expired_snapshots_leave_the_standby_after_the_pointer_switched(sites: Sites) -> None:
-    cat = catalog(sites.base / "scratch-catalog")
-    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
-    t = create_dir_table(cat, "db.ice", src)
+def test_expired_snapshots_leave_the_standby_after_the_pointer_switched(sites: Sites, ice: IceTable) -> None:
+    t, src, dst = ice.table, ice.src, ice.dst
     for i in range(3):
         commit(t, lambda t, i=i: t.overwrite(batch(10 * i, 2)))
     _round(sites)
@@ -122,13 +120,11 @@ def test_metadata_pointing_outside_the_table_is_refused_by_name(sites: Sites) ->
     assert not (sites.standby / "db" / "s" / "ice").exists()
 
 
-def test_mixed_set_with_a_delta_table(sites: Sites) -> None:
+def test_mixed_set_with_a_delta_table(sites: Sites, ice: IceTable) -> None:
     from deltalake import DeltaTable, write_deltalake
 
-    cat = catalog(sites.base / "scratch-catalog")
-    src = sites.primary / "db" / "s" / "ice"
+    t, src = ice.table, ice.src
     delta_src, delta_dst = sites.primary / "db" / "s" / "dl", sites.standby / "db" / "s" / "dl"
-    t = create_dir_table(cat, "db.ice", src)
     write_deltalake(str(delta_src), batch(0, 3))
     for r in range(3):
         if r:
@@ -148,9 +144,8 @@ def test_directory_table_over_real_sshd(sshd: Any, tmp_path: Path) -> None:
     from tests.integration.test_ssh import ssh_sites
 
     sites = ssh_sites(tmp_path / "s", sshd)
-    cat = catalog(sites.base / "scratch-catalog")
-    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
-    t = create_dir_table(cat, "db.ice", src)
+    ice = ice_table(sites)
+    t, src, dst = ice.table, ice.src, ice.dst
     for r, write in enumerate(_writes()[:4]):
         if r:
             commit(t, write)
@@ -158,10 +153,8 @@ def test_directory_table_over_real_sshd(sshd: Any, tmp_path: Path) -> None:
         assert _with_primary_away(sites, lambda: _every_snapshot(dst)) == _every_snapshot(src), f"round {r}"
 
 
-def test_a_local_commit_on_the_standby_is_refused_not_overwritten(sites: Sites) -> None:
-    cat = catalog(sites.base / "scratch-catalog")
-    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
-    t = create_dir_table(cat, "db.ice", src)
+def test_a_local_commit_on_the_standby_is_refused_not_overwritten(sites: Sites, ice: IceTable) -> None:
+    t, dst = ice.table, ice.dst
     _round(sites)
     local = catalog(sites.base / "standby-writer")
     local.create_namespace("db")
@@ -174,3 +167,30 @@ def test_a_local_commit_on_the_standby_is_refused_not_overwritten(sites: Sites) 
     assert "db.s.ice" in r.stderr and "behind drsync's back" in r.stderr, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert current_metadata(dst) == pointer  # the local commit is left as it was
+
+
+def test_schema_and_partition_spec_changes_are_ddl_events_in_show_progress(sites: Sites,
+                                                                          ice: IceTable) -> None:
+    from deltalake import write_deltalake
+
+    dl = sites.primary / "db" / "s" / "dl"
+    write_deltalake(str(dl), batch(0, 2))
+    _round(sites)
+    commit(ice.table, lambda t: t.update_schema().add_column("note", StringType()).commit())
+    commit(ice.table, lambda t: t.update_spec().add_field("name", IdentityTransform(), "name_part").commit())
+    commit(ice.table, lambda t: t.append(pa.table({"id": [9], "name": ["n"], "note": ["x"]})))
+    write_deltalake(str(dl), pa.table({"id": [5], "name": ["d"], "extra": [1.5]}), mode="append",
+                    schema_mode="merge")
+    _round(sites)
+    table = drsync("show-progress", "-c", str(sites.config), "--format", "table", check=True).stdout
+    ddl = [line.strip() for line in table.splitlines() if line.strip().startswith("DDL ")]
+    ice_events = [d for d in ddl if "db.s.ice@" in d]
+    assert any("added column note" in d for d in ice_events), table
+    assert any("partition spec now [identity(" in d for d in ice_events), table
+    assert any("db.s.dl@" in d and "extra" in d for d in ddl), table  # Delta's in the same set
+    # A round that changes no schema adds no event.
+    commit(ice.table, lambda t: t.append(pa.table({"id": [10], "name": ["m"], "note": ["y"]})))
+    _round(sites)
+    again = drsync("show-progress", "-c", str(sites.config), "--format", "table", check=True).stdout
+    assert [line for line in again.splitlines() if line.strip().startswith("DDL ")] == \
+        [line for line in table.splitlines() if line.strip().startswith("DDL ")]

@@ -3,28 +3,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.helpers import Sites, drsync
 from tests.iceberg_helpers import (
+    IceTable,
+    backup_restore,
     batch,
     catalog,
     commit,
-    create_dir_table,
     current_metadata,
     duck_rows,
     iceduck,
 )
 
-
-def _round(config: Path) -> None:
-    drsync("backup", "-c", str(config), check=True)
-    drsync("restore", "-c", str(config), check=True)
+_round = backup_restore
 
 
-def test_switchover_reverse_replication_and_back(sites: Sites) -> None:
-    src, dst = sites.primary / "db" / "s" / "ice", sites.standby / "db" / "s" / "ice"
-    t = create_dir_table(catalog(sites.base / "scratch-catalog"), "db.ice", src)
+def test_switchover_reverse_replication_and_back(sites: Sites, ice: IceTable) -> None:
+    t, src, dst = ice.table, ice.src, ice.dst
     commit(t, lambda t: t.append(batch(10, 2)))
     _round(sites.config)
     sw = drsync("switchover", "-c", str(sites.config))

@@ -16,6 +16,15 @@ from deltalake import write_deltalake
 from drsync.demo import create_sample_warehouse, table_dir
 from tests.conftest import UNPRIVILEGED_USER
 from tests.helpers import REPO, Sites, drsync, duck, rows
+from tests.iceberg_helpers import (
+    backup_restore,
+    catalog,
+    create_dir_table,
+    current_metadata,
+    duck_rows,
+    ice_table,
+    iceduck,
+)
 
 USER = UNPRIVILEGED_USER
 
@@ -30,6 +39,8 @@ import pyarrow, pyarrow.parquet, deltalake, drsync.cli.main, drsync.standby.rest
 import encodings.utf_8_sig, encodings.idna, encodings.ascii, encodings.latin_1  # noqa
 import drsync.sets.bundle, drsync.standby.verify, zstandard, tarfile, csv, uuid  # noqa
 import drsync.logsetup, drsync.daemon.oneshot, drsync.config.envfile, drsync.cli.dws, logging.handlers  # noqa
+import pyiceberg.catalog.sql, pyiceberg.io.pyarrow, pyiceberg.table, sqlalchemy.dialects.sqlite  # noqa
+import pyarrow.dataset, fastavro, sqlite3  # noqa
 pw = pwd.getpwnam({USER!r})
 os.setgroups([]); os.setgid(pw.pw_gid); os.setuid(pw.pw_uid)
 assert os.geteuid() == pw.pw_uid and os.getegid() == pw.pw_gid
@@ -104,3 +115,41 @@ def test_replicated_tables_refuse_an_unprivileged_writer_others_do_not(open_site
     con = duck()
     assert rows(con, replicated) == rows(con, table_dir(sites.primary, "hr.people.employees"))
     assert len(rows(con, local_table)) == 2
+
+
+ICE_WRITE = """
+import sys, pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+cat = SqlCatalog("w", uri=f"sqlite:///{sys.argv[2]}/w.db")
+cat.create_namespace("db")
+t = cat.register_table("db.t", sys.argv[1])
+t.append(pa.table({"id": pa.array([7], pa.int64()), "name": ["u"]}))
+print("wrote")
+"""
+
+
+def test_replicated_iceberg_tables_refuse_an_unprivileged_pyiceberg_writer(open_sites: Sites) -> None:
+    """Modes, not ownership, stop the writer: the standby warehouse is handed to the user."""
+    sites = open_sites
+    uid = pwd.getpwnam(USER).pw_uid
+    ice = ice_table(sites)
+    backup_restore(sites.config)
+    subprocess.run(["chown", "-R", f"{uid}:{uid}", str(sites.standby)], check=True)
+    scratch = sites.base / "writer"
+    scratch.mkdir()
+    os.chown(scratch, uid, uid)
+    # The control: the same user and writer script write an Iceberg table of the user's own.
+    own = sites.standby / "scratch" / "work" / "ice"
+    create_dir_table(catalog(sites.base / "own-catalog"), "db.own", own)
+    subprocess.run(["chown", "-R", f"{uid}:{uid}", str(sites.standby / "scratch")], check=True)
+    w = _as_user(ICE_WRITE, str(current_metadata(own)), str(scratch))
+    assert w.returncode == 0 and "wrote" in w.stdout, w.stdout + w.stderr
+
+    before = sorted(str(p.relative_to(ice.dst)) for p in ice.dst.rglob("*"))
+    (scratch / "w.db").unlink()
+    w = _as_user(ICE_WRITE, str(current_metadata(ice.dst)), str(scratch))
+    assert w.returncode != 0, "an unprivileged writer could append to a replicated Iceberg table"
+    assert "ermission denied" in w.stderr or "PermissionError" in w.stderr, w.stderr
+    assert sorted(str(p.relative_to(ice.dst)) for p in ice.dst.rglob("*")) == before
+    con = iceduck()
+    assert duck_rows(con, ice.dst) == duck_rows(con, ice.src)

@@ -19,18 +19,17 @@ Delta data files never change once written, so a fork needs its own log, not its
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 from pathlib import Path
 
 from drsync.errors import DrillError, TableFormatError
 from drsync.faults import crash_point
-from drsync.fsutil import RW_DIR, RW_FILE, read_json_object
+from drsync.fsutil import RW_FILE, read_json_object
 from drsync.tableformat.base import ForkedTable
 from drsync.tableformat.delta.actions import files_added, parse_commit_bytes
 from drsync.tableformat.delta.checkpoints import snapshot
 from drsync.tableformat.delta.log import LAST_CHECKPOINT, LOG_DIR, list_log
+from drsync.tableformat.forkfiles import parent_made, place_data_file
 
 
 def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
@@ -60,7 +59,7 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
     made: set[Path] = set()
     change_data: set[str] = set()  # CDC files the copied commits name (kept where still present)
     for rel in log_files:
-        target = _parent_made(dest, rel, made)
+        target = parent_made(dest, rel, made)
         try:
             data = (src / rel).read_bytes()
             st = os.stat(src / rel)
@@ -81,15 +80,8 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
     needed = set(snap.data_files) | set(snap.sidecars)
     optional = {p for p in change_data - needed if (src / p).is_file()}
     for rel in sorted(needed | optional):
-        target = _parent_made(dest, rel, made)
         try:
-            if copy:
-                shutil.copyfile(src / rel, target)
-                os.chmod(target, RW_FILE)
-                out.copied_bytes += target.stat().st_size
-            else:
-                os.link(src / rel, target)
-                out.linked_bytes += target.stat().st_size
+            place_data_file(src, dest, rel, made, out, copy=copy)
         except FileNotFoundError:
             if rel in optional:
                 continue  # change data removed meanwhile: the snapshot does not need it
@@ -97,22 +89,7 @@ def fork_table(src: Path, dest: Path, name: str, version: int, key: str, *, copy
                 f"{why}: its file {rel} was removed on the standby (VACUUM on the primary, "
                 "mirrored after a later set)", hint="fork a newer barrier (drsync drill list shows "
                 "the barriers; the newest is the default)") from None
-        except OSError as e:
-            if e.errno == errno.EXDEV:
-                raise DrillError(f"{dest} is on another filesystem than {src}: data files cannot be "
-                                 "hard-linked", hint="put the drill on the standby warehouse's "
-                                 "filesystem, or pass --copy to copy the data") from None
-            raise
-        out.files += 1
     if not (dest / LOG_DIR).is_dir():
         raise DrillError(f"{why}: no log file at or below that version is left on the standby")
     return out
 
-
-def _parent_made(dest: Path, rel: str, made: set[Path]) -> Path:
-    target = dest / rel
-    parent = target.parent
-    if parent not in made:
-        os.makedirs(parent, mode=RW_DIR, exist_ok=True)
-        made.add(parent)
-    return target

@@ -93,7 +93,8 @@ class DeltaFormat(TableFormat):
     def sample_rows(self, con: Any, table_dir: Path, version: int, limit: int) -> int:
         return reader.sample_rows(con, table_dir, version, limit)
 
-    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+             final: Path | None = None) -> ForkedTable:
         return fork.fork_table(src, dest, name, version, key, copy=copy)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:

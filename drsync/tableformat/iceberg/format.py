@@ -20,7 +20,7 @@ from drsync.tableformat.base import (
     TableFormat,
     TableInventory,
 )
-from drsync.tableformat.iceberg import catalog, collect, metadata, reachable, reader, rewrite
+from drsync.tableformat.iceberg import catalog, collect, fork, metadata, reachable, reader, rewrite, setaside
 from drsync.tableformat.iceberg.metadata import HINT, META_DIR, MetadataLog
 
 KINDS = ("data", "delete", "stats", "manifest", "manifest_list", "metadata", "hint")
@@ -122,12 +122,12 @@ class IcebergFormat(TableFormat):
     def sample_rows(self, con: Any, table_dir: Path, version: int, limit: int) -> int:
         return reader.sample_rows(con, table_dir, version, limit)
 
-    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool) -> ForkedTable:
-        raise TableFormatError(f"table {name}: drills of Iceberg tables are not supported yet")
+    def fork(self, src: Path, dest: Path, name: str, version: int, key: str, *, copy: bool,
+             final: Path | None = None) -> ForkedTable:
+        return fork.fork_table(src, dest, name, version, key, copy=copy, final=final)
 
     def set_aside_plan(self, table_dir: Path, name: str, version: int) -> SetAsidePlan:
-        raise TableFormatError(f"table {name}: taking an Iceberg table back to a version is not "
-                               "supported yet")
+        return setaside.set_aside_plan(table_dir, name, version)
 
     def held_log_files(self, table_dir: Path) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -118,9 +118,30 @@ def read_pointer(table_dir: Path) -> str:
     except OSError as e:
         raise TableFormatError(f"{table_dir}: cannot read {HINT}: {e.strerror}") from None
     try:
-        return hint_target(text)
+        target = hint_target(text)
     except TableFormatError as e:
         raise TableFormatError(f"{table_dir}: {e.message}") from None
+    row = _catalog_row(table_dir)
+    if row is not None and (metadata_version(row) or -1) > (metadata_version(target) or -1):
+        return row
+    return target
+
+
+def _catalog_row(table_dir: Path) -> str | None:
+    """The primary catalog's metadata for a table that also has a version-hint.text: a
+    replicated copy promoted to primary (failover, switchover) keeps the hint drsync wrote,
+    while writers commit through the catalog row; the newer of the two is the table's state.
+    An unreachable catalog leaves the hint in charge (a standby host may not reach it), and
+    so does a row naming a file that is not there (a stale row left by a role change)."""
+    from drsync.tableformat.iceberg.catalog import CONFIG, primary_pointer
+
+    if CONFIG.primary is None:
+        return None
+    try:
+        row = primary_pointer(table_dir)
+    except TableFormatError:
+        return None
+    return row if row is not None and (table_dir / row).is_file() else None
 
 
 def read_metadata_log(table_dir: Path, current: str, name: str) -> MetadataLog:
@@ -162,6 +183,25 @@ def signature(table_dir: Path) -> str | None:
         return f"catalog:{rel}" if rel is not None else None
     try:
         st = os.stat(table_dir / HINT)
-        return f"{(table_dir / HINT).read_text(errors='replace').strip()}:{st.st_size}:{st.st_mtime_ns}"
+        hint = (table_dir / HINT).read_text(errors="replace").strip()
     except OSError:
         return None
+    return f"{hint}:{st.st_size}:{st.st_mtime_ns}:{_catalog_row(table_dir)}"
+
+
+def version_metadata(table_dir: Path, name: str, version: int) -> str:
+    """The table-relative metadata JSON of `version` still in `table_dir` (TableFormatError if
+    none is left: the standby keeps only what its newest sets need)."""
+    try:
+        log = read_metadata_log(table_dir, read_pointer(table_dir), name)
+        rel = log.versions.get(version, ("", 0))[0]
+        if rel and (table_dir / rel).is_file():
+            return rel
+    except TableFormatError:
+        pass  # the pointer names a missing file: look for the version by name
+    found = sorted(f"{META_DIR}/{p.name}" for p in (table_dir / META_DIR).iterdir()
+                   if metadata_version(p.name) == version and p.is_file())
+    if len(found) != 1:
+        what = "no metadata file" if not found else f"{len(found)} metadata files ({', '.join(found)})"
+        raise TableFormatError(f"table {name}: {what} for version {version} in {table_dir}")
+    return found[0]

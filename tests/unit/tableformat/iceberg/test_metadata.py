@@ -59,3 +59,28 @@ def test_a_location_off_the_local_file_system_is_refused() -> None:
 def test_bad_metadata_is_refused_by_name(raw: bytes, why: str) -> None:
     with pytest.raises(TableFormatError, match=why):
         parse_metadata(raw, table="db.s.t", where="m.json")
+
+
+def test_a_promoted_copys_catalog_row_wins_over_its_hint_when_newer(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After failover drsync's version-hint.text stays behind while writers commit through the
+    catalog row: the newer of the two is the table's state; a stale or unreachable row is not."""
+    from drsync.tableformat.iceberg import catalog as icecat
+    from drsync.tableformat.iceberg.metadata import read_pointer, signature
+    from tests.iceberg_helpers import batch, catalog, create_dir_table
+
+    table = tmp_path / "db" / "s" / "t"
+    cat = catalog(tmp_path / "cat", "prod")
+    t = create_dir_table(cat, "db.t", table)  # the hint names the current metadata
+    hinted = read_pointer(table)
+    t.append(batch(10, 1))  # through the catalog only: the hint stays behind
+    row = f"metadata/{Path(t.metadata_location).name}"
+    monkeypatch.setattr(icecat.CONFIG, "name", "prod")
+    monkeypatch.setattr(icecat.CONFIG, "primary", f"sqlite:///{tmp_path}/cat/prod.db")
+    before = signature(table)
+    assert read_pointer(table) == row != hinted
+    (table / row).rename(tmp_path / "gone.json")
+    assert read_pointer(table) == hinted and signature(table) != before  # a stale row
+    (tmp_path / "gone.json").rename(table / row)
+    monkeypatch.setattr(icecat.CONFIG, "primary", f"sqlite:///{tmp_path}/absent-dir/x.db")
+    assert read_pointer(table) == hinted  # an unreachable catalog: the hint
