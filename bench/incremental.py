@@ -86,9 +86,9 @@ from drsync.fsutil import rmtree_force
 from drsync.peer import Peer
 from drsync.primary.changes import collect_changes
 from drsync.primary.round import load_inventory, run_backup
-from drsync.primary.roundindex import RoundIndex, log_signature
+from drsync.primary.roundindex import RoundIndex
 from drsync.site.layout import MANIFEST_DIR
-from drsync.site.warehouse import TableRef, discover_tables
+from drsync.site.warehouse import TableRef, discover_tables, scan_tables
 from drsync.standby.restore import run_restore
 from drsync.tableformat.delta import LOG_DIR, list_log
 
@@ -365,8 +365,8 @@ def collect_pass(settings: Settings) -> None:
     meta, wh = settings.primary_metadata_destination, settings.primary_warehouse
     barrier_ms = int(time.time() * 1000)
     index = RoundIndex.load(meta)
-    for t in discover_tables(wh):
-        if index.unchanged(t.name, log_signature(t.path(wh))) is not None:
+    for t, sig in scan_tables(wh):
+        if index.unchanged(t.name, sig) is not None:
             continue
         change = collect_changes(t.path(wh), t.name, list_log(t.path(wh)), barrier_ms,
                                  load_inventory(meta, t))

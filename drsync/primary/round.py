@@ -36,14 +36,13 @@ from drsync.primary.membership import (
     NO_PUBLICATIONS,
     clear_reseed,
     collect_table,
-    inventoried,
     inventory_path,
     load_inventory,
     move_and_forget,
     plan_round,
 )
 from drsync.primary.packing import make_manifest, write_bundles
-from drsync.primary.roundindex import RoundIndex, log_signature
+from drsync.primary.roundindex import RoundIndex
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
@@ -192,7 +191,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         reseed = plan.wants_reseed(table.name)
         # Fast path (roundindex.py): a log whose signature is what it was when the table was
         # last found idle and fully shipped costs one listing (no inventory read, no parse).
-        sig = log_signature(table.path(warehouse))
+        sig = plan.signatures.get(table.name)
         known = None if reseed else index.unchanged(table.name, sig)
         if known is not None:
             versions[table.name] = known
@@ -222,7 +221,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         changes.append((table, change))
         versions[table.name] = change.to_version
     crash_point("backup.collected")
-    check_desync_guard(meta, settings.desync_guard, len(inventoried(meta)), plan.desync, confirm_desync,
+    check_desync_guard(meta, settings.desync_guard, len(plan.inventoried), plan.desync, confirm_desync,
                        settings.source_file)
 
     tracker.step("COMPRESS")

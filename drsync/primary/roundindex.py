@@ -17,15 +17,16 @@ from pathlib import Path
 
 from drsync.fsutil import read_json_object, write_advisory_json
 from drsync.site.layout import MetadataLayout
-from drsync.tableformat import format_of
+from drsync.tableformat import probe
 
 __all__ = ["RoundIndex", "log_signature"]
 
 
 def log_signature(table_dir: Path) -> str | None:
-    """Identity of a table's log as it is now (None: no table of a known format, or unreadable)."""
-    fmt = format_of(table_dir)
-    return fmt.log_signature(table_dir) if fmt is not None else None
+    """Identity of a table's log as it is now (None: no table of a known format, or unreadable),
+    as the round's discovery takes it (site/warehouse.scan_tables)."""
+    found = probe(str(table_dir))
+    return found[1] if found is not None else None
 
 
 class RoundIndex:
