@@ -77,7 +77,9 @@ class RoundPlan:
 
 
 def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
-               layout: Layout = "dws") -> RoundPlan:
+               layout: Layout = "dws", inventoried_now: list[TableRef] | None = None) -> RoundPlan:
+    """`inventoried_now`: the inventoried tables as a daemon's last round left them
+    (roundmemory.py); None reads them from disk."""
     pubs = load_publications(meta)
     plan = RoundPlan(pubs)
     if pubs is None:
@@ -105,7 +107,7 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
     wanted = reseed.get("tables")
     plan.reseed_all = reseed.get("all") is True
     plan.reseed = {str(t) for t in wanted} if isinstance(wanted, list) else set()
-    plan.inventoried = inventoried(meta)
+    plan.inventoried = inventoried(meta) if inventoried_now is None else inventoried_now
     for ref in plan.inventoried:
         if ref.name in published:
             continue

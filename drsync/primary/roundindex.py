@@ -56,5 +56,10 @@ class RoundIndex:
         """Index a table found idle: nothing beyond what was shipped, no removed file pending."""
         self._new[name] = [sig, version]
 
+    @property
+    def entries(self) -> dict[str, list[object]]:
+        """This round's index (what `save` writes): a daemon keeps it for its next round."""
+        return self._new
+
     def save(self, meta: Path) -> None:
         write_advisory_json(MetadataLayout(meta).index, self._new)

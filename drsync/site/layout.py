@@ -250,6 +250,14 @@ class MetadataLayout:
 # ---- the media destination
 
 
+def inventory_sort_key(table: TableRef) -> tuple[int, str, str, str]:
+    """Where `table`'s inventory sorts in `MetadataLayout.inventory_tables` (dws ones by path,
+    then hive ones by path), without building its path."""
+    if table.schema:
+        return (0, table.db, table.schema, f"{table.table}.json")
+    return (1, f"{table.db}{HIVE_DB_SUFFIX}", "", f"{table.table}.json")
+
+
 def _scandir(path: str) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
