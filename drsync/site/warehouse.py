@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -39,11 +40,13 @@ class TableRef:
     def parts(self) -> tuple[str, ...]:
         return (self.db, self.schema, self.table) if self.schema else (self.db, self.table)
 
-    @property
+    # Cached (in the instance's __dict__, which a frozen dataclass allows): a round asks every
+    # table's name several times, and quoting the parts is most of a no-change round's cost.
+    @cached_property
     def name(self) -> str:
         return format_name(self.parts)
 
-    @property
+    @cached_property
     def relpath(self) -> str:
         return "/".join(relpath_parts(self.parts))
 
