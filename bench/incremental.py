@@ -29,8 +29,8 @@ OpenSSH server runs on 127.0.0.1 (`tests.sshd.start_sshd`) and every drsync conf
 transport=ssh to a `drsync agent` started through it. Side by side, per round:
 
 * drsync as a daemon runs it: one `SshPeer` kept open across rounds, `run_backup(settings,
-  transport=...)`, then `run_restore` (local on the standby host); the connection set-up is
-  timed on its own;
+  transport=..., memory=...)` (the daemon's RoundMemory: round index and inventories kept),
+  then `run_restore` (local on the standby host); the connection set-up is timed on its own;
 * the same, through `tests.faultproxy.FaultProxy` (no faults) between client and sshd, to count
   the bytes on the wire (SSH framing, encryption and protocol round trips included);
 * `drsync backup|restore` as the CLI (a new SSH connection and agent every time);
@@ -87,6 +87,7 @@ from drsync.peer import Peer
 from drsync.primary.changes import collect_changes
 from drsync.primary.round import load_inventory, run_backup
 from drsync.primary.roundindex import RoundIndex
+from drsync.primary.roundmemory import RoundMemory
 from drsync.site.layout import MANIFEST_DIR
 from drsync.site.warehouse import TableRef, discover_tables, scan_tables
 from drsync.standby.restore import run_restore
@@ -210,6 +211,8 @@ class Pair:
     # a FaultProxy whose byte counters this pair's connections go through, and the wall-clock
     # time at which each step of each backup / restore began (from the progress hook).
     transport: Peer | None = None
+    # What a daemon keeps between rounds (primary/roundmemory.py): set with `transport`.
+    memory: RoundMemory | None = None
     proxy: Any = None
     phases: list[dict[str, float]] = field(default_factory=list)
 
@@ -229,7 +232,8 @@ class Pair:
             restore_s = _timed(lambda: _cli("restore", self.config))
         else:
             marks["start"] = time.perf_counter()
-            backup_s = _timed(lambda: _check_backup(self.settings, self.transport, _marker(marks, "")))
+            backup_s = _timed(lambda: _check_backup(self.settings, self.transport, _marker(marks, ""),
+                                                    self.memory))
             wire = self.wire()
             marks["restore"] = time.perf_counter()
             restore_s = _timed(lambda: _check_restore(self.settings, _marker(marks, "restore ")))
@@ -283,8 +287,9 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def _check_backup(settings: Settings, transport: Peer | None = None,
-                  ui: Callable[[str, int, int], None] | None = None) -> None:
-    result = run_backup(settings, ui, transport)
+                  ui: Callable[[str, int, int], None] | None = None,
+                  memory: RoundMemory | None = None) -> None:
+    result = run_backup(settings, ui, transport, memory=memory)
     if result.exit_code != 0 or result.key is None:
         raise SystemExit(f"bench: backup failed: {result.message}")
 
@@ -823,6 +828,7 @@ def run_ssh(args: argparse.Namespace, root: Path) -> None:
         for p in (kept, proxied):
             t0 = time.perf_counter()
             p.transport = open_peer(p.settings)
+            p.memory = RoundMemory()
             setup[p.label] = time.perf_counter() - t0
         initial = {p.label: p.round() for p in pairs}
         initial_rsync = {x.label: x.round() for x in (rs, rsp)}
@@ -871,7 +877,7 @@ def run_ssh(args: argparse.Namespace, root: Path) -> None:
             append_round(wl, pick_changed(tables, args.rounds, args.changed))
             os.sync()
             transport = kept.transport
-            stats = profiled(lambda: (_check_backup(kept.settings, transport),
+            stats = profiled(lambda: (_check_backup(kept.settings, transport, None, kept.memory),
                                       _check_restore(kept.settings)))
             console.print()
             print_profile(stats)
