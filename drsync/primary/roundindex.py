@@ -1,11 +1,12 @@
 """The round index: what makes an unchanged table cost about one listing of its log.
 
 One small file per site (`tables/index.json`, site/layout.py), read once per round (a daemon
-would keep it in memory as well): per table the log signature it had when it was last found
-idle and fully shipped, and its version then. A table whose signature is the same is skipped
-unread: no inventory loaded, no log parsed. The signature is the format's
-(`TableFormat.log_signature`, whose contract is that it changes whenever the committed state
-does: tableformat/base.py); any other table takes the full path (primary/membership.py).
+keeps it in memory between rounds instead: roundmemory.py): per table the log signature it
+had when it was last found idle and fully shipped, and its version then. A table whose
+signature is the same is skipped unread: no inventory loaded, no log parsed. The signature is
+the format's (`TableFormat.log_signature` / `probe`, whose contract is that it changes
+whenever the committed state does: tableformat/base.py), taken as the table is discovered
+(site/warehouse.scan_tables); any other table takes the full path (primary/membership.py).
 
 The file is written with no fsync after the round's inventories (round.py): lost or stale, it
 only costs one full look at each table.
