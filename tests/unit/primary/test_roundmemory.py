@@ -35,18 +35,24 @@ def _round(s: Settings, memory: RoundMemory | None, confirm_desync: bool = False
     return load_manifest(MetadataLayout(s.primary_metadata_destination).manifest(result.key))
 
 
+def _idle(tmp_path: Path) -> tuple[Sites, Settings, Path, Path, RoundMemory]:
+    """Two tables copied, then a round that finds both idle: both indexed, memory kept."""
+    sites, s, t, u = _sites(tmp_path)
+    memory = RoundMemory()
+    _round(s, memory)  # first copy: nothing in memory yet
+    assert memory.hits == 0
+    _round(s, memory)
+    assert memory.hits == 1
+    return sites, s, t, u, memory
+
+
 def _same(sites: Sites, name: str) -> None:
     p, s = sites.primary / "db" / "s" / name, sites.standby / "db" / "s" / name
     assert rows(duck(), s) == rows(duck(), p)
 
 
 def test_rounds_from_memory_ship_every_change_and_skip_idle_tables(tmp_path: Path) -> None:
-    sites, s, t, _ = _sites(tmp_path)
-    memory = RoundMemory()
-    _round(s, memory)  # first copy: nothing in memory yet
-    assert memory.hits == 0
-    _round(s, memory)  # both idle now: indexed, from memory
-    assert memory.hits == 1
+    sites, s, t, _, memory = _idle(tmp_path)
     write_deltalake(str(t), pa.table({"a": [2]}), mode="append")
     m = _round(s, memory)
     assert memory.hits == 2
@@ -61,10 +67,7 @@ def test_rounds_from_memory_ship_every_change_and_skip_idle_tables(tmp_path: Pat
 
 
 def test_a_round_by_another_process_in_between_is_not_undone(tmp_path: Path) -> None:
-    sites, s, t, _ = _sites(tmp_path)
-    memory = RoundMemory()
-    _round(s, memory)
-    _round(s, memory)
+    sites, s, t, _, memory = _idle(tmp_path)
     write_deltalake(str(t), pa.table({"a": [2]}), mode="append")
     _round(s, None)  # `drsync backup` while the daemon sleeps: ships version 1
     write_deltalake(str(t), pa.table({"a": [3]}), mode="append")
@@ -78,10 +81,7 @@ def test_a_round_by_another_process_in_between_is_not_undone(tmp_path: Path) -> 
 
 
 def test_dropped_then_republished_table_from_memory(tmp_path: Path) -> None:
-    sites, s, _, u = _sites(tmp_path)
-    memory = RoundMemory()
-    _round(s, memory)
-    _round(s, memory)
+    sites, s, _, u, memory = _idle(tmp_path)
     shutil.rmtree(u)
     m = _round(s, memory, confirm_desync=True)  # 1 of 2 tables: above desync-guard
     assert [d.name for d in m.desync] == ["db.s.u"]
@@ -95,10 +95,7 @@ def test_dropped_then_republished_table_from_memory(tmp_path: Path) -> None:
 
 
 def test_restarted_daemon_and_replaced_index_read_from_disk(tmp_path: Path) -> None:
-    sites, s, t, _ = _sites(tmp_path)
-    memory = RoundMemory()
-    _round(s, memory)
-    _round(s, memory)
+    sites, s, t, _, memory = _idle(tmp_path)
     # A role change or set-independent replaces tables/ (roles/sites.py): the index goes.
     MetadataLayout(s.primary_metadata_destination).index.unlink()
     write_deltalake(str(t), pa.table({"a": [2]}), mode="append")
