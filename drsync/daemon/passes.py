@@ -31,6 +31,7 @@ from drsync.errors import AuthError, DrsyncError, HostKeyError, LockBusyError, S
 from drsync.peer import Peer, open_peer
 from drsync.primary.fullsets import request_full_set_if_due
 from drsync.primary.round import RoundResult, run_backup
+from drsync.primary.roundmemory import RoundMemory
 from drsync.sets.manifest import load_manifest
 from drsync.site.document import standby_rpo_seconds
 from drsync.site.layout import LOCK_DIR, MetadataLayout
@@ -104,6 +105,10 @@ class Passes:
         # stay up); reopened after a transport failure or a reload. Only the pass thread touches it.
         self._link: Peer | None = None
         self._link_settings: Settings | None = None
+        # What the last backup round ended with (round index, inventories: roundmemory.py), for
+        # the next; dropped with a reload. Only the pass thread touches it.
+        self._memory = RoundMemory()
+        self._memory_settings = settings
 
     def backup(self) -> Decision:
         s = self.settings
@@ -133,7 +138,8 @@ class Passes:
         started = time.monotonic()
         try:
             result = self._retrying("backup round",
-                                    lambda: self._backup(s, self._step_hook(), self._transport()))
+                                    lambda: self._backup(s, self._step_hook(), self._transport(),
+                                                         memory=self._round_memory()))
         except DrsyncError as e:
             return self._failure("backup", f"{note}round failed", e)
         if result.key is None:
@@ -187,6 +193,11 @@ class Passes:
         if self._link is None:
             self._link, self._link_settings = open_peer(self.settings), self.settings
         return self._link
+
+    def _round_memory(self) -> RoundMemory:
+        if self._memory_settings is not self.settings:  # reloaded: maybe other paths
+            self._memory, self._memory_settings = RoundMemory(), self.settings
+        return self._memory
 
     def close_transport(self) -> None:
         """Called by the pass thread after a failure, or by the daemon once no pass runs."""

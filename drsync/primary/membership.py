@@ -25,7 +25,7 @@ from drsync.publications.store import Publications, load_publications
 from drsync.sets.manifest import DesyncEntry, Rename
 from drsync.site.layout import LOCK_DIR, RESEED_FILE, MetadataLayout
 from drsync.site.locks import operation_lock
-from drsync.site.warehouse import Layout, TableRef, discover_tables
+from drsync.site.warehouse import Layout, TableRef, scan_tables
 from drsync.tableformat import format_of, require_format
 from drsync.tableformat.base import TableLog
 
@@ -46,7 +46,7 @@ def load_inventory(meta: Path, table: TableRef) -> TableInventory | None:
 def inventoried(meta: Path) -> list[TableRef]:
     """Every table the primary keeps an inventory of (i.e. the standby holds or will hold)."""
     layout = MetadataLayout(meta)
-    return [TableRef(*layout.inventory_table(p)) for p in layout.inventory_files()]
+    return [TableRef(*parts) for parts in layout.inventory_tables()]
 
 
 @dataclass
@@ -59,6 +59,9 @@ class RoundPlan:
     reseed_all: bool = False
     reseed: set[str] = field(default_factory=set)
     message: str = ""
+    # each published table's log signature as discovered (tableformat.probe; None: unreadable)
+    signatures: dict[str, str | None] = field(default_factory=dict)
+    inventoried: list[TableRef] = field(default_factory=list)  # read once per round
 
     def wants_reseed(self, name: str) -> bool:
         return self.reseed_all or name in self.reseed
@@ -74,7 +77,9 @@ class RoundPlan:
 
 
 def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
-               layout: Layout = "dws") -> RoundPlan:
+               layout: Layout = "dws", inventoried_now: list[TableRef] | None = None) -> RoundPlan:
+    """`inventoried_now`: the inventoried tables as a daemon's last round left them
+    (roundmemory.py); None reads them from disk."""
     pubs = load_publications(meta)
     plan = RoundPlan(pubs)
     if pubs is None:
@@ -93,14 +98,17 @@ def plan_round(meta: Path, warehouse: Path, publication_list: Path | None,
                 hint="fix the list (drsync publication list shows the publications as db.name)")
     if not chosen:
         plan.message = "no publications selected: nothing is protected"
-    present = discover_tables(warehouse, layout)
-    plan.tables = [t for t in present if pubs.covers(chosen, t.db, t.schema, t.table)]
+    for t, sig in scan_tables(warehouse, layout):
+        if pubs.covers(chosen, t.db, t.schema, t.table):
+            plan.tables.append(t)
+            plan.signatures[t.name] = sig
     published = {t.name for t in plan.tables}
     reseed = read_reseed(meta)
     wanted = reseed.get("tables")
     plan.reseed_all = reseed.get("all") is True
     plan.reseed = {str(t) for t in wanted} if isinstance(wanted, list) else set()
-    for ref in inventoried(meta):
+    plan.inventoried = inventoried(meta) if inventoried_now is None else inventoried_now
+    for ref in plan.inventoried:
         if ref.name in published:
             continue
         if format_of(ref.path(warehouse)) is None:

@@ -22,9 +22,10 @@ from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError, disk_full
 from drsync.faults import crash_point, wall_clock
 from drsync.fsutil import (
+    atomic_write_batch,
     atomic_write_bytes,
-    atomic_write_json,
     ensure_dir,
+    json_bytes,
     read_json_object,
     rmtree_force,
     write_advisory_json,
@@ -36,14 +37,14 @@ from drsync.primary.membership import (
     NO_PUBLICATIONS,
     clear_reseed,
     collect_table,
-    inventoried,
     inventory_path,
     load_inventory,
     move_and_forget,
     plan_round,
 )
 from drsync.primary.packing import make_manifest, write_bundles
-from drsync.primary.roundindex import RoundIndex, log_signature
+from drsync.primary.roundindex import RoundIndex
+from drsync.primary.roundmemory import Recalled, RoundMemory, after_round
 from drsync.primary.shipping import forget_restored, requeue_lost, ship_set, trigger_restore
 from drsync.publications.store import load_publications
 from drsync.roles.epoch import assert_site_role, check_peer_epoch, read_role
@@ -93,14 +94,15 @@ class RoundResult:
 
 def run_backup(
     settings: Settings, ui: UiHook | None = None, peer: Peer | None = None, cut: bool = True,
-    confirm_desync: bool = False,
+    confirm_desync: bool = False, memory: RoundMemory | None = None,
 ) -> RoundResult:
     """One backup round: ship what is pending, then cut, build and ship a new set.
 
     A daemon passes its long-lived `peer` so SSH connections (and the remote agents) stay
     open across rounds; without one, the peer is opened and closed for this round.
     `cut=False` only ships the sets already built: how backpressure drains. `confirm_desync`
-    lets the round desynchronise more tables than desync-guard allows (desync_guard.py)."""
+    lets the round desynchronise more tables than desync-guard allows (desync_guard.py).
+    A daemon passes its `memory` too: what the last round ended with (roundmemory.py)."""
     meta = settings.primary_metadata_destination
     with operation_lock(meta / LOCK_DIR, "backup"):
         assert_site_role(meta, "primary", "backup")
@@ -110,7 +112,10 @@ def run_backup(
             save_state(meta, state)
             return RoundResult(None, "backup is stopped by stop-backup; run start-backup to resume")
         state.state = "backuping"
-        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui)
+        # Steps saved at most twice a second: show-progress sees the step of a slow round; a
+        # fast one's steps ride on its durable saves (the commit, shipping) and the finish.
+        tracker = ProgressTracker(state.progress, lambda: save_state(meta, state, durable=False), ui,
+                                  throttle_steps=True)
         started = time.monotonic()
         try:
             with contextlib.ExitStack() as stack:
@@ -125,7 +130,8 @@ def run_backup(
                 for key in waiting:
                     ship_set(settings, state, transport, key, tracker)
                 if cut:
-                    result = _build_set(settings, state, tracker, confirm_desync=confirm_desync)
+                    result = _build_set(settings, state, tracker, confirm_desync=confirm_desync,
+                                        memory=memory)
                 else:
                     result = RoundResult(None, f"shipped {len(waiting)} waiting set(s); no new set cut")
                 result.sets_shipped = len(waiting)
@@ -161,7 +167,8 @@ CUT_ATTEMPTS = 3  # a set whose collected files vanish before packing is cut aga
 
 
 def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker,
-               attempt: int = 1, confirm_desync: bool = False) -> RoundResult:
+               attempt: int = 1, confirm_desync: bool = False,
+               memory: RoundMemory | None = None) -> RoundResult:
     meta, media = settings.primary_metadata_destination, settings.primary_media_destination
     warehouse = settings.primary_warehouse
     if stop_requested(meta, "backup"):
@@ -182,22 +189,27 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     tracker.side.key, tracker.side.priorKey = key, state.last_key or "N/A"
 
     tracker.step("COLLECT")
-    plan = plan_round(meta, warehouse, settings.publication_list, settings.warehouse_layout)
+    recalled = memory.recall(meta, state.last_key) if memory is not None else None
+    plan = plan_round(meta, warehouse, settings.publication_list, settings.warehouse_layout,
+                      recalled.inventoried if recalled is not None else None)
     changes: list[tuple[TableRef, TableChange]] = []
     failed: list[FailedObject] = []
     versions: dict[str, int] = {}
     renames: list[Rename] = []
-    index = RoundIndex.load(meta)
+    index = RoundIndex(recalled.index) if recalled is not None else RoundIndex.load(meta)
+    inventories = recalled.inventories if recalled is not None else {}
     for table in plan.tables:
         reseed = plan.wants_reseed(table.name)
         # Fast path (roundindex.py): a log whose signature is what it was when the table was
         # last found idle and fully shipped costs one listing (no inventory read, no parse).
-        sig = log_signature(table.path(warehouse))
+        sig = plan.signatures.get(table.name)
         known = None if reseed else index.unchanged(table.name, sig)
         if known is not None:
             versions[table.name] = known
             continue
-        prev = load_inventory(meta, table)
+        prev = inventories.get(table.name) or load_inventory(meta, table)
+        if prev is not None:
+            inventories[table.name] = prev  # as on disk; replaced after the commit if it changed
         try:
             got = collect_table(warehouse, table, barrier_ms, prev, plan, reseed)
         except DrsyncError as e:  # one bad table never stops the others
@@ -222,7 +234,7 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
         changes.append((table, change))
         versions[table.name] = change.to_version
     crash_point("backup.collected")
-    check_desync_guard(meta, settings.desync_guard, len(inventoried(meta)), plan.desync, confirm_desync,
+    check_desync_guard(meta, settings.desync_guard, len(plan.inventoried), plan.desync, confirm_desync,
                        settings.source_file)
 
     tracker.step("COMPRESS")
@@ -246,12 +258,12 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
                 hint="the next round tries again; avoid VACUUM with a retention shorter than a round")
         log.warning("set %s: %s vanished between collect and packing (VACUUM?); cutting the set "
                     "again (%d of %d)", key, vanished, attempt, CUT_ATTEMPTS - 1)
-        return _build_set(settings, state, tracker, attempt + 1, confirm_desync)
+        return _build_set(settings, state, tracker, attempt + 1, confirm_desync, memory)
     manifest = make_manifest(settings, state, key, cut, barrier_ms, changes, results, versions, failed)
     manifest.desync, manifest.renames = plan.desync, renames
     if plan.publications is not None:
         manifest.publications = plan.publications.model_dump()
-    base = _base_versions(meta, state.last_key)
+    base = _base_versions(meta, state.last_key, recalled)
     if base is not None:  # only what moved since the prior set travels (sets/barriers.py)
         manifest.versions, manifest.versions_dropped = delta_of(versions, base)
         manifest.versions_base = state.last_key
@@ -271,19 +283,22 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     crash_point("backup.committed")
     move_and_forget(meta, renames, plan.desync)
     clear_confirmation(meta)
-    for table, change in changes:
-        path = inventory_path(meta, table)
-        ensure_dir(path.parent)
-        # File fsynced, directory not: a power cut keeps this inventory or the one before it,
-        # both whole, and the one before only makes the next round collect these commits
-        # again, which the standby applies idempotently (the module docstring's argument).
-        atomic_write_json(path, change.inventory.to_json(), sync_dir=False)
-        crash_point("backup.inventory_written")
+    # Each file made durable before its rename (one syncfs for all of them, not an fsync
+    # each: fsutil.atomic_write_batch), directories not fsynced: a power cut keeps each
+    # inventory or the one before it, both whole, and the one before only makes the next round
+    # collect these commits again, which the standby applies idempotently (the module
+    # docstring's argument).
+    atomic_write_batch([(inventory_path(meta, table), json_bytes(change.inventory.to_json()))
+                        for table, change in changes],
+                       lambda _: crash_point("backup.inventory_written"))
     # After the inventories: an index older than them only costs a full look next round.
     # No fsync: an index lost or emptied by a power cut costs one full look next round.
     index.save(meta)
     crash_point("backup.index_written")
     _prune_barrier_maps(meta, key)
+    if memory is not None:
+        memory.keep(meta, key, after_round(plan.inventoried, inventories, changes, renames,
+                                           plan.desync, index, versions))
     if plan.reseed_all or plan.reseed:
         clear_reseed(meta, plan.reseed_all, {t.name for t, c in changes if c.replace} | plan.reseed)
     nbytes = manifest.data_bytes
@@ -353,14 +368,17 @@ def _remove_uncommitted(meta: Path, media: Path, last_key: str | None) -> None:
                         entry.unlink()
 
 
-def _base_versions(meta: Path, last_key: str | None) -> dict[str, int] | None:
+def _base_versions(meta: Path, last_key: str | None, recalled: Recalled | None) -> dict[str, int] | None:
     """The whole barrier map of the prior set when this primary built it and still has its
     map file, else None: the new set then carries its whole map. Only then: the standby has
     that map as its newest barrier map exactly when it restored that set, which a set this
-    primary built and shipped was; after a role change the prior set was built by the other
-    site (the standby never restored it), and a map lost to a power cut is not rebuilt here."""
+    primary built and shipped was (a daemon keeps it in memory: `recalled`); after a role
+    change the prior set was built by the other site (the standby never restored it), and a
+    map lost to a power cut is not rebuilt here."""
     if last_key is None:
         return None
+    if recalled is not None:  # the map this process wrote, if the file is still there
+        return recalled.barrier_map if MetadataLayout(meta).barrier_map(last_key).exists() else None
     stored = read_json_object(MetadataLayout(meta).barrier_map(last_key))
     if stored is None:
         return None

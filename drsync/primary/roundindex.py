@@ -1,11 +1,12 @@
 """The round index: what makes an unchanged table cost about one listing of its log.
 
 One small file per site (`tables/index.json`, site/layout.py), read once per round (a daemon
-would keep it in memory as well): per table the log signature it had when it was last found
-idle and fully shipped, and its version then. A table whose signature is the same is skipped
-unread: no inventory loaded, no log parsed. The signature is the format's
-(`TableFormat.log_signature`, whose contract is that it changes whenever the committed state
-does: tableformat/base.py); any other table takes the full path (primary/membership.py).
+keeps it in memory between rounds instead: roundmemory.py): per table the log signature it
+had when it was last found idle and fully shipped, and its version then. A table whose
+signature is the same is skipped unread: no inventory loaded, no log parsed. The signature is
+the format's (`TableFormat.log_signature` / `probe`, whose contract is that it changes
+whenever the committed state does: tableformat/base.py), taken as the table is discovered
+(site/warehouse.scan_tables); any other table takes the full path (primary/membership.py).
 
 The file is written with no fsync after the round's inventories (round.py): lost or stale, it
 only costs one full look at each table.
@@ -17,15 +18,16 @@ from pathlib import Path
 
 from drsync.fsutil import read_json_object, write_advisory_json
 from drsync.site.layout import MetadataLayout
-from drsync.tableformat import format_of
+from drsync.tableformat import probe
 
 __all__ = ["RoundIndex", "log_signature"]
 
 
 def log_signature(table_dir: Path) -> str | None:
-    """Identity of a table's log as it is now (None: no table of a known format, or unreadable)."""
-    fmt = format_of(table_dir)
-    return fmt.log_signature(table_dir) if fmt is not None else None
+    """Identity of a table's log as it is now (None: no table of a known format, or unreadable),
+    as the round's discovery takes it (site/warehouse.scan_tables)."""
+    found = probe(str(table_dir))
+    return found[1] if found is not None else None
 
 
 class RoundIndex:
@@ -54,6 +56,11 @@ class RoundIndex:
     def record(self, name: str, sig: str, version: int) -> None:
         """Index a table found idle: nothing beyond what was shipped, no removed file pending."""
         self._new[name] = [sig, version]
+
+    @property
+    def entries(self) -> dict[str, list[object]]:
+        """This round's index (what `save` writes): a daemon keeps it for its next round."""
+        return self._new
 
     def save(self, meta: Path) -> None:
         write_advisory_json(MetadataLayout(meta).index, self._new)

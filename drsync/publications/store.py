@@ -69,6 +69,8 @@ class Publication(BaseModel):
         return f"{self.db if self.db == ALL_DATABASES else quote_part(self.db)}.{self.name}"
 
     def _excludes(self, db: str, schema: str, table: str) -> bool:
+        if not self.excluded:  # the usual case: no name to build (every table, every round)
+            return False
         return ((bool(schema) and format_name((db, schema)) in self.excluded)
                 or format_name(_parts(db, schema, table)) in self.excluded)
 
@@ -76,8 +78,9 @@ class Publication(BaseModel):
         """Does it cover table db.schema.table (schema "" in the hive layout: db.table)?"""
         if self.db not in (ALL_DATABASES, db) or self._excludes(db, schema, table):
             return False
-        member = format_name(_parts(schema, table))
-        return self.all_tables or (bool(schema) and schema in self.schemas) or member in self.tables
+        if self.all_tables or (bool(schema) and schema in self.schemas):
+            return True
+        return format_name(_parts(schema, table)) in self.tables
 
     def describe(self) -> str:
         what = ["all tables"] if self.all_tables else []

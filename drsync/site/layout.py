@@ -24,6 +24,7 @@ A set key is the barrier's time in UTC, `YYYYMMDD_HHMMSS`: keys sort in time ord
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -181,10 +182,12 @@ class MetadataLayout:
 
     def inventory_files(self) -> list[Path]:
         """Every inventory file of either layout, sorted."""
-        root = self.inventories
-        if not root.exists():
-            return []
-        return sorted(root.glob("*/*/*.json")) + sorted(root.glob(f"*{HIVE_DB_SUFFIX}/*.json"))
+        return [Path(path) for *_, path in self._inventories()]
+
+    def inventory_tables(self) -> list[tuple[str, str, str]]:
+        """(db, schema, table) of every inventory file, as `inventory_table` of each of
+        `inventory_files`, without building and parsing a Path per table (every round)."""
+        return [(db, schema, table) for db, schema, table, _ in self._inventories()]
 
     def inventory_table(self, path: Path) -> tuple[str, str, str]:
         """(db, schema, table) of an inventory file; schema "" in the hive layout."""
@@ -192,6 +195,25 @@ class MetadataLayout:
         if len(parts) == 2:
             return parts[0][: -len(HIVE_DB_SUFFIX)], "", parts[1][: -len(".json")]
         return parts[0], parts[1], parts[2][: -len(".json")]
+
+    def _inventories(self) -> list[tuple[str, str, str, str]]:
+        """(db, schema, table, path) of every inventory: what `glob("*/*/*.json")` then
+        `glob("*.db/*.json")` under `tables/` find, each sorted by path, in one scandir walk."""
+        dws: list[tuple[str, str, str, str]] = []
+        hive: list[tuple[str, str, str, str]] = []
+        for db in _scandir(str(self.inventories)):
+            if not db.is_dir():
+                continue  # index.json
+            for entry in _scandir(db.path):
+                if entry.name.endswith(".json") and db.name.endswith(HIVE_DB_SUFFIX):
+                    hive.append((db.name, "", entry.name, entry.path))
+                if entry.is_dir():
+                    dws += [(db.name, entry.name, f.name, f.path)
+                            for f in _scandir(entry.path) if f.name.endswith(".json")]
+        dws.sort()
+        hive.sort()
+        return ([(d, s, t[: -len(".json")], p) for d, s, t, p in dws]
+                + [(d[: -len(HIVE_DB_SUFFIX)], s, t[: -len(".json")], p) for d, s, t, p in hive])
 
     @property
     def index(self) -> Path:
@@ -226,6 +248,22 @@ class MetadataLayout:
 
 
 # ---- the media destination
+
+
+def inventory_sort_key(table: TableRef) -> tuple[int, str, str, str]:
+    """Where `table`'s inventory sorts in `MetadataLayout.inventory_tables` (dws ones by path,
+    then hive ones by path), without building its path."""
+    if table.schema:
+        return (0, table.db, table.schema, f"{table.table}.json")
+    return (1, f"{table.db}{HIVE_DB_SUFFIX}", "", f"{table.table}.json")
+
+
+def _scandir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def set_dir(media: Path, key: str) -> Path:

@@ -60,7 +60,9 @@ def operation_lock(lock_dir: Path, operation: str) -> Iterator[Path]:
                 ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            os.fsync(fd)
+            # No fsync: the flock is the exclusion, and the PID is read (messages, lock_holder)
+            # only while a live process holds it, from the page cache; after a power cut no
+            # process holds any lock, whatever the file says.
             yield path
         finally:
             os.close(fd)  # releases the flock

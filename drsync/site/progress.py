@@ -32,6 +32,9 @@ log = logging.getLogger("drsync.site.progress")
 UiHook = Callable[[str, int, int], None]  # (step, bytes done, bytes total)
 
 
+STEP_GAP = 0.5  # seconds: how often `flush` saves at most (unless forced)
+
+
 def _rate(nbytes: int, seconds: float) -> str:
     return f"{nbytes / max(seconds, 1e-6) / 1e6:.1f}MB/s"
 
@@ -39,8 +42,13 @@ def _rate(nbytes: int, seconds: float) -> str:
 class ProgressTracker:
     """Counters for one action; `flush` persists them through `save`."""
 
-    def __init__(self, side: SideProgress, save: Callable[[], None], ui: UiHook | None = None) -> None:
+    def __init__(self, side: SideProgress, save: Callable[[], None], ui: UiHook | None = None,
+                 *, throttle_steps: bool = False) -> None:
         self.side = side
+        # Save a new step only if no save was made in the last STEP_GAP s (the next save,
+        # at most STEP_GAP later while bytes move, or the finish, carries it): a round of a few
+        # ms otherwise pays an fsync'd state save per step. `ui` hears every step at once.
+        self._throttle_steps = throttle_steps
         self._save = save
         self._ui = ui
         self._lock = threading.Lock()
@@ -60,7 +68,13 @@ class ProgressTracker:
     def step(self, name: str) -> None:
         with self._lock:
             self.side.currentStep = name
-        self.flush(force=True)
+        if not self._throttle_steps or time.monotonic() - self._last_flush >= STEP_GAP:
+            self.flush(force=True)
+        elif self._ui:
+            self._ui(name, self._done(), self.total)
+
+    def _done(self) -> int:
+        return self.produced if self.measure == "produced" else self.consumed
 
     def add(self, produced: int = 0, compressed: int = 0, consumed: int = 0) -> None:
         with self._lock:
@@ -71,12 +85,12 @@ class ProgressTracker:
 
     def flush(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_flush < 0.5:
+        if not force and now - self._last_flush < STEP_GAP:
             return
         with self._lock:
             self._last_flush = now
             elapsed = now - self.started
-            done = self.produced if self.measure == "produced" else self.consumed
+            done = self._done()
             finished = self.side.currentStep == "FINISH"
             pct = 100.0 * done / self.total if self.total else (100.0 if finished else 0.0)
             self.side.progress = f"{min(pct, 100.0):.2f}%"

@@ -11,9 +11,11 @@ starting with '.' or '_' are never databases, schemas or tables (hidden, or drsy
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from drsync.site.names import (
     DEFAULT_DB,
@@ -22,9 +24,10 @@ from drsync.site.names import (
     parse_name,
     relpath_parts,
 )
-from drsync.tableformat import format_of
+from drsync.tableformat import format_of, probe
 
 Layout = Literal["dws", "hive"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,13 @@ class TableRef:
     def parts(self) -> tuple[str, ...]:
         return (self.db, self.schema, self.table) if self.schema else (self.db, self.table)
 
-    @property
+    # Cached (in the instance's __dict__, which a frozen dataclass allows): a round asks every
+    # table's name several times, and quoting the parts is most of a no-change round's cost.
+    @cached_property
     def name(self) -> str:
         return format_name(self.parts)
 
-    @property
+    @cached_property
     def relpath(self) -> str:
         return "/".join(relpath_parts(self.parts))
 
@@ -54,35 +59,51 @@ class TableRef:
         return cls(parts[0], "", parts[1]) if len(parts) == 2 else cls(*parts)
 
 
-def _subdirs(path: Path) -> list[str]:
+def _subdirs(path: str) -> list[tuple[str, str]]:
+    """(name, path) of each database/schema/table candidate under `path`, sorted by name."""
     try:
-        return sorted(
-            e.name for e in os.scandir(path)
-            if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "_"))
-        )
+        with os.scandir(path) as it:
+            found = [(e.name, e.path) for e in it
+                     if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "_"))]
     except (FileNotFoundError, NotADirectoryError):
         return []
+    found.sort()
+    return found
 
 
-def _is_table(path: Path) -> bool:
-    return format_of(path) is not None
+def _walk(warehouse: Path, layout: Layout, look: Callable[[str], T | None]) -> list[tuple[TableRef, T]]:
+    """Every candidate directory of the layout that `look` (given its path) takes for a table,
+    with what `look` returned, sorted by path. `str` paths: this runs for every table every
+    round (scan_tables), where pathlib joins cost more than the system calls."""
+    found: list[tuple[TableRef, T]] = []
+    if layout == "hive":
+        for entry, path in _subdirs(str(warehouse)):
+            if (got := look(path)) is not None:
+                found.append((TableRef(DEFAULT_DB, "", entry), got))
+            elif entry.endswith(HIVE_DB_SUFFIX) and entry != DEFAULT_DB + HIVE_DB_SUFFIX:
+                db = entry[: -len(HIVE_DB_SUFFIX)]
+                for t, tpath in _subdirs(path):
+                    if (got := look(tpath)) is not None:
+                        found.append((TableRef(db, "", t), got))
+        return found
+    for db, dbpath in _subdirs(str(warehouse)):
+        for schema, spath in _subdirs(dbpath):
+            for table, tpath in _subdirs(spath):
+                if (got := look(tpath)) is not None:
+                    found.append((TableRef(db, schema, table), got))
+    return found
+
+
+def _is_table(path: str) -> bool | None:
+    return True if format_of(Path(path)) is not None else None
 
 
 def discover_tables(warehouse: Path, layout: Layout = "dws") -> list[TableRef]:
     """Every table (of any known format) of the warehouse in `layout`, sorted by path."""
-    found: list[TableRef] = []
-    if layout == "hive":
-        for entry in _subdirs(warehouse):
-            if _is_table(warehouse / entry):
-                found.append(TableRef(DEFAULT_DB, "", entry))
-            elif entry.endswith(HIVE_DB_SUFFIX) and entry != DEFAULT_DB + HIVE_DB_SUFFIX:
-                db = entry[: -len(HIVE_DB_SUFFIX)]
-                found += [TableRef(db, "", t) for t in _subdirs(warehouse / entry)
-                          if _is_table(warehouse / entry / t)]
-        return found
-    for db in _subdirs(warehouse):
-        for schema in _subdirs(warehouse / db):
-            for table in _subdirs(warehouse / db / schema):
-                if _is_table(warehouse / db / schema / table):
-                    found.append(TableRef(db, schema, table))
-    return found
+    return [ref for ref, _ in _walk(warehouse, layout, _is_table)]
+
+
+def scan_tables(warehouse: Path, layout: Layout = "dws") -> list[tuple[TableRef, str | None]]:
+    """`discover_tables` with each table's log signature (tableformat.probe; None: unreadable),
+    in one pass: what a backup round starts from (primary/roundindex.py)."""
+    return [(ref, sig) for ref, (_, sig) in _walk(warehouse, layout, probe)]

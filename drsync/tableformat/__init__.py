@@ -41,7 +41,7 @@ from pathlib import Path
 from drsync.errors import TableFormatError
 from drsync.tableformat.base import FileRole, TableFormat
 
-__all__ = ["FileRole", "TableFormat", "format_of", "formats", "get", "require_format"]
+__all__ = ["FileRole", "TableFormat", "format_of", "formats", "get", "probe", "require_format"]
 
 _FORMATS: list[TableFormat] | None = None
 
@@ -75,6 +75,16 @@ def format_of(table_dir: Path) -> TableFormat | None:
     for fmt in formats():
         if fmt.is_table(table_dir):
             return fmt
+    return None
+
+
+def probe(table_dir: str) -> tuple[TableFormat, str | None] | None:
+    """`format_of` and that format's log signature in one look (None: no table), the signature
+    qualified by the format's name: a table re-created in another format never matches."""
+    for fmt in formats():
+        is_table, sig = fmt.probe(table_dir)
+        if is_table:
+            return fmt, (f"{fmt.name}:{sig}" if sig is not None else None)
     return None
 
 

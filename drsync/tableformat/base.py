@@ -178,6 +178,12 @@ class TableFormat(Protocol):
         directory's identity and times, its entry names and `_last_checkpoint`'s size and
         mtime; Iceberg: `version-hint.text` / the catalog's metadata_location."""
 
+    def probe(self, table_dir: str) -> tuple[bool, str | None]:
+        """(`is_table`, `log_signature` or None when it is not a table or unreadable) in one
+        look: the round discovers every table and signs its log in one pass over the warehouse
+        (site/warehouse.scan_tables), so this runs for every table every round and takes a
+        plain `str` path. Must agree with `is_table` on what a table is."""
+
     # --- versions and the files they need ---------------------------------------------------
     def barrier_version(self, table_dir: Path, log: TableLog, barrier_ms: int, floor: int) -> int | None:
         """Newest version committed at or before `barrier_ms`, looking only above `floor`."""

@@ -48,6 +48,9 @@ class DeltaFormat(TableFormat):
     def log_signature(self, table_dir: Path) -> str | None:
         return log.log_signature(table_dir)
 
+    def probe(self, table_dir: str) -> tuple[bool, str | None]:
+        return log.probe(table_dir)
+
     def barrier_version(self, table_dir: Path, listing: Any, barrier_ms: int, floor: int) -> int | None:
         return actions.barrier_version(table_dir, listing, barrier_ms, floor)
 

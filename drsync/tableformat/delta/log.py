@@ -10,10 +10,12 @@ checkpoints. Reading *rows* is left to real readers (DuckDB, deltalake) in verif
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,25 +158,50 @@ def last_checkpoint_version(table_dir: Path, lf: LogFile) -> int | None:
 
 
 def log_signature(table_dir: Path) -> str | None:
-    """Identity of a `_delta_log`: the directory's inode, mtime and ctime, and a digest of its
-    entry names.
+    """Identity of a `_delta_log` (`probe`'s signature), None when unreadable or no table."""
+    return probe(str(table_dir))[1]
 
-    Names, because some filesystems keep times in whole seconds; the directory's times too,
-    because a table dropped and re-created reuses every name and often the freed inode."""
-    log_dir = table_dir / LOG_DIR
+
+# Errors that make `Path.is_dir` answer False (pathlib's own list): `probe` agrees with
+# `is_delta_table` on what a table is, and like it lets any other error (EACCES) through.
+_NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+
+def probe(table_dir: str) -> tuple[bool, str | None]:
+    """(is this a Delta table, its log signature or None when unreadable) in one look: the
+    round's discovery and its unchanged-table fast path share it (primary/roundindex.py).
+
+    The signature is the `_delta_log` directory's inode, mtime and ctime, a digest of its
+    entry names, and `_last_checkpoint`'s size and mtime. Names, because some filesystems keep
+    times in whole seconds; the directory's times too, because a table dropped and re-created
+    reuses every name and often the freed inode. Plain `str` paths and one stat, one listdir
+    (and a stat of `_last_checkpoint` only when it is listed): this runs for every table every
+    round, and pathlib joins cost more than the system calls here."""
+    log_dir = table_dir + "/" + LOG_DIR
     try:
         st = os.stat(log_dir)
-        names = sorted(os.listdir(log_dir))
+    except OSError as e:
+        if e.errno in _NOT_THERE:
+            return False, None
+        raise
+    if not stat.S_ISDIR(st.st_mode):
+        return False, None
+    try:
+        names = os.listdir(log_dir)
     except OSError:
-        return None
-    digest = hashlib.blake2b(chr(0).join(names).encode(), digest_size=16).hexdigest()
+        return True, None
+    names.sort()
     # `_last_checkpoint` is the one log file a writer may rewrite in place (same name, and no
     # change to the directory when it is not replaced by a rename): its size and mtime too.
-    try:
-        lc = os.stat(log_dir / LAST_CHECKPOINT)
-        last = f"{lc.st_size}:{lc.st_mtime_ns}"
-    except FileNotFoundError:
-        last = "-"
-    except OSError:
-        return None
-    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}:{last}"
+    # Not listed: a file created after the listing changes the names of the next one.
+    last = "-"
+    if LAST_CHECKPOINT in names:
+        try:
+            lc = os.stat(log_dir + "/" + LAST_CHECKPOINT)
+            last = f"{lc.st_size}:{lc.st_mtime_ns}"
+        except FileNotFoundError:
+            pass  # removed since the listing: the next listing's names differ
+        except OSError:
+            return True, None
+    digest = hashlib.blake2b("\0".join(names).encode(), digest_size=16).hexdigest()
+    return True, f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{digest}:{last}"

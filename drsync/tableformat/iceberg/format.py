@@ -60,6 +60,10 @@ class IcebergFormat(TableFormat):
     def log_signature(self, table_dir: Path) -> str | None:
         return metadata.signature(table_dir)
 
+    def probe(self, table_dir: str) -> tuple[bool, str | None]:
+        path = Path(table_dir)
+        return (True, metadata.signature(path)) if self.is_table(path) else (False, None)
+
     def barrier_version(self, table_dir: Path, log: Any, barrier_ms: int, floor: int) -> int | None:
         return collect.barrier_version(table_dir, log, barrier_ms, floor)
 

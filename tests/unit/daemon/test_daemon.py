@@ -50,7 +50,8 @@ class FakeBackup:
         self.errors = list(errors)
         self.calls = 0
 
-    def __call__(self, settings: Settings, ui: Any = None, transport: Any = None) -> RoundResult:
+    def __call__(self, settings: Settings, ui: Any = None, transport: Any = None,
+                 memory: Any = None) -> RoundResult:
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
@@ -196,7 +197,8 @@ def test_sigterm_lets_the_step_finish_and_leaves_nothing_half_done(sites: Sites)
     stopping = threading.Event()
     steps: list[str] = []
 
-    def backup_hit_by_sigterm(settings: Settings, ui: Any = None, transport: Any = None) -> RoundResult:
+    def backup_hit_by_sigterm(settings: Settings, ui: Any = None, transport: Any = None,
+                              memory: Any = None) -> RoundResult:
         def step_seen(step: str, done: int, total: int) -> None:
             steps.append(step)
             ui(step, done, total)

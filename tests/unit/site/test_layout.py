@@ -11,6 +11,7 @@ from pathlib import Path
 import drsync
 from drsync.site import layout
 from drsync.site.layout import MetadataLayout, WarehouseLayout
+from drsync.site.names import HIVE_DB_SUFFIX
 from drsync.site.warehouse import TableRef
 
 PACKAGE = Path(drsync.__file__).parent
@@ -122,3 +123,21 @@ def test_hive_inventories_round_trip_beside_dws_ones(tmp_path: Path) -> None:
     meta.index.write_text("{}")  # one level deep: never taken for an inventory
     found = sorted(meta.inventory_table(p) for p in meta.inventory_files())
     assert found == [("db", "s", "t"), ("default", "", "delta-0.8.0"), ("spark", "", "events")]
+    assert meta.inventory_tables() == [meta.inventory_table(p) for p in meta.inventory_files()]
+
+
+def test_inventory_listing_is_what_the_globs_find_in_their_order(tmp_path: Path) -> None:
+    """inventory_files/inventory_tables walk `tables/` with scandir (every round): the same
+    files, in the same order, as the two globs they replace."""
+    meta = MetadataLayout(tmp_path)
+    root = meta.inventories
+    for rel in ("b/s/t.json", "a/s2/x-y.json", "a/s2/x.json", "a/s1/z.json", "h.db/e.json",
+                "h.db/sub/f.json", "a/s1/.hidden.json", "a/s1/notes.txt", "a/s1/.tmp-t.json.1234",
+                "g.db/a.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    meta.index.write_text("{}")
+    expected = sorted(root.glob("*/*/*.json")) + sorted(root.glob(f"*{HIVE_DB_SUFFIX}/*.json"))
+    assert meta.inventory_files() == expected
+    assert meta.inventory_tables() == [meta.inventory_table(p) for p in expected]
+    assert MetadataLayout(tmp_path / "absent").inventory_tables() == []

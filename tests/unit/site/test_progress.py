@@ -177,6 +177,27 @@ def test_tracker_progress_and_rates() -> None:
     assert saves and ui[-1] == ("FINISH", 1150, 400)
 
 
+def test_throttled_steps_save_at_most_twice_a_second_but_tell_the_ui_every_step() -> None:
+    side = SideProgress()
+    saved: list[str] = []
+    ui: list[str] = []
+    tr = ProgressTracker(side, lambda: saved.append(side.currentStep),
+                         ui=lambda step, done, total: ui.append(step), throttle_steps=True)
+    for step in ("BARRIER", "COLLECT", "COMPRESS"):
+        tr.step(step)
+    assert saved == ["BARRIER"], "steps within 0.5 s of a save were saved"
+    assert ui == ["BARRIER", "COLLECT", "COMPRESS"]
+    time.sleep(0.55)
+    tr.step("SHIP")  # a step after a quiet half second is saved at once
+    tr.finish()  # always saved, with the step it ends on
+    assert saved == ["BARRIER", "SHIP", "FINISH"]
+    plain = ProgressTracker(SideProgress(), lambda: saved.append("plain"))
+    saved.clear()
+    plain.step("A")
+    plain.step("B")
+    assert saved == ["plain", "plain"]  # unthrottled (the restore's tracker): every step saved
+
+
 def test_tracker_fail_records_step_and_code() -> None:
     side = SideProgress()
     tr = ProgressTracker(side, lambda: None)

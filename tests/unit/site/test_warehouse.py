@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from drsync.primary.roundindex import log_signature
 from drsync.site.layout import DRSYNC_DIR
-from drsync.site.warehouse import TableRef, discover_tables
+from drsync.site.warehouse import TableRef, discover_tables, scan_tables
 
 
 def make_table(path: Path) -> None:
@@ -42,6 +44,34 @@ def test_discover_finds_exactly_three_level_tables(tmp_path: Path) -> None:
         "hr.core.people", "hr.core.real", "sales.eu.orders", "sales.public.customers",
         "sales.public.orders",
     ]
+    # The round's one-pass discovery finds the same tables, each with its log signature.
+    scanned = scan_tables(wh)
+    assert [t for t, _ in scanned] == found
+    assert [sig for _, sig in scanned] == [log_signature(t.path(wh)) for t in found]
+    assert all(sig is not None and sig.startswith("delta:") for _, sig in scanned)
+
+
+def test_scan_agrees_with_discover_in_the_hive_layout(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    for rel in ["events", "sales.db/orders", "default.db/not_a_db_table", "plain/orders"]:
+        make_table(wh / rel)
+    (wh / "sales.db" / "empty").mkdir()
+    found = discover_tables(wh, "hive")
+    assert [t.name for t in found] == ["default.events", "sales.orders"]
+    assert [t for t, _ in scan_tables(wh, "hive")] == found
+
+
+def test_a_table_with_an_unreadable_log_is_found_without_a_signature(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    make_table(wh / "db" / "s" / "t")
+    log = wh / "db" / "s" / "t" / "_delta_log"
+    log.chmod(0o300)  # a directory one can stat but not list (root lists anyway: then signed)
+    try:
+        [(ref, sig)] = scan_tables(wh)
+    finally:
+        log.chmod(0o755)
+    assert ref.name == "db.s.t"
+    assert sig is None or os.access(log, os.R_OK)
 
 
 def test_symlinked_dirs_not_followed(tmp_path: Path) -> None:
