@@ -590,6 +590,9 @@ known-hosts-file={self.srv.known_hosts}
 remote-drsync-command={shlex.join(remote)}
 check-balance-retry-times=3
 """)
+        # A site protects only what a publication names (publications/): all of it here.
+        self._run([self.python, "-m", "drsync", "publication", "create", "bench", "--all-databases",
+                   "-c", str(cfg)], variant)
         return base, cfg, agent_out
 
     def drsync_round(self, variant: Variant, parallel: int, rep: int) -> tuple[Sample, Sample, Sample]:
@@ -601,13 +604,13 @@ check-balance-retry-times=3
             t0 = time.time()
             p = self._run([self.python, "-c", DRIVER, "backup", "--now", "-c", str(cfg)], variant)
             t1 = time.time()
-            self._run([self.python, "-m", "drsync", "restore", "-c", str(cfg)], variant)
+            r = self._run([self.python, "-m", "drsync", "restore", "-c", str(cfg)], variant)
             t2 = time.time()
             staged = tree_files(base / "standby" / "warehouse" / "bench")
             got = sum(f.stat().st_size for f in staged)
             if got < self.nbytes - 1_000_000:  # the data files at least (drsync adds no log of its own)
                 raise RuntimeError(f"drsync restore left {got} bytes in the standby table, "
-                                   f"expected ~{self.nbytes}")
+                                   f"expected ~{self.nbytes}:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
             doc = json.loads(next(ln[6:] for ln in p.stderr.splitlines() if ln.startswith("BENCH ")))
             (s0, s1), = doc["phases"]["ship"]
             (b0, b1), = doc["phases"]["build"]
