@@ -291,7 +291,9 @@ def op_put(self, req, r):
         t["bytes"] += req.get("length") or 0
 ag.Agent.op_put = op_put
 def dump():
+    import resource
     t["cpu"] = time.process_time()
+    t["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t["drsync"] = ag.__file__
     with open(os.path.join(out, f"agent-{os.getpid()}.json"), "w") as f:
         json.dump(t, f)
@@ -304,8 +306,10 @@ main()
 # ---------------------------------------------------------------- the table
 
 
-def make_table(warehouse: Path, size_mb: int, files: int) -> Path:
-    """`files` appends of size_mb/files MiB each: one Parquet file per commit, random data."""
+def make_table(warehouse: Path, size_mb: int, files: int, *, one_blob: bool = False) -> Path:
+    """`files` appends of size_mb/files MiB each: one Parquet file per commit, random data.
+    `one_blob`: every file carries the same random blobs (cheap for a table of many GB; each
+    file is still incompressible, and nothing in drsync looks across files)."""
     import pyarrow as pa
     from deltalake import WriterProperties, write_deltalake
 
@@ -314,8 +318,9 @@ def make_table(warehouse: Path, size_mb: int, files: int) -> Path:
     rows = per_file // (BLOB + 16)
     props = WriterProperties(compression="ZSTD", max_row_group_size=8192)
     offsets = pa.array(range(0, (rows + 1) * BLOB, BLOB), pa.int32()).buffers()[1]
+    shared = pa.py_buffer(os.urandom(rows * BLOB)) if one_blob else None
     for i in range(files):
-        data = pa.py_buffer(os.urandom(rows * BLOB))
+        data = shared or pa.py_buffer(os.urandom(rows * BLOB))
         blob = pa.Array.from_buffers(pa.binary(), rows, [None, offsets, data])
         key = pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(os.urandom(rows * 8))])
         ids = pa.array(range(i * rows, (i + 1) * rows), pa.int64())
