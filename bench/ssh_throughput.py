@@ -615,7 +615,8 @@ check-balance-retry-times=3
             got = sum(f.stat().st_size for f in staged)
             if got < self.nbytes - 1_000_000:  # the data files at least (drsync adds no log of its own)
                 raise RuntimeError(f"drsync restore left {got} bytes in the standby table, "
-                                   f"expected ~{self.nbytes}:\n{p.stderr[-3000:]}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+                                   f"expected ~{self.nbytes}:\n{p.stderr[-3000:]}\n"
+                                   f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
             doc = json.loads(next(ln[6:] for ln in p.stderr.splitlines() if ln.startswith("BENCH ")))
             (s0, s1), = doc["phases"]["ship"]
             (b0, b1), = doc["phases"]["build"]
