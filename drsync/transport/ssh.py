@@ -222,6 +222,11 @@ class Link:
                 f._wbuffer = io.BytesIO()
                 with contextlib.suppress(Exception):
                     f.close()
+        # Drop them now: a link can outlive its close in a reference cycle (an exception's
+        # traceback holds the frame that held it), and the collector finalises a cycle's
+        # BytesIO before the BufferedFile whose __del__ flushes it: "I/O operation on closed
+        # file" printed at exit.
+        self.w = self.r = None
         with contextlib.suppress(Exception):
             self.client.close()
 
