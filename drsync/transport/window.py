@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -40,6 +40,10 @@ from drsync.transport.protocol import write_frame
 
 log = logging.getLogger("drsync.ssh")
 WINDOW = 8  # puts in flight per link (module doc)
+# A `list` reply is one JSON header (protocol.MAX_HEADER, 1 MiB): ~40 bytes per name, and a
+# folder holds at most a file and its .part per file sent. Folders with more files to send
+# are resumed with a `stat` per file instead (correct, but each one waits for the window).
+LIST_MAX = 4000
 
 
 class LinkLike(Protocol):
@@ -75,6 +79,8 @@ class WindowedSender:
         self._retryable: tuple[type[BaseException], ...] = (TransportError, *transient)
         # Largest first: the links finish together instead of one sending the last big file alone.
         self._queue: deque[_Item] = deque(_Item(f) for f in sorted(files, key=lambda f: -f.size))
+        per_folder = Counter(f.rel.rpartition("/")[0] for f in files)
+        self._unlisted = {folder for folder, n in per_folder.items() if n > LIST_MAX}
         self._lock = threading.Lock()
         self._stop = False
         self._sent = 0
@@ -190,7 +196,7 @@ class WindowedSender:
         if item.restart and not item.check:
             item.restart = False
             return 0
-        if not item.check:
+        if not item.check and folder not in self._unlisted:
             if folder not in listings:
                 files = self._request(link, inflight, {"op": "list", "area": self.area,
                                                        "rel": folder or "."}).get("files", {})
@@ -198,7 +204,8 @@ class WindowedSender:
             held = listings[folder]
             if held.get(name) != out.size:  # not there whole: resume from the listed prefix
                 return _start(held.get(name + ".part"), out.size)
-        # A file of a failed session, or one there at its full size: ask (with its hash).
+        # A file of a failed session, one there at its full size, or of a folder too large to
+        # list: ask (with its hash).
         item.check = False
         st = self._request(link, inflight, {"op": "stat", "area": self.area, "rel": out.rel,
                                             "hash": out.digest})

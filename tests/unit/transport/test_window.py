@@ -17,6 +17,7 @@ import pytest
 from drsync.errors import TransportError
 from drsync.sets.digest import data_hash
 from drsync.standby.agentops import SITE_OPERATIONS
+from drsync.transport import window
 from drsync.transport.agent import Agent
 from drsync.transport.base import Outgoing
 from drsync.transport.protocol import read_header, read_payload, write_frame
@@ -150,3 +151,19 @@ def test_a_corrupted_prefix_is_detected_and_the_file_sent_again(pipes: Pipes, tm
     for f in files:
         assert (pipes.media / f.rel).read_bytes() == f.local.read_bytes()
     assert sorted(done) == sorted(f.rel for f in files)
+
+
+def test_a_folder_too_large_to_list_is_resumed_file_by_file(pipes: Pipes, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above LIST_MAX files a `list` reply could outgrow the 1 MiB header limit: `stat` each."""
+    monkeypatch.setattr(window, "LIST_MAX", 2)
+    files = _files(tmp_path, [2 * MIB, MIB, MIB])
+    (pipes.media / KEY).mkdir()
+    prefix = 777_777
+    (pipes.media / f"{files[0].rel}.part").write_bytes(files[0].local.read_bytes()[:prefix])
+    (pipes.media / files[2].rel).write_bytes(files[2].local.read_bytes())
+    sent, done = _send(pipes, files)
+    assert sent == files[0].size - prefix + files[1].size
+    assert sorted(done) == sorted(f.rel for f in files)
+    for f in files:
+        assert (pipes.media / f.rel).read_bytes() == f.local.read_bytes()
