@@ -84,6 +84,7 @@ class WindowedSender:
         self._lock = threading.Lock()
         self._stop = False
         self._sent = 0
+        self._done, self._total = 0, len(self._queue)
 
     def run(self, workers: int) -> int:
         n = max(1, min(workers, len(self._queue)))
@@ -92,6 +93,9 @@ class WindowedSender:
             errors = [e for f in futures if (e := f.exception()) is not None]
         if errors:
             raise errors[0]
+        if self._done != self._total:  # every file confirmed by the agent, or none is
+            raise TransportError(f"ssh: {self._total - self._done} of {self._total} files were not "
+                                 "confirmed by the standby")
         return self._sent
 
     # -- the work queue, shared by the links
@@ -166,14 +170,15 @@ class WindowedSender:
     def _settle(self, link: LinkLike, inflight: deque[_Item]) -> None:
         """Read the oldest put's reply; the file is done, or sent again if it arrived corrupt."""
         reply = link.reply()
-        item = inflight.popleft()
+        item = inflight[0]  # popped once settled: on an error the session puts it back
         if reply.get("complete"):
-            if self.done is not None:
-                self.done(item.out)
+            inflight.popleft()
+            self._finished(item.out)
             return
         if not reply.get("corrupt"):
             raise TransportError(f"{item.out.rel}: the standby holds {reply.get('have')} of "
                                  f"{item.out.size} bytes after a complete put")
+        inflight.popleft()
         item.corrupt += 1
         log.warning("%s arrived corrupted on the standby; sending it again", item.out.rel)
         if item.corrupt > 1:
@@ -181,6 +186,12 @@ class WindowedSender:
         item.restart = True  # the agent removed the .part
         with self._lock:
             self._queue.appendleft(item)
+
+    def _finished(self, out: Outgoing) -> None:
+        with self._lock:
+            self._done += 1
+        if self.done is not None:
+            self.done(out)
 
     def _request(self, link: LinkLike, inflight: deque[_Item], header: dict[str, Any]) -> dict[str, Any]:
         """A request whose answer is needed now: the replies in flight come first."""
@@ -210,8 +221,7 @@ class WindowedSender:
         st = self._request(link, inflight, {"op": "stat", "area": self.area, "rel": out.rel,
                                             "hash": out.digest})
         if st.get("size") == out.size and st.get("blake2b") == out.digest:
-            if self.done is not None:
-                self.done(out)
+            self._finished(out)
             return None
         return _start(st.get("part"), out.size)
 
