@@ -43,12 +43,14 @@ demo: $(STAMP)
 # Tests talk to a real OpenSSH server on 127.0.0.1 (started by the tests, never a system
 # service), benchmarks compare with rsync, and the dashboard is tested in Debian's headless
 # Chromium: install them when missing (we are root on CI).
+# time: Debian's /usr/bin/time, whose -v gives bench/rss.py the peak RSS of each command.
 sysdeps:
 	@if ! test -x /usr/sbin/sshd || ! command -v rsync >/dev/null || ! command -v ssh-keygen >/dev/null \
-		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-		echo "installing openssh-server, openssh-client, rsync, chromium, chromium-driver"; \
+		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+		|| ! test -x /usr/bin/time; then \
+		echo "installing openssh-server, openssh-client, rsync, chromium, chromium-driver, time"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends openssh-server openssh-client rsync chromium chromium-driver >/dev/null; \
+			--no-install-recommends openssh-server openssh-client rsync chromium chromium-driver time >/dev/null; \
 	fi
 
 # Independent tests run on three pytest-xdist workers (most of a test's time is waiting for

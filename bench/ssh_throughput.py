@@ -291,7 +291,9 @@ def op_put(self, req, r):
         t["bytes"] += req.get("length") or 0
 ag.Agent.op_put = op_put
 def dump():
+    import resource
     t["cpu"] = time.process_time()
+    t["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t["drsync"] = ag.__file__
     with open(os.path.join(out, f"agent-{os.getpid()}.json"), "w") as f:
         json.dump(t, f)
@@ -304,8 +306,10 @@ main()
 # ---------------------------------------------------------------- the table
 
 
-def make_table(warehouse: Path, size_mb: int, files: int) -> Path:
-    """`files` appends of size_mb/files MiB each: one Parquet file per commit, random data."""
+def make_table(warehouse: Path, size_mb: int, files: int, *, one_blob: bool = False) -> Path:
+    """`files` appends of size_mb/files MiB each: one Parquet file per commit, random data.
+    `one_blob`: every file carries the same random blobs (cheap for a table of many GB; each
+    file is still incompressible, and nothing in drsync looks across files)."""
     import pyarrow as pa
     from deltalake import WriterProperties, write_deltalake
 
@@ -314,8 +318,9 @@ def make_table(warehouse: Path, size_mb: int, files: int) -> Path:
     rows = per_file // (BLOB + 16)
     props = WriterProperties(compression="ZSTD", max_row_group_size=8192)
     offsets = pa.array(range(0, (rows + 1) * BLOB, BLOB), pa.int32()).buffers()[1]
+    shared = pa.py_buffer(os.urandom(rows * BLOB)) if one_blob else None
     for i in range(files):
-        data = pa.py_buffer(os.urandom(rows * BLOB))
+        data = shared or pa.py_buffer(os.urandom(rows * BLOB))
         blob = pa.Array.from_buffers(pa.binary(), rows, [None, offsets, data])
         key = pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(os.urandom(rows * 8))])
         ids = pa.array(range(i * rows, (i + 1) * rows), pa.int64())
@@ -590,6 +595,9 @@ known-hosts-file={self.srv.known_hosts}
 remote-drsync-command={shlex.join(remote)}
 check-balance-retry-times=3
 """)
+        # A site protects only what a publication names (publications/): all of it here.
+        self._run([self.python, "-m", "drsync", "publication", "create", "bench", "--all-databases",
+                   "-c", str(cfg)], variant)
         return base, cfg, agent_out
 
     def drsync_round(self, variant: Variant, parallel: int, rep: int) -> tuple[Sample, Sample, Sample]:
@@ -601,13 +609,14 @@ check-balance-retry-times=3
             t0 = time.time()
             p = self._run([self.python, "-c", DRIVER, "backup", "--now", "-c", str(cfg)], variant)
             t1 = time.time()
-            self._run([self.python, "-m", "drsync", "restore", "-c", str(cfg)], variant)
+            r = self._run([self.python, "-m", "drsync", "restore", "-c", str(cfg)], variant)
             t2 = time.time()
             staged = tree_files(base / "standby" / "warehouse" / "bench")
             got = sum(f.stat().st_size for f in staged)
             if got < self.nbytes - 1_000_000:  # the data files at least (drsync adds no log of its own)
                 raise RuntimeError(f"drsync restore left {got} bytes in the standby table, "
-                                   f"expected ~{self.nbytes}")
+                                   f"expected ~{self.nbytes}:\n{p.stderr[-3000:]}\n"
+                                   f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
             doc = json.loads(next(ln[6:] for ln in p.stderr.splitlines() if ln.startswith("BENCH ")))
             (s0, s1), = doc["phases"]["ship"]
             (b0, b1), = doc["phases"]["build"]
@@ -732,25 +741,30 @@ def _negotiated(t: Any) -> str:
 IDLE = ("Condition.wait (", "Packetizer.read_all (", "Event.wait (", "_worker (concurrent", "Thread.join (")
 SENDER_RULES = [
     ("startup (imports)", ("_find_and_load",)),
+    ("connect (SSH handshake, agent start, hello)", ("Link.__init__ (",)),
+    ("bundling: raw files (link + BLAKE3)", ("place_raw (",)),
     ("bundling: BLAKE2b (member + bundle hash)", ("write_bundle (", "blake2")),
     ("bundling: read source files", ("write_bundle (", "_HashingReader.read (")),
     ("bundling: write bundle (page cache)", ("write_bundle (", "_HashingWriter.write (")),
     ("bundling: fsync bundle", ("write_bundle (", "fsync")),
     ("bundling: other (tarfile, Python)", ("write_bundle (",)),
-    ("ship: socket send (kernel, loopback)", ("send_file (", "Packetizer.write_all (")),
-    ("ship: MAC (hmac-sha2-256)", ("send_file (", "hmac")),
-    ("ship: encrypt", ("send_file (", "Packetizer.send_message (", "crypt")),
-    ("ship: read bundle (f.read in _put)", ("SshTransport._put (drsync/transport/ssh.py", "read (libc")),
-    ("ship: paramiko packetizer Python + copies", ("send_file (", "Packetizer.")),
-    ("ship: paramiko channel/file Python + copies", ("send_file (", "paramiko/")),
-    ("ship: drsync Python", ("send_file (",)),
+    ("ship: socket send (kernel, loopback)", ("WindowedSender._put (", "Packetizer.write_all (")),
+    ("ship: MAC (hmac-sha2-256)", ("WindowedSender._put (", "hmac")),
+    ("ship: encrypt", ("WindowedSender._put (", "Packetizer.send_message (", "crypt")),
+    ("ship: read bundle (f.read in _put)", ("WindowedSender._put (drsync/transport/window.py", "read (libc")),
+    ("ship: paramiko packetizer Python + copies", ("WindowedSender._put (", "Packetizer.")),
+    ("ship: paramiko channel/file Python + copies", ("WindowedSender._put (", "paramiko/")),
+    ("ship: drsync Python", ("WindowedSender.",)),
     ("other", ()),
 ]
 AGENT_RULES = [
     ("startup (imports)", ("_find_and_load",)),
     ("receive: read stdin (blocked or copying)", ("Agent.op_put (", "read (libc")),
     ("receive: write() to the .part file", ("Agent.op_put (", "write (libc")),
+    ("receive: BLAKE3 while receiving", ("Agent.op_put (", "blake3")),
     ("BLAKE2b re-read of the .part (file_hash)", ("file_hash (",)),
+    ("finish (second thread): fsync", ("_finish_put (", "fsync")),
+    ("finish (second thread): rename, reply", ("_finish_put (",)),
     ("fsync", ("fsync",)),
     ("receive: Python", ("Agent.op_put (",)),
     ("idle between requests (read_header)", ("read_header (",)),

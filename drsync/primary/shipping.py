@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from drsync.config import Settings
 from drsync.errors import DrsyncError
 from drsync.faults import crash_point
 from drsync.peer import Peer
-from drsync.sets.manifest import (
-    BundleInfo,
-    load_manifest,
-)
+from drsync.sets.manifest import load_manifest
 from drsync.site.layout import (
     LAST_RESTORED,
     MANIFEST_DIR,
@@ -26,7 +22,7 @@ from drsync.site.layout import (
 )
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import PrimaryState, save_state
-from drsync.transport import Transport
+from drsync.transport import Outgoing, Transport
 
 log = logging.getLogger("drsync.primary.round")
 
@@ -41,14 +37,12 @@ def ship_set(
     tracker.total = sum(b.size for b in manifest.bundles)
     tracker.measure = "consumed"
 
-    def send(b: BundleInfo) -> int:
-        n = transport.send_file(media / key / b.name, "media", bundle_rel(key, b.name), size=b.size,
-                                blake2b=b.blake2b, progress=lambda k: tracker.add(consumed=k))
-        crash_point("backup.bundle_shipped")
-        return n
-
-    with ThreadPoolExecutor(max_workers=settings.workers) as pool:
-        sent = sum(pool.map(send, manifest.bundles))
+    files = [Outgoing(media / key / b.name, bundle_rel(key, b.name), b.size, b.blake2b)
+             for b in manifest.bundles]
+    # Several files in flight per link, acknowledged later (transport/window.py over SSH).
+    sent = transport.send_files("media", files, workers=settings.workers,
+                                progress=lambda k: tracker.add(consumed=k),
+                                done=lambda f: crash_point("backup.bundle_shipped"))
     transport.write_bytes("metadata", manifest_rel(key), manifest.to_bytes())
     crash_point("backup.manifest_shipped")
     state.unshipped.remove(key)

@@ -10,14 +10,16 @@ import pwd
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drsync import __version__
 from drsync.config import Settings
 from drsync.errors import AuthError, ConfigError, DrsyncError, HostKeyError, TransportError
 from drsync.fsutil import atomic_write_bytes, ensure_dir
 from drsync.site.layout import PAIR_FILE
-from drsync.transport.ssh import Peer, agent_command
+
+if TYPE_CHECKING:  # paramiko is slow to load and the agent (which imports this) never needs it
+    from drsync.transport.ssh import Peer
 
 
 class OtherSite(Protocol):
@@ -52,6 +54,8 @@ def authorized_keys_line(settings: Settings, peer: Peer = "standby") -> str | No
         public = Path(f"{settings.ssh_key_file}.pub").read_text().strip()
     except OSError:
         return None
+    from drsync.transport.ssh import agent_command
+
     command = agent_command(settings, peer).replace("\\", "\\\\").replace('"', '\\"')
     return f'command="{command}",restrict {public}'
 
@@ -59,6 +63,8 @@ def authorized_keys_line(settings: Settings, peer: Peer = "standby") -> str | No
 def standby_key_line(settings: Settings, public: str) -> str:
     """The primary's authorized_keys line for the standby's key: pinned to the primary's agent
     (a compromised standby gets no shell there) and, with from=, usable from the standby only."""
+    from drsync.transport.ssh import agent_command
+
     command = agent_command(settings, "primary").replace("\\", "\\\\").replace('"', '\\"')
     source = settings.restore_host_ip
     origin = f'from="{source}",' if source else ""

@@ -8,6 +8,6 @@ also chooses the transport (`open_peer`).
 
 from __future__ import annotations
 
-from drsync.transport.base import Area, Transport
+from drsync.transport.base import Area, Outgoing, Transport
 
-__all__ = ["Area", "Transport"]
+__all__ = ["Area", "Outgoing", "Transport"]

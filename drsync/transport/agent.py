@@ -33,6 +33,7 @@ from drsync.sets.digest import algorithm_of, file_hash, new_hash
 from drsync.sets.manifest import FORMAT_VERSION
 from drsync.site.confine import safe_relpath
 from drsync.site.names import relpath_of
+from drsync.transport.completions import Completions, Finish
 from drsync.transport.confine import check_primary_write
 from drsync.transport.protocol import (
     PROTOCOL_VERSION,
@@ -45,8 +46,20 @@ from drsync.transport.protocol import (
 )
 
 PART_SUFFIX = ".part"
-# A data operation: (request, the stream its payload is on) -> (reply fields, reply payload).
-DataOp = Callable[[dict[str, Any], BinaryIO], tuple[dict[str, Any], bytes]]
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A request received whole whose slow rest (`finish`, e.g. a put's fsync and rename) runs
+    on the completions thread while the next request is read (completions.py)."""
+
+    key: str  # the file it finishes: a later put of the same file waits for it
+    finish: Finish
+
+
+# A data operation: (request, the stream its payload is on) -> (reply fields, reply payload),
+# or a Deferred whose finish makes the reply.
+DataOp = Callable[[dict[str, Any], BinaryIO], "tuple[dict[str, Any], bytes] | Deferred"]
 # A site operation: (the agent, the request) -> the reply's fields. No payload either way.
 Handler = Callable[["Agent", dict[str, Any]], dict[str, Any]]
 
@@ -95,18 +108,29 @@ class Agent:
         return p
 
     def serve(self, r: BinaryIO, w: BinaryIO) -> None:
+        self.completions = Completions(lambda frame: write_frame(w, frame))
+        try:
+            self._serve(r, w)
+        finally:
+            self.completions.close()  # received files are finished even when the primary left
+
+    def _serve(self, r: BinaryIO, w: BinaryIO) -> None:
+        def reply(frame: dict[str, Any], payload: bytes = b"") -> None:
+            self.completions.settle()  # replies in request order: queued finishes first
+            write_frame(w, frame, payload)
+
         while True:
             try:
                 req = read_header(r)
             except FrameError as e:  # the bad frame was consumed whole: answer, stay in sync
-                write_frame(w, {"ok": False, "code": e.code, "error": e.message})
+                reply({"ok": False, "code": e.code, "error": e.message})
                 continue
             if req is None:
                 return
             op = req.get("op")
             try:
                 if op == "bye":
-                    write_frame(w, {"ok": True})
+                    reply({"ok": True})
                     return
                 handler = self._handler(op)
                 if handler is not None and op != "hello":
@@ -120,19 +144,17 @@ class Agent:
                 if handler is None:
                     read_payload(r, req)
                     raise TransportError(f"unknown operation {op!r}")
-                reply, payload = handler(req, r)
-                write_frame(w, {"ok": True, **reply}, payload)
-            except DrsyncError as e:
-                write_frame(w, {"ok": False, "code": e.code, "error": e.message})
-            except OSError as e:
-                code = "ENOSPC" if e.errno == 28 else "EIO"
-                write_frame(w, {"ok": False, "code": code,
-                                "error": f"{e.strerror or e} ({e.filename or 'standby'})"})
+                result = handler(req, r)
+                if isinstance(result, Deferred):
+                    self.completions.defer(result.key, result.finish)
+                else:
+                    reply({"ok": True, **result[0]}, result[1])
+            except (DrsyncError, OSError) as e:
+                reply(_error_frame(e))
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
                 # A request no check above foresaw (a hostile or broken peer): answer in one
                 # line and end the connection, whose stream may be out of sync by now.
-                write_frame(w, {"ok": False, "code": "EPROTO",
-                                "error": f"{op!r}: bad request ({type(e).__name__})"})
+                reply({"ok": False, "code": "EPROTO", "error": f"{op!r}: bad request ({type(e).__name__})"})
                 return
 
     def _handler(self, op: object) -> DataOp | None:
@@ -167,8 +189,9 @@ class Agent:
             reply["blake2b"] = file_hash(p, like=_known_digest(like) if like else None)
         return reply, b""
 
-    def op_put(self, req: dict[str, Any], r: BinaryIO) -> tuple[dict[str, Any], bytes]:
-        """Receive `length` bytes at `offset` of rel.part; verify and rename when complete.
+    def op_put(self, req: dict[str, Any], r: BinaryIO) -> Deferred:
+        """Receive `length` bytes at `offset` of rel.part; then (deferred: completions.py)
+        fsync, verify the hash and rename when complete.
 
         The payload is always consumed, even on error, so the stream stays in sync."""
         offset, length, size, want = (req.get(k) for k in ("offset", "length", "size", "blake2b"))
@@ -181,6 +204,8 @@ class Agent:
                 raise TransportError("put needs integer offset/size and a blake2b")
             _known_digest(want)
             p = self._writable(req)
+            if self.completions.pending(str(p)):
+                self.completions.settle()  # the same file again: its earlier put finishes first
             ensure_dir(p.parent)
             part = p.with_name(p.name + PART_SUFFIX)
             have = part.stat().st_size if part.exists() else 0
@@ -202,24 +227,11 @@ class Agent:
                     f.write(chunk)
                     h.update(chunk)
                     crash_point("agent.put_chunk")  # the agent dies inside a put
-                f.flush()
-                os.fsync(f.fileno())
         except BaseException:
             self._drain(r, remaining)
             raise
-        done = offset + length
-        if done < size:
-            return {"complete": False, "have": done}, b""
-        if done > size or h.hexdigest() != want:
-            part.unlink()
-            return {"complete": False, "have": 0, "corrupt": True}, b""
-        try:
-            os.replace(part, p)
-        except OSError:
-            part.unlink()  # e.g. a directory of that name: a retry would fail the same way
-            raise
-        fsync_dir(p.parent)
-        return {"complete": True, "have": done}, b""
+        got, done = h.hexdigest(), offset + length
+        return Deferred(str(p), lambda: _finish_put(part, p, done, size, got == want))
 
     @staticmethod
     def _drain(r: BinaryIO, n: int) -> None:
@@ -271,6 +283,39 @@ class Agent:
             probe = probe.parent
         usage = shutil.disk_usage(probe)
         return {"free": usage.free, "total": usage.total}, b""
+
+
+def _finish_put(part: Path, p: Path, done: int, size: int, matches: bool) -> dict[str, Any]:
+    """The deferred rest of a put: make the .part durable, then verify and rename it."""
+    try:
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if done < size:
+            return {"ok": True, "complete": False, "have": done}
+        if done > size or not matches:
+            part.unlink()
+            return {"ok": True, "complete": False, "have": 0, "corrupt": True}
+        try:
+            os.replace(part, p)
+        except OSError:
+            part.unlink()  # e.g. a directory of that name: a retry would fail the same way
+            raise
+        fsync_dir(p.parent)
+        crash_point("agent.put_renamed")  # in place and durable, the reply not yet sent
+        return {"ok": True, "complete": True, "have": done}
+    except (DrsyncError, OSError) as e:
+        return _error_frame(e)
+
+
+def _error_frame(e: DrsyncError | OSError) -> dict[str, Any]:
+    """The reply to a request that failed: the error's code and one line saying why."""
+    if isinstance(e, DrsyncError):
+        return {"ok": False, "code": e.code, "error": e.message}
+    code = "ENOSPC" if e.errno == 28 else "EIO"
+    return {"ok": False, "code": code, "error": f"{e.strerror or e} ({e.filename or 'standby'})"}
 
 
 def _known_digest(digest: str) -> str:

@@ -3,16 +3,19 @@
     frame   = u32 big-endian header length, header (UTF-8 JSON object)
     payload = exactly header["length"] raw bytes, when the header has a "length"
 
-Requests carry `op`; replies carry `ok` and, on failure, `code` and `error`. The command set
-is fixed and every argument is checked by the agent (`drsync/transport/agent.py`):
+Requests carry `op`; replies carry `ok` and, on failure, `code` and `error`. Replies come in
+request order, so a client may send several requests before reading their replies (window.py
+keeps up to 8 puts in flight; the agent finishes each put on a second thread, completions.py).
+The command set is fixed and every argument is checked by the agent (`drsync/transport/agent.py`):
 
     hello [role_epoch] [purpose]   -> version, format, time (clock-skew check); refused when the
                                       caller's role epoch is older than the agent's site, unless
                                       purpose=reprotect (then only the reprotect ops below)
     stat  area rel                 -> size of rel (or null), size of rel.part (or null)
     put   area rel offset length size blake2b + payload
-                                   -> append payload to rel.part at offset; when it reaches
-                                      `size`, verify the hash, fsync, rename to rel
+                                   -> append payload to rel.part at offset (hashed as it
+                                      arrives); fsync; when it reaches `size`, verify the hash
+                                      and rename to rel
     write area rel + payload       -> atomic replace of a small file
     read  area rel                 -> payload (or found=false)
     list  area rel                 -> {name: size} of the regular files in a directory

@@ -22,7 +22,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,11 +32,11 @@ from drsync import __version__
 from drsync.config import Settings
 from drsync.config.private import check_private_file
 from drsync.errors import AuthError, ConfigError, HostKeyError, IntegrityError, RoleError, TransportError
-from drsync.faults import crash_point
 from drsync.fsutil import CHUNK
 from drsync.site.confine import safe_relpath
-from drsync.transport.base import Area, SendProgress, Transport
+from drsync.transport.base import Area, Outgoing, SendProgress, Transport
 from drsync.transport.protocol import TABLE_READ_CHUNK, read_header, read_payload, write_frame
+from drsync.transport.window import WindowedSender
 
 log = logging.getLogger("drsync.ssh")
 WINDOW = 16 << 20  # our receive window (replies); the send direction is sshd's window
@@ -222,6 +222,11 @@ class Link:
                 f._wbuffer = io.BytesIO()
                 with contextlib.suppress(Exception):
                     f.close()
+        # Drop them now: a link can outlive its close in a reference cycle (an exception's
+        # traceback holds the frame that held it), and the collector finalises a cycle's
+        # BytesIO before the BufferedFile whose __del__ flushes it: "I/O operation on closed
+        # file" printed at exit.
+        self.w = self.r = None
         with contextlib.suppress(Exception):
             self.client.close()
 
@@ -338,50 +343,18 @@ class SshTransport(Transport):
         self, local: Path, area: Area, rel: str, *, size: int, blake2b: str,
         progress: SendProgress | None = None,
     ) -> int:
-        safe_relpath(rel, table="(transport)", where=f"{area} path")
-        sent_total = [0]
-        corrupt = [0]
+        return self.send_files(area, [Outgoing(local, rel, size, blake2b)], workers=1, progress=progress)
 
-        def attempt(link: Link) -> int:
-            while True:
-                st = link.request({"op": "stat", "area": area, "rel": rel, "hash": blake2b})
-                if st.get("size") == size and st.get("blake2b") == blake2b:
-                    return sent_total[0]
-                part = st.get("part") or 0
-                offset = part if part <= size else 0
-                reply = self._put(link, local, area, rel, offset, size, blake2b, progress, sent_total)
-                if reply.get("complete"):
-                    return sent_total[0]
-                if reply.get("corrupt"):
-                    corrupt[0] += 1
-                    log.warning("%s arrived corrupted on the standby; sending it again", rel)
-                    if corrupt[0] > 1:
-                        raise IntegrityError(f"{rel}: hash mismatch on the standby twice in a row")
-
-        result: int = self._with_retry(f"sending {rel}", attempt)
-        return result
-
-    def _put(self, link: Link, local: Path, area: Area, rel: str, offset: int, size: int,
-             blake2b: str, progress: SendProgress | None, sent_total: list[int]) -> dict[str, Any]:
-        length = size - offset
-        write_frame(link.w, {"op": "put", "area": area, "rel": rel, "offset": offset,
-                             "length": length, "size": size, "blake2b": blake2b})
-        with open(local, "rb") as f:
-            f.seek(offset)
-            remaining = length
-            while remaining:
-                chunk = f.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise IntegrityError(f"{local} shrank while being sent")
-                self.limiter.take(len(chunk))
-                link.w.write(chunk)
-                remaining -= len(chunk)
-                sent_total[0] += len(chunk)
-                crash_point("ship.chunk")  # the primary dies inside a put
-                if progress:
-                    progress(len(chunk))
-        link.w.flush()
-        return link.reply()
+    def send_files(
+        self, area: Area, files: Sequence[Outgoing], *, workers: int,
+        progress: SendProgress | None = None, done: Callable[[Outgoing], None] | None = None,
+    ) -> int:
+        """Windowed: several files in flight per link, acknowledged later (window.py)."""
+        for f in files:
+            safe_relpath(f.rel, table="(transport)", where=f"{area} path")
+        sender = WindowedSender(self._link, self.limiter, self.retries, TRANSIENT, area, files,
+                                progress, done)
+        return sender.run(min(workers, self._max))
 
     def write_bytes(self, area: Area, rel: str, data: bytes) -> None:
         safe_relpath(rel, table="(transport)", where=f"{area} path")

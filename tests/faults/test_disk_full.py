@@ -139,15 +139,17 @@ def test_standby_warehouse_full(tmp_path: Path, small_fs: list[Path], reliabilit
         assert not staging.exists() or not list(staging.iterdir()), "staging left behind"
 
 
-def test_standby_disk_full_over_ssh(sshd: SshServer, tmp_path: Path, small_fs: list[Path],
-                                    reliability: Reliability) -> None:
-    """(Moved from tests/integration/test_ssh.py.) The agent's inbox fills up mid-put."""
-    rel = reliability("standby disk full (inbox, SSH)", "tmpfs of 1 MB as the standby's media "
+@pytest.mark.parametrize(("space", "mb", "files"), [("1m", 4, 2), ("5m", 8, 4)])
+def test_standby_disk_full_over_ssh(sshd: SshServer, tmp_path: Path, small_fs: list[Path], space: str,
+                                    mb: int, files: int, reliability: Reliability) -> None:
+    """(Moved from tests/integration/test_ssh.py.) The agent's inbox fills up mid-put: at the
+    first raw file, or (5m) at the third while the fourth is already in flight on its link."""
+    rel = reliability("standby disk full (inbox, SSH)", f"tmpfs of {space}B as the standby's media "
                       "directory behind a real sshd + drsync agent; then remounted at 256 MB")
     sites = ssh_sites(tmp_path / "s", sshd)
-    _mount(small_fs, sites.standby_media, "1m")
+    _mount(small_fs, sites.standby_media, space)
     with rel.trial():
-        big_table(sites.primary, mb=4, files=2)
+        big_table(sites.primary, mb=mb, files=files)
         p = drsync("backup", "-c", str(sites.config))
         assert p.returncode == 1 and "Traceback" not in p.stderr
         assert "disk full" in p.stderr, p.stderr

@@ -83,6 +83,30 @@ def test_cut_connection_resumes_without_resending_complete_bytes(sshd: SshServer
         _equal_big(sites)
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_cut_with_several_raw_files_in_flight_resumes_each(sshd: SshServer, proxy: FaultProxy,
+                                                           tmp_path: Path, parallel: int,
+                                                           reliability: Reliability) -> None:
+    """Windowed sending (transport/window.py): a link holds several raw files unacknowledged when
+    it is cut. Each is then checked and resumed from what the standby holds, none sent again."""
+    rel = reliability("SSH connection dropped with several files in flight", "8 raw files of 1.5 MiB "
+                      f"(parrallel-process={parallel}), every connection cut after 60 % of its share")
+    with rel.trial():
+        sites = _proxied_sites(sshd, proxy, tmp_path)
+        sites.config.write_text(sites.config.read_text().replace(
+            "parrallel-process=1\n", f"parrallel-process={parallel}\n"))
+        big_table(sites.primary, mb=12, files=8)
+        total = _parquet_bytes(sites)
+        proxy.cut_after_bytes = int(total * 0.6 / parallel)
+        rounds = _backup_until_done(sites, attempts=3)
+        assert proxy.cuts >= parallel, "the proxy never cut: the test proves nothing"
+        # Beyond the data: what was in the pipes at each cut (SSH window, socket buffers, the
+        # proxy's 1 MiB queue), never a whole unacknowledged file again.
+        assert proxy.bytes_up < total * 1.03 + (proxy.cuts + rounds) * 3 * MIB, \
+            f"{proxy.bytes_up} bytes sent for {total} with {proxy.cuts} cut(s)"
+        _equal_big(sites)
+
+
 def test_corrupted_partial_file_is_detected_and_resent(sshd: SshServer, proxy: FaultProxy, tmp_path: Path,
                                                        reliability: Reliability) -> None:
     """(Moved from tests/integration/test_ssh.py.)"""
@@ -134,24 +158,27 @@ def test_slow_lossy_link(sshd: SshServer, proxy: FaultProxy, tmp_path: Path, see
         _equal_big(sites)
 
 
-def test_agent_killed_inside_a_put(sshd: SshServer, proxy: FaultProxy, tmp_path: Path,
+@pytest.mark.parametrize("point", ["agent.put_chunk:3", "agent.put_renamed:2"])
+def test_agent_killed_inside_a_put(sshd: SshServer, proxy: FaultProxy, tmp_path: Path, point: str,
                                    reliability: Reliability) -> None:
+    """put_chunk: mid-file; put_renamed: a file renamed into place on the agent's second thread
+    (completions.py) with its reply not sent, while the next file is already arriving."""
     rel = reliability("kill -9 of the standby's agent mid-put", "every `drsync agent` started over "
-                      "SSH kills itself (SIGKILL) at its 3rd chunk written (DRSYNC_CRASH_AT)")
+                      f"SSH kills itself (SIGKILL) at {point} (DRSYNC_CRASH_AT)")
     with rel.trial():
         sites = _proxied_sites(sshd, proxy, tmp_path)
         text = sites.config.read_text().replace(
             f"remote-drsync-command={sys.executable} -m drsync",
-            f"remote-drsync-command=env DRSYNC_CRASH_AT=agent.put_chunk:3 {sys.executable} -m drsync")
+            f"remote-drsync-command=env DRSYNC_CRASH_AT={point} {sys.executable} -m drsync")
         sites.config.write_text(text)
-        big_table(sites.primary, mb=12, files=2)
+        big_table(sites.primary, mb=12, files=4)
         total = _parquet_bytes(sites)
         rounds = _backup_until_done(sites, attempts=12)
         assert proxy.connections > 1, "the agent never died: the test proves nothing"
         assert proxy.bytes_up < total * 1.05 + proxy.connections * 3 * MIB, \
             f"{proxy.bytes_up} bytes sent for {total} with {proxy.connections} connections"
         print(f"{proxy.connections} connection(s), {rounds} round(s), {proxy.bytes_up / total:.2f}x the data")
-        sites.config.write_text(text.replace("env DRSYNC_CRASH_AT=agent.put_chunk:3 ", ""))
+        sites.config.write_text(text.replace(f"env DRSYNC_CRASH_AT={point} ", ""))
         _equal_big(sites)
 
 

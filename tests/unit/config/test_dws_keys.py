@@ -41,7 +41,8 @@ def test_warehouse_layout_key() -> None:
 def test_cpu_cores_bounds_the_worker_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A round with parrallel-process=8 and cpu-cores=1 never starts a pool above one worker."""
     import drsync.primary.packing
-    import drsync.primary.shipping
+    import drsync.transport.base
+    import drsync.transport.window
     from drsync.primary.round import run_backup
 
     sites = make_sites(tmp_path / "s", extra="cpu-cores=1\n")
@@ -59,7 +60,9 @@ def test_cpu_cores_bounds_the_worker_threads(tmp_path: Path, monkeypatch: pytest
             super().__init__(max_workers)
 
     monkeypatch.setattr(drsync.primary.packing, "ThreadPoolExecutor", Recording)
-    monkeypatch.setattr(drsync.primary.shipping, "ThreadPoolExecutor", Recording)
+    # shipping: Transport.send_files (base: local; window.py: ssh) sizes the sending pool
+    monkeypatch.setattr(drsync.transport.base, "ThreadPoolExecutor", Recording)
+    monkeypatch.setattr(drsync.transport.window, "ThreadPoolExecutor", Recording)
     assert run_backup(settings).key is not None
     assert seen and set(seen) == {1}
 
