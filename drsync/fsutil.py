@@ -92,11 +92,14 @@ def atomic_write_bytes(final: Path, data: bytes, mtime_ns: int | None = None, *,
         fsync_dir(final.parent)
 
 
-def atomic_write_json(final: Path, obj: Any, *, sync_dir: bool = True) -> None:
+def json_bytes(obj: Any) -> bytes:
     # Compact: state files are written often and read by programs (show-progress reads them
     # for people); indent=... would take Python's slow pure-Python encoder.
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-    atomic_write_bytes(final, data, sync_dir=sync_dir)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def atomic_write_json(final: Path, obj: Any, *, sync_dir: bool = True) -> None:
+    atomic_write_bytes(final, json_bytes(obj), sync_dir=sync_dir)
 
 
 def write_advisory_json(final: Path, obj: Any) -> None:

@@ -31,6 +31,7 @@ from drsync.errors import (
     StoppedError,
 )
 from drsync.faults import crash_point, wall_clock
+from drsync.fsbatch import atomic_write_many
 from drsync.fsutil import (
     atomic_write_json,
     ensure_dir,
@@ -38,6 +39,7 @@ from drsync.fsutil import (
     make_private_dirs,
     rmtree_force,
     sync_filesystem,
+    write_advisory_json,
 )
 from drsync.nofollow import printable, refuse_symlink_path
 from drsync.roles.epoch import assert_site_role, read_role
@@ -75,7 +77,7 @@ from drsync.standby.desync import (
     store_publications,
     warn_desynced,
 )
-from drsync.standby.filehashes import record_applied
+from drsync.standby.filehashes import applied_record
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
@@ -306,16 +308,21 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     for t in m.tables:
         if t.name in replicated:
             delete_files(warehouse / t.path, t.deletions)
-    for t in m.tables:  # what continuous verification checks against (standby/filehashes.py)
-        record_applied(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
-                       table_dir=warehouse / t.path)
+    # What continuous verification checks against (standby/filehashes.py): every table's
+    # record written durably before the state commit, the waits for the disk shared.
+    atomic_write_many(dict(applied_record(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
+                                          table_dir=warehouse / t.path) for t in m.tables))
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
     state.recent_ddl = (state.recent_ddl + events)[-RECENT_DDL:]
     state.last_key, state.last_barrier_ms = m.key, m.barrier_ms
     save_state(meta, state)
-    atomic_write_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
+    # A copy of the state's last_key for cheap reading (the primary's forget_restored, the
+    # daemon's inbox poll), both treating absent or unparseable as "nothing restored yet":
+    # lost in a power cut it costs a restore pass that finds nothing to do and a key kept in
+    # the primary's shipped list one round longer. The state, just saved, is the record.
+    write_advisory_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
     crash_point("restore.committed")
     rmtree_force(staging)
     crash_point("restore.staging_removed")
