@@ -31,6 +31,7 @@ from drsync.site.names import relpath_of
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
 from drsync.standby.apply import apply_table, refuse_symlinked_table
+from drsync.standby.staging import Staging
 
 log = logging.getLogger("drsync.standby.desync")
 REPLACE_SUFFIX = ".drsync-replace"  # hidden ('.' first): never discovered as a table
@@ -77,7 +78,8 @@ def replaces(warehouse: Path, state: StandbyState, t: ManifestTable) -> bool:
     return t.mode == "full" and t.name in state.desynced and (warehouse / t.path).exists()
 
 
-def replace_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
+def replace_table(warehouse: Path, staging: Path | Staging, t: ManifestTable,
+                  tracker: ProgressTracker) -> None:
     """Build the new table completely beside the old one, then swap the two directories in
     one step (renameat2 RENAME_EXCHANGE): readers see the old table or the new one, never a
     mix. A kill before the swap leaves the old table; after it, the new one."""

@@ -36,7 +36,6 @@ from drsync.fsutil import (
     atomic_write_json,
     ensure_dir,
     fsync_dir,
-    make_private_dirs,
     rmtree_force,
     sync_filesystem,
     write_advisory_json,
@@ -66,7 +65,7 @@ from drsync.site.state import (
     save_state,
     stop_requested,
 )
-from drsync.standby.apply import apply_table, check_conflicts, delete_files, refuse_symlinked_table
+from drsync.standby.apply import check_conflicts, delete_files, install_tables, refuse_symlinked_table
 from drsync.standby.barriermaps import standby_versions
 from drsync.standby.delay import record_held, split_due
 from drsync.standby.desync import (
@@ -78,6 +77,7 @@ from drsync.standby.desync import (
     warn_desynced,
 )
 from drsync.standby.filehashes import applied_record
+from drsync.standby.staging import Staging
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
@@ -237,17 +237,17 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     versions = standby_versions(warehouse, m)  # before anything is touched (barriermaps.py)
 
     tracker.step("VERIFY")
-    staging = WarehouseLayout(warehouse).staging / m.key
-    refuse_symlink_path(warehouse, str(staging.relative_to(warehouse)), table="(staging)", what="path")
-    rmtree_force(staging)
+    staged_at = WarehouseLayout(warehouse).staging / m.key
+    refuse_symlink_path(warehouse, str(staged_at.relative_to(warehouse)), table="(staging)", what="path")
+    rmtree_force(staged_at)
+    staging = Staging.plan(staged_at, m)
+    staging.make_dirs(m)  # staging is rebuilt by any re-run: no fsync
     tracker.total = sum(f.size for t in m.tables for f in t.files)
     tracker.measure = "consumed"
     by_bundle: dict[str, dict[str, Expected]] = {b.name: {} for b in m.bundles}
     for t in m.tables:
         for f in t.files:
-            dest = staging / t.path / f.path
-            make_private_dirs(dest.parent)  # staging is rebuilt by any re-run: no fsync
-            by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, dest)
+            by_bundle[f.bundle][f"{t.path}/{f.path}"] = Expected(f.size, f.blake2b, staging.file(t, f.path))
     try:
         for b in m.bundles:
             path = media / m.key / b.name
@@ -263,15 +263,15 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
                                fsync=False, whole=(b.size, b.blake2b))
             crash_point("restore.bundle_extracted")
     except DiskFullError:
-        rmtree_force(staging)  # give the space back; the set stays pending, unchanged
+        rmtree_force(staged_at)  # give the space back; the set stays pending, unchanged
         raise
     except IntegrityError as e:
-        rmtree_force(staging)
+        rmtree_force(staged_at)
         reject_manifest(meta, m.key, e.message)
         e.hint = "nothing was applied; the primary ships the set again at its next round"
         raise
-    if staging.exists():
-        sync_filesystem(staging)  # one flush for every staged file instead of one fsync each
+    if staged_at.exists():
+        sync_filesystem(staged_at)  # one flush for every staged file instead of one fsync each
     crash_point("restore.verified")
 
     tracker.step("APPLY")
@@ -286,13 +286,12 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
             if t.name not in replaced:  # a replacement overrides whatever the standby holds
                 check_conflicts(warehouse, state, t)
     except StandbyConflictError:
-        rmtree_force(staging)
+        rmtree_force(staged_at)
         raise
+    install_tables(warehouse, staging, [t for t in m.tables if t.name not in replaced], tracker)
     for t in m.tables:
         if t.name in replaced:
             replace_table(warehouse, staging, t, tracker)
-        else:
-            apply_table(warehouse, staging, t, tracker)
         get_format(t.format).after_install(warehouse / t.path, t.name)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
@@ -324,7 +323,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     # the primary's shipped list one round longer. The state, just saved, is the record.
     write_advisory_json(meta / LAST_RESTORED, {"key": m.key, "barrier_ms": m.barrier_ms})
     crash_point("restore.committed")
-    rmtree_force(staging)
+    rmtree_force(staged_at)
     crash_point("restore.staging_removed")
     append_history(meta / settings.backuprestoreinfo_file, {
         "key": m.key, "priorKey": m.prior_key or "N/A", "barrierTime": m.barrier_utc,
