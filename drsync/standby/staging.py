@@ -16,9 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drsync.fsutil import make_private_dirs
+from drsync.fsbatch import fsync_paths
+from drsync.fsutil import make_private_dirs, sync_filesystem
 from drsync.sets.manifest import Manifest, ManifestTable
 from drsync.tableformat import get as get_format
+
+FSYNC_EACH_MAX = 256  # staged files fsynced one by one (at once) up to this many; above: syncfs
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,19 @@ class Staging:
         make_private_dirs(self.root)
         for parent in {self.file(t, f.path).parent for t in m.tables for f in t.files}:
             make_private_dirs(parent)
+
+    def flush(self, m: Manifest) -> None:
+        """Make every staged file's content durable before any is installed (a commit must
+        never survive a power cut without the data it names). A small set fsyncs its files,
+        all at once (fsbatch: one shared journal wait); a large one flushes the filesystem
+        once (syncfs), cheaper than thousands of fsyncs but paying for whatever else is dirty
+        on that filesystem, which a round of a few files should not. Their names need no
+        sync: they are renamed into tables, whose directories apply fsyncs."""
+        files = [self.file(t, f.path) for t in m.tables for f in t.files]
+        if len(files) <= FSYNC_EACH_MAX:
+            fsync_paths(files)
+        else:
+            sync_filesystem(self.root)
 
 
 def staging_of(staging: Path | Staging) -> Staging:
