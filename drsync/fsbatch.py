@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,9 +32,23 @@ def fsync_paths(paths: Iterable[Path]) -> None:
         for p in todo:
             _fsync(p)
         return
-    with ThreadPoolExecutor(min(len(todo), MAX_THREADS), thread_name_prefix="fsync") as pool:
-        for f in [pool.submit(_fsync, p) for p in todo]:
-            f.result()
+    for f in [shared_pool("fsync").submit(_fsync, p) for p in todo]:
+        f.result()
+
+
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(name: str) -> ThreadPoolExecutor:
+    """A pool of MAX_THREADS threads kept for the process (a daemon's rounds reuse it): starting
+    threads for each batch cost more than the batch's fsyncs on a loaded machine (~1 ms each).
+    Tasks of a pool must not wait on tasks of the same pool (one name per kind of task)."""
+    with _pools_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix=f"drsync-{name}")
+        return pool
 
 
 def _fsync(path: Path) -> None:

@@ -13,11 +13,11 @@ import contextlib
 import logging
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
+from drsync.fsbatch import shared_pool
 from drsync.fsutil import (
     RO_DIR,
     RO_FILE,
@@ -184,9 +184,6 @@ def apply_table(
     crash_point("apply.table")
 
 
-INSTALL_THREADS = 8
-
-
 def install_tables(warehouse: Path, staging: Staging, tables: list[ManifestTable],
                    tracker: ProgressTracker) -> None:
     """`apply_table` for each table, several at a time. Tables are independent: every order
@@ -207,15 +204,19 @@ def install_tables(warehouse: Path, staging: Staging, tables: list[ManifestTable
         for t in concurrent:
             apply_table(warehouse, staging, t, tracker)
         return
-    with ThreadPoolExecutor(min(len(concurrent), INSTALL_THREADS), thread_name_prefix="install") as pool:
-        futures = [pool.submit(apply_table, warehouse, staging, t, tracker) for t in concurrent]
-        try:
-            for f in futures:
-                f.result()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    pool = shared_pool("install")  # its tasks never wait on this pool's (fsyncs are direct)
+    futures = [pool.submit(apply_table, warehouse, staging, t, tracker) for t in concurrent]
+    try:
+        for f in futures:
+            f.result()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        for f in futures:  # the tables already started finish before the error is raised
+            if not f.cancelled():
+                with contextlib.suppress(BaseException):
+                    f.result()
+        raise
 
 
 def _fsync_dirs(dirs: set[Path]) -> None:

@@ -27,7 +27,7 @@ FSYNC_EACH_MAX = 256  # staged files fsynced one by one (at once) up to this man
 @dataclass(frozen=True)
 class Staging:
     root: Path  # staging/<key>
-    flat: Mapping[tuple[str, str], Path] = field(default_factory=dict)  # (table path, file) -> staged
+    flat: Mapping[tuple[str, str], Path] = field(default_factory=dict)  # (table name, file) -> staged
 
     @classmethod
     def plan(cls, root: Path, m: Manifest) -> Staging:
@@ -36,7 +36,7 @@ class Staging:
             if get_format(t.format).rewrites_on_install:
                 continue
             for f in t.files:
-                flat[(t.path, f.path)] = root / str(len(flat))
+                flat[(t.name, f.path)] = root / str(len(flat))
         return cls(root, flat)
 
     def table_root(self, t: ManifestTable) -> Path:
@@ -44,7 +44,7 @@ class Staging:
         return self.root / t.path
 
     def file(self, t: ManifestTable, rel: str) -> Path:
-        return self.flat.get((t.path, rel)) or self.root / t.path / rel
+        return self.flat.get((t.name, rel)) or self.root / t.path / rel  # (t.path parses the name)
 
     def make_dirs(self, m: Manifest) -> None:
         """The directories the set's files are staged in (no fsync: staging is rebuilt by any
