@@ -33,9 +33,9 @@ from drsync.errors import (
 from drsync.faults import crash_point, wall_clock
 from drsync.fsbatch import atomic_write_many
 from drsync.fsutil import (
-    atomic_write_json,
     ensure_dir,
     fsync_dir,
+    json_bytes,
     rmtree_force,
     write_advisory_json,
 )
@@ -217,11 +217,12 @@ def _progress_saver(meta: Path, state: StandbyState) -> Callable[[], None]:
 
     A progress save rewrites and fsyncs the whole state (every table: 20-50 ms for 1,000 on a
     busy disk) and the tracker forces one at each step: five a round where a set applies in a
-    fraction of a second. Steps shorter than a second are not saved on their own; nothing is
+    fraction of a second. Steps within a second of the start or of the last save are not saved
+    on their own (a pass shorter than that shows its FINISH only); nothing is
     lost by that: the state commit (save_state, durable) is made by apply_set itself, the
     failure path saves explicitly, and FINISH (the state a reader sees until the next pass)
     is always saved. A long step is saved by the tracker's own flushes while it runs."""
-    last = [-PROGRESS_EVERY_S]
+    last = [time.monotonic()]  # INIT is not saved either: a pass under a second shows FINISH
 
     def save() -> None:
         now = time.monotonic()
@@ -322,16 +323,17 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
         if name not in failed and name in state.tables:
             state.tables[name].version = version
             state.tables[name].barrier_ms = m.barrier_ms
-    ensure_dir(barrier_dir(warehouse))
-    atomic_write_json(WarehouseLayout(warehouse).barrier_map(m.key), versions)
+    # The barrier map, and with it what continuous verification checks against (every table's
+    # file-hash record, standby/filehashes.py): one batch, the waits for the disk shared, all
+    # durable before any deletion and before the state commit. A record already says the
+    # set's deletions are gone: a kill before they are re-runs the set, which rewrites it.
+    records = dict(applied_record(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
+                                  table_dir=warehouse / t.path) for t in m.tables)
+    atomic_write_many({WarehouseLayout(warehouse).barrier_map(m.key): json_bytes(versions), **records})
     crash_point("restore.barrier_published")
     for t in m.tables:
         if t.name in replicated:
             delete_files(warehouse / t.path, t.deletions)
-    # What continuous verification checks against (standby/filehashes.py): every table's
-    # record written durably before the state commit, the waits for the disk shared.
-    atomic_write_many(dict(applied_record(meta, t, replaced=t.name in replaced, epoch=m.role_epoch,
-                                          table_dir=warehouse / t.path) for t in m.tables))
     apply_desync(settings, state, m)
     store_publications(settings, m)
     events = [f"{m.key}: {event_text(t.name, e)}" for t in m.tables for e in t.ddl]
