@@ -17,10 +17,11 @@ from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
 from drsync.fsutil import (
     RO_DIR,
-    atomic_write_json,
+    atomic_write_bytes,
     ensure_dir,
     exchange_paths,
     fsync_dir,
+    json_bytes,
     make_writable_dir,
     rmtree_force,
 )
@@ -150,4 +151,8 @@ def store_publications(settings: Settings, m: Manifest) -> None:
     meta = settings.restore_metadata_destination
     if m.publications is None or meta == settings.primary_metadata_destination:
         return
-    atomic_write_json(meta / PUBLICATIONS_FILE, m.publications)
+    data = json_bytes(m.publications)
+    with contextlib.suppress(OSError):
+        if (meta / PUBLICATIONS_FILE).read_bytes() == data:
+            return  # every set carries them; rewriting the same bytes cost 2 fsyncs a round
+    atomic_write_bytes(meta / PUBLICATIONS_FILE, data)
