@@ -283,7 +283,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
                 tracker.add(produced=b.size)
             else:
                 extract_bundle(path, b.compression, by_bundle[b.name], lambda n: tracker.add(produced=n),
-                               fsync=False, whole=(b.size, b.blake2b))
+                               fsync=False, whole=(b.size, b.blake2b), in_place=True)
             crash_point("restore.bundle_extracted")
     except DiskFullError:
         rmtree_force(staged_at)  # give the space back; the set stays pending, unchanged
