@@ -67,18 +67,20 @@ def test_delta_files_are_staged_flat_iceberg_keeps_its_tree(tmp_path: Path) -> N
     assert sorted(os.listdir(tmp_path / "k")) == ["db"]  # no directory per Delta table
 
 
-def _stage_all(staging: Staging, content: Staged) -> None:
-    for t, files in content:
-        for rel, data in files.items():
-            staging.file(t, rel).write_bytes(data)
-
-
-def test_tables_install_side_by_side_from_flat_staging(tmp_path: Path) -> None:
-    content = _tables(12)
+def _staged(tmp_path: Path, n: int) -> tuple[Staged, Manifest, Staging]:
+    """`n` tables, each file of theirs staged (flat) as VERIFY leaves them."""
+    content = _tables(n)
     m = _manifest([t for t, _ in content])
     staging = Staging.plan(tmp_path / "staging" / m.key, m)
     staging.make_dirs(m)
-    _stage_all(staging, content)
+    for t, files in content:
+        for rel, data in files.items():
+            staging.file(t, rel).write_bytes(data)
+    return content, m, staging
+
+
+def test_tables_install_side_by_side_from_flat_staging(tmp_path: Path) -> None:
+    content, m, staging = _staged(tmp_path, 12)
     wh = tmp_path / "wh"
     install_tables(wh, staging, m.tables, ProgressTracker(SideProgress(), lambda: None))
     for t, files in content:
@@ -89,11 +91,7 @@ def test_tables_install_side_by_side_from_flat_staging(tmp_path: Path) -> None:
 
 
 def test_a_conflicting_table_fails_the_install_naming_it(tmp_path: Path) -> None:
-    content = _tables(6)
-    m = _manifest([t for t, _ in content])
-    staging = Staging.plan(tmp_path / "staging" / m.key, m)
-    staging.make_dirs(m)
-    _stage_all(staging, content)
+    _, m, staging = _staged(tmp_path, 6)
     wh = tmp_path / "wh"
     bad = m.tables[3]
     (wh / bad.path / "_delta_log").mkdir(parents=True)
