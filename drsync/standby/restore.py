@@ -218,11 +218,11 @@ def _progress_saver(meta: Path, state: StandbyState) -> Callable[[], None]:
     A progress save rewrites and fsyncs the whole state (every table: 20-50 ms for 1,000 on a
     busy disk) and the tracker forces one at each step: five a round where a set applies in a
     fraction of a second. Steps within a second of the start or of the last save are not saved
-    on their own (a pass shorter than that shows its FINISH only); nothing is
-    lost by that: the state commit (save_state, durable) is made by apply_set itself, the
-    failure path saves explicitly, and FINISH (the state a reader sees until the next pass)
-    is always saved. A long step is saved by the tracker's own flushes while it runs."""
-    last = [time.monotonic()]  # INIT is not saved either: a pass under a second shows FINISH
+    on their own (a pass shorter than that shows its FINISH only). Nothing is lost by that: the
+    state commit (save_state, durable) is made by apply_set itself, the failure path saves
+    explicitly, and FINISH (what a reader sees until the next pass) is always saved. A long
+    step is saved by the tracker's own flushes while it runs."""
+    last = [time.monotonic()]
 
     def save() -> None:
         now = time.monotonic()
