@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from drsync.fsutil import ensure_dir, temp_path_for
@@ -32,7 +32,9 @@ def fsync_paths(paths: Iterable[Path]) -> None:
         for p in todo:
             _fsync(p)
         return
-    for f in [shared_pool("fsync").submit(_fsync, p) for p in todo]:
+    futures = [shared_pool("fsync").submit(_fsync, p) for p in todo]
+    wait(futures)
+    for f in futures:
         f.result()
 
 
