@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from datetime import UTC, datetime, timedelta
 
 _spec = os.environ.get("DRSYNC_CRASH_AT", "")
 _count_file = os.environ.get("DRSYNC_CRASH_COUNT", "")
 _hits = 0
+_hits_lock = threading.Lock()  # the restore installs tables in threads: no hit may be lost
 _target_name, _, _target_n = _spec.partition(":")
 _target = int(_target_n) if _target_n.isdigit() else 0
 
@@ -31,9 +33,10 @@ def crash_point(name: str) -> None:
         with open(_count_file, "a") as f:
             f.write(name + "\n")
     if _spec and (_target_name in ("*", name)):
-        _hits += 1
-        if _hits == _target:
-            os.kill(os.getpid(), signal.SIGKILL)
+        with _hits_lock:
+            _hits += 1
+            if _hits == _target:
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def wall_clock() -> datetime:

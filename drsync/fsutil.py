@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,7 +55,7 @@ def ensure_dir(path: Path, mode: int = 0o750) -> None:
 
 
 @contextlib.contextmanager
-def _temp_writer(final: Path, sync: bool = True) -> Iterator[tuple[BinaryIO, Path]]:
+def _temp_writer(final: Path) -> Iterator[tuple[BinaryIO, Path]]:
     tmp = temp_path_for(final)
     # 0644 at most, whatever the umask: no file drsync writes is group/world-writable.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -63,8 +63,7 @@ def _temp_writer(final: Path, sync: bool = True) -> Iterator[tuple[BinaryIO, Pat
     try:
         yield f, tmp
         f.flush()
-        if sync:
-            os.fsync(f.fileno())
+        os.fsync(f.fileno())
     except BaseException:
         f.close()
         with contextlib.suppress(FileNotFoundError):
@@ -119,48 +118,6 @@ def json_bytes(obj: Any) -> bytes:
 
 def atomic_write_json(final: Path, obj: Any, *, sync_dir: bool = True) -> None:
     atomic_write_bytes(final, json_bytes(obj), sync_dir=sync_dir)
-
-
-def atomic_write_batch(files: list[tuple[Path, bytes]],
-                       after_each: Callable[[Path], None] | None = None) -> None:
-    """Replace each of `files` atomically like `atomic_write_bytes(sync_dir=False)` (after a
-    power cut each holds its old or its new content, both whole), with one flush of the
-    filesystem (syncfs) for all of them instead of an fsync each: every temp file is written,
-    then flushed, then renamed in order, `after_each(final)` after each rename. For several
-    files of one filesystem (a round's inventories); one file, or files on several
-    filesystems, take the fsync each."""
-    devices = set()
-    for final, _ in files:
-        ensure_dir(final.parent)
-        devices.add(os.stat(final.parent).st_dev)
-    if len(files) < 2 or len(devices) > 1:
-        for final, data in files:
-            atomic_write_bytes(final, data, sync_dir=False)
-            if after_each is not None:
-                after_each(final)
-        return
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for final, data in files:
-            with _temp_writer(final, sync=False) as (f, tmp):
-                f.write(data)
-            temps.append((tmp, final))
-        sync_filesystem(files[0][0].parent)  # every temp's data durable before any rename
-    except BaseException:
-        for tmp, _ in temps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
-    for i, (tmp, final) in enumerate(temps):
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            for left, _ in temps[i:]:  # never leave temp files behind
-                with contextlib.suppress(FileNotFoundError):
-                    left.unlink()
-            raise
-        if after_each is not None:
-            after_each(final)
 
 
 def write_advisory_json(final: Path, obj: Any) -> None:

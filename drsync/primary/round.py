@@ -21,8 +21,8 @@ from pathlib import Path
 from drsync.config import Settings
 from drsync.errors import DrsyncError, StoppedError, disk_full
 from drsync.faults import crash_point, wall_clock
+from drsync.fsbatch import atomic_write_many
 from drsync.fsutil import (
-    atomic_write_batch,
     atomic_write_bytes,
     ensure_dir,
     json_bytes,
@@ -283,14 +283,13 @@ def _build_set(settings: Settings, state: PrimaryState, tracker: ProgressTracker
     crash_point("backup.committed")
     move_and_forget(meta, renames, plan.desync)
     clear_confirmation(meta)
-    # Each file made durable before its rename (one syncfs for all of them, not an fsync
-    # each: fsutil.atomic_write_batch), directories not fsynced: a power cut keeps each
-    # inventory or the one before it, both whole, and the one before only makes the next round
-    # collect these commits again, which the standby applies idempotently (the module
-    # docstring's argument).
-    atomic_write_batch([(inventory_path(meta, table), json_bytes(change.inventory.to_json()))
-                        for table, change in changes],
-                       lambda _: crash_point("backup.inventory_written"))
+    # Each file made durable before its rename, the fsyncs issued at once so that they share
+    # journal commits (fsbatch.atomic_write_many): a power cut keeps each inventory or the one
+    # before it, both whole, and the one before only makes the next round collect these
+    # commits again, which the standby applies idempotently (the module docstring's argument).
+    atomic_write_many({inventory_path(meta, table): json_bytes(change.inventory.to_json())
+                       for table, change in changes},
+                      lambda _: crash_point("backup.inventory_written"))
     # After the inventories: an index older than them only costs a full look next round.
     # No fsync: an index lost or emptied by a power cut costs one full look next round.
     index.save(meta)

@@ -201,12 +201,17 @@ def extract_bundle(
     progress: Callable[[int], None] | None = None,
     fsync: bool = True,
     whole: tuple[int, str] | None = None,
+    in_place: bool = False,
 ) -> None:
     """Stream a bundle, writing each member to its `dest` only if size and hash match.
 
     `whole` = (size, blake2b) of the bundle file itself, as the manifest records it: checked on
     the same pass, so a flipped bit outside every member's bytes (tar headers, padding, zstd
     frame fields) is caught too rather than passing as harmless.
+
+    `in_place`: write each member straight to its `dest`, no temp name and rename, for a
+    scratch directory that every run rebuilds before use (the standby's staging): a member
+    that fails its check is removed, and one cut short by a kill is removed with the rest.
 
     Raises IntegrityError naming the bundle and member on any mismatch, unknown or missing
     member, or a corrupt/truncated stream. Files already written stay at their `dest`
@@ -234,7 +239,7 @@ def extract_bundle(
                     src = tar.extractfile(member)
                     assert src is not None
                     h = new_hash(like=exp.blake2b)
-                    tmp = exp.dest.parent / f"{TMP_PREFIX}{exp.dest.name}"
+                    tmp = exp.dest if in_place else exp.dest.parent / f"{TMP_PREFIX}{exp.dest.name}"
                     with open_private(tmp) as out:
                         while chunk := src.read(CHUNK):
                             h.update(chunk)
@@ -249,7 +254,8 @@ def extract_bundle(
                         raise IntegrityError(
                             f"bundle {path.name}: {member.name} fails its {h.title} check (corrupted)"
                         )
-                    os.replace(tmp, exp.dest)
+                    if not in_place:
+                        os.replace(tmp, exp.dest)
                     seen.add(member.name)
             if whole is not None:
                 while raw.read(CHUNK):  # the rest of the file (end-of-archive blocks, frame end)

@@ -18,7 +18,7 @@ from drsync.errors import DrsyncError, ManifestError, TableFormatError, UnsafePa
 from drsync.sets.digest import algorithm_of
 from drsync.site.confine import safe_relpath
 from drsync.site.layout import KEY_FORMAT
-from drsync.site.names import format_name, parse_name, relpath_of
+from drsync.site.names import PLAIN_TABLE_NAME, format_name, parse_name, relpath_of
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import event_text
 
@@ -149,6 +149,8 @@ def apply_order(table: ManifestTable) -> list[ManifestFile]:
 
 def validate_table_name(name: str) -> str:
     """A table name as drsync writes it (names.py): db.schema.table or db.table, canonical."""
+    if PLAIN_TABLE_NAME.fullmatch(name):  # the usual case, valid as it is (names.py)
+        return name
     try:
         parts = parse_name(name, "part", counts=(2, 3))
     except DrsyncError as e:

@@ -59,10 +59,9 @@ def operation_lock(lock_dir: Path, operation: str) -> Iterator[Path]:
                     hint="wait for it to finish, or stop it; a lock is freed when its process exits",
                 ) from None
             os.ftruncate(fd, 0)
+            # The pid only names the holder in a "busy" message; the lock is the flock, which
+            # no power cut outlives: no fsync (one a round on each side).
             os.write(fd, f"{os.getpid()}\n".encode())
-            # No fsync: the flock is the exclusion, and the PID is read (messages, lock_holder)
-            # only while a live process holds it, from the page cache; after a power cut no
-            # process holds any lock, whatever the file says.
             yield path
         finally:
             os.close(fd)  # releases the flock

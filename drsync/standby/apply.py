@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
+from drsync.fsbatch import shared_pool
 from drsync.fsutil import (
     RO_DIR,
     RO_FILE,
@@ -33,6 +34,7 @@ from drsync.sets.digest import file_hash, file_matches
 from drsync.sets.manifest import ManifestTable, apply_order
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import StandbyState
+from drsync.standby.staging import Staging, staging_of
 from drsync.tableformat import get as get_format
 from drsync.tableformat.base import FileRole
 
@@ -107,7 +109,8 @@ def _holds_only_files_of(tdir: Path, t: ManifestTable) -> bool:
 
 
 def apply_table(
-    warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker, tdir: Path | None = None
+    warehouse: Path, staging: Path | Staging, t: ManifestTable, tracker: ProgressTracker,
+    tdir: Path | None = None
 ) -> None:
     """Install one table's files in apply order.
 
@@ -119,6 +122,7 @@ def apply_table(
     `tdir` builds the table elsewhere (a replacement, see desync.replace_table)."""
     tdir = tdir or warehouse / t.path
     fmt = get_format(t.format)
+    staged = staging_of(staging)
     ensure_dir(tdir.parent)
     if not tdir.exists():
         tdir.mkdir(mode=RW_DIR)
@@ -143,7 +147,7 @@ def apply_table(
     # a power cut without the earlier ones.
     unsynced: set[Path] = set()
     if fmt.rewrites_on_install:  # e.g. Iceberg: the primary's table location -> ours
-        fmt.rewrite_on_install(staging / t.path, t.files, warehouse / t.path, tdir, t.name)
+        fmt.rewrite_on_install(staged.table_root(t), t.files, warehouse / t.path, tdir, t.name)
     for f in apply_order(t):
         final = tdir / f.path
         in_log = f.path.startswith(log_prefix)
@@ -152,7 +156,7 @@ def apply_table(
         elif in_log and unsynced:
             _fsync_dirs(unsynced)
         _open_dirs(tdir, final.parent, touched)
-        src = staging / t.path / f.path
+        src = staged.file(t, f.path)
         os.utime(src, ns=(f.mtime_ns, f.mtime_ns))
         os.chmod(src, RO_FILE)
         if fmt.role(f.kind) is FileRole.COMMIT:
@@ -178,6 +182,41 @@ def apply_table(
     for d in touched:
         os.chmod(d, RO_DIR)
     crash_point("apply.table")
+
+
+def install_tables(warehouse: Path, staging: Staging, tables: list[ManifestTable],
+                   tracker: ProgressTracker) -> None:
+    """`apply_table` for each table, several at a time. Tables are independent: every order
+    apply_table keeps (data before the commits naming them, commit v durable before v+1) is
+    within one table, so tables can install side by side, and their directory fsyncs, issued
+    at the same time, share the journal's commits instead of waiting one after the other (two
+    fsyncs a table: 10 tables cost about what 2 fsyncs do). Formats that rewrite files on
+    install (Iceberg) go one at a time, as before. The first error is raised once the tables
+    already started are done (as after a kill, each is at some readable version); tables not
+    started yet are not touched."""
+    concurrent: list[ManifestTable] = []
+    for t in tables:
+        if get_format(t.format).rewrites_on_install:
+            apply_table(warehouse, staging, t, tracker)
+        else:
+            concurrent.append(t)
+    if len(concurrent) <= 1:
+        for t in concurrent:
+            apply_table(warehouse, staging, t, tracker)
+        return
+    pool = shared_pool("install")  # its tasks never wait on this pool's (fsyncs are direct)
+    futures = [pool.submit(apply_table, warehouse, staging, t, tracker) for t in concurrent]
+    try:
+        for f in futures:
+            f.result()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        for f in futures:  # the tables already started finish before the error is raised
+            if not f.cancelled():
+                with contextlib.suppress(BaseException):
+                    f.result()
+        raise
 
 
 def _fsync_dirs(dirs: set[Path]) -> None:

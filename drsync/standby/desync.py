@@ -17,10 +17,11 @@ from drsync.errors import StandbyConflictError
 from drsync.faults import crash_point
 from drsync.fsutil import (
     RO_DIR,
-    atomic_write_json,
+    atomic_write_bytes,
     ensure_dir,
     exchange_paths,
     fsync_dir,
+    json_bytes,
     make_writable_dir,
     rmtree_force,
 )
@@ -31,6 +32,7 @@ from drsync.site.names import relpath_of
 from drsync.site.progress import ProgressTracker
 from drsync.site.state import DesyncedTable, StandbyState
 from drsync.standby.apply import apply_table, refuse_symlinked_table
+from drsync.standby.staging import Staging
 
 log = logging.getLogger("drsync.standby.desync")
 REPLACE_SUFFIX = ".drsync-replace"  # hidden ('.' first): never discovered as a table
@@ -77,7 +79,8 @@ def replaces(warehouse: Path, state: StandbyState, t: ManifestTable) -> bool:
     return t.mode == "full" and t.name in state.desynced and (warehouse / t.path).exists()
 
 
-def replace_table(warehouse: Path, staging: Path, t: ManifestTable, tracker: ProgressTracker) -> None:
+def replace_table(warehouse: Path, staging: Path | Staging, t: ManifestTable,
+                  tracker: ProgressTracker) -> None:
     """Build the new table completely beside the old one, then swap the two directories in
     one step (renameat2 RENAME_EXCHANGE): readers see the old table or the new one, never a
     mix. A kill before the swap leaves the old table; after it, the new one."""
@@ -148,4 +151,8 @@ def store_publications(settings: Settings, m: Manifest) -> None:
     meta = settings.restore_metadata_destination
     if m.publications is None or meta == settings.primary_metadata_destination:
         return
-    atomic_write_json(meta / PUBLICATIONS_FILE, m.publications)
+    data = json_bytes(m.publications)
+    with contextlib.suppress(OSError):
+        if (meta / PUBLICATIONS_FILE).read_bytes() == data:
+            return  # every set carries them; rewriting the same bytes cost 2 fsyncs a round
+    atomic_write_bytes(meta / PUBLICATIONS_FILE, data)

@@ -17,7 +17,6 @@ from drsync.fsutil import (
     RW_DIR,
     RW_FILE,
     TMP_PREFIX,
-    atomic_write_batch,
     atomic_write_bytes,
     atomic_write_json,
     atomic_writer,
@@ -114,62 +113,6 @@ def test_atomic_writer_streams_and_an_error_leaves_the_old_file_and_no_temp(tmp_
         raise RuntimeError("the writer failed")
     assert target.read_bytes() == b"new content"
     assert temps_in(target.parent) == []
-
-
-def test_atomic_write_batch_one_flush_for_all_then_renames_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A round's inventories: every file durable before its rename, by one syncfs and no
-    fsync per file; renamed in order (the crash points run after each)."""
-    files = [(tmp_path / "db" / "s" / f"t{i}.json", f"new {i}".encode()) for i in range(5)]
-    files[0][0].parent.mkdir(parents=True)
-    files[0][0].write_bytes(b"old 0")
-    calls: list[str] = []
-    real_fsync, real_syncfs = os.fsync, fsutil.sync_filesystem
-
-    def fsync(fd: int) -> None:
-        calls.append("fsync")
-        real_fsync(fd)
-
-    def syncfs(path: Path) -> None:
-        # What is flushed: every temp file is written, none renamed yet.
-        calls.append(f"syncfs {len(temps_in(files[0][0].parent))} temps")
-        real_syncfs(path)
-
-    monkeypatch.setattr(fsutil.os, "fsync", fsync)
-    monkeypatch.setattr(fsutil, "sync_filesystem", syncfs)
-    renamed: list[str] = []
-    atomic_write_batch(files, lambda p: renamed.append(p.name))
-    assert [p.read_bytes() for p, _ in files] == [d for _, d in files]
-    assert renamed == [p.name for p, _ in files]
-    assert calls == ["syncfs 5 temps"]
-    assert temps_in(files[0][0].parent) == []
-    calls.clear()
-    atomic_write_batch(files[:1])  # one file: one fsync is cheaper than flushing the filesystem
-    assert calls == ["fsync"]
-
-
-def test_atomic_write_batch_failing_rename_leaves_old_or_new_and_no_temp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files = [(tmp_path / f"t{i}.json", b"new") for i in range(3)]
-    for p, _ in files:
-        p.write_bytes(b"old")
-    real_replace = os.replace
-    done: list[object] = []
-
-    def replace(src: object, dst: object) -> None:
-        if done:
-            raise OSError(28, "No space left on device")
-        done.append(dst)
-        real_replace(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fsutil.os, "replace", replace)
-    with pytest.raises(OSError):
-        atomic_write_batch(files)
-    monkeypatch.undo()
-    assert [p.read_bytes() for p, _ in files] == [b"new", b"old", b"old"]
-    assert temps_in(tmp_path) == []
 
 
 def test_atomic_write_json_round_trip(tmp_path: Path) -> None:

@@ -209,11 +209,12 @@ def small(tmp_path: Path) -> Packed:
     return pack(tmp_path, {"d/s/t/a": b"alpha" * 100, "d/s/t/b": b"beta" * 100}, "zstd", 3)
 
 
-def test_extract_wrong_hash(small: Packed, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_place", [False, True])
+def test_extract_wrong_hash(small: Packed, tmp_path: Path, in_place: bool) -> None:
     exp = expectations(small, tmp_path / "stage")
     exp["d/s/t/b"] = Expected(400, "ab" * 32, exp["d/s/t/b"].dest)
     with pytest.raises(IntegrityError, match="d/s/t/b fails its BLAKE2b"):
-        extract_bundle(small.bundle, "zstd", exp)
+        extract_bundle(small.bundle, "zstd", exp, in_place=in_place)
     assert not exp["d/s/t/b"].dest.exists()
     assert [n for n in os.listdir(tmp_path / "stage") if n.startswith(TMP_PREFIX)] == []
 
@@ -390,3 +391,12 @@ def test_plan_bundles_groups_in_order() -> None:
         ["m0", "m1"], ["m2", "m3"], ["m4"], ["m5", "m6"]]
     assert [e for g in groups for e in g] == entries
     assert plan_bundles([], target=100) == []
+
+
+def test_extract_in_place_writes_each_member_at_its_dest(small: Packed, tmp_path: Path) -> None:
+    """The standby's staging (rebuilt by every run): no temp name, no rename."""
+    exp = expectations(small, tmp_path / "stage")
+    whole = (small.result.size, small.result.blake2b)
+    extract_bundle(small.bundle, "zstd", exp, fsync=False, whole=whole, in_place=True)
+    assert {n: (tmp_path / "stage" / n).read_bytes() for n in os.listdir(tmp_path / "stage")} == \
+        {e.dest.name: small.contents[m] for m, e in exp.items()}

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drsync.errors import ConfigError, DrsyncError, UnsafePathError
-from drsync.site.names import format_name, parse_name, relpath_of, split_names
+from drsync.sets.manifest import validate_table_name
+from drsync.site.names import PLAIN_TABLE_NAME, format_name, parse_name, relpath_of, split_names
 from drsync.site.warehouse import TableRef, discover_tables
 
 
@@ -74,3 +75,25 @@ def test_publication_names_may_start_with_underscore(tmp_path: Path) -> None:
     assert pub.covers("db", "s1", "any") and pub.covers("db", "s2", "t") and not pub.covers("db", "s2", "u")
     with pytest.raises(ConfigError):
         create_publication(tmp_path, "___", "db", all_tables=True)
+
+
+@given(st.text(alphabet="aZ9_$@+=~-.`/ \\\x01\x7fé", max_size=14))
+def test_plain_table_name_fast_path_accepts_only_what_the_full_parse_accepts(text: str) -> None:
+    """The regex the standby checks barrier-map names with must never accept a name the full
+    parse refuses or would write differently."""
+    if PLAIN_TABLE_NAME.fullmatch(text):
+        assert format_name(parse_name(text, counts=(2, 3))) == text
+
+
+def test_plain_table_name_fast_path_edges() -> None:
+    long_ok, too_long = "a" * 255, "a" * 256
+    for name in ("db.s.t", "db.t", "a-b.$c.d=e", f"db.s.{long_ok}", "0.1.2"):
+        assert PLAIN_TABLE_NAME.fullmatch(name) and validate_table_name(name) == name
+    for name in ("t", "a.b.c.d", "db._s.t", "db..t", "db.s.", ".db.t", f"db.s.{too_long}",
+                 "db.s.t ", "db.`s`.t", "db.s/x.t", "é.s.t"):
+        assert not PLAIN_TABLE_NAME.fullmatch(name), name
+    with pytest.raises(DrsyncError):
+        validate_table_name(f"db.s.{too_long}")
+    with pytest.raises(DrsyncError):
+        validate_table_name("db._s.t")
+    assert validate_table_name("db.`a.b`.t") == "db.`a.b`.t"  # not plain: the full parse, still valid
