@@ -184,6 +184,12 @@ def apply_table(
     crash_point("apply.table")
 
 
+def install_table(warehouse: Path, staging: Staging, t: ManifestTable, tracker: ProgressTracker) -> None:
+    """`apply_table`, then the format's after-install step (a catalog row follows the pointer)."""
+    apply_table(warehouse, staging, t, tracker)
+    get_format(t.format).after_install(warehouse / t.path, t.name, t.catalog)
+
+
 def install_tables(warehouse: Path, staging: Staging, tables: list[ManifestTable],
                    tracker: ProgressTracker) -> None:
     """`apply_table` for each table, several at a time. Tables are independent: every order
@@ -193,19 +199,20 @@ def install_tables(warehouse: Path, staging: Staging, tables: list[ManifestTable
     fsyncs a table: 10 tables cost about what 2 fsyncs do). Formats that rewrite files on
     install (Iceberg) go one at a time, as before. The first error is raised once the tables
     already started are done (as after a kill, each is at some readable version); tables not
-    started yet are not touched."""
+    started yet are not touched. Each table's `after_install` (the standby catalog's row of an
+    Iceberg table: its commit point) follows its own install at once."""
     concurrent: list[ManifestTable] = []
     for t in tables:
         if get_format(t.format).rewrites_on_install:
-            apply_table(warehouse, staging, t, tracker)
+            install_table(warehouse, staging, t, tracker)
         else:
             concurrent.append(t)
     if len(concurrent) <= 1:
         for t in concurrent:
-            apply_table(warehouse, staging, t, tracker)
+            install_table(warehouse, staging, t, tracker)
         return
     pool = shared_pool("install")  # its tasks never wait on this pool's (fsyncs are direct)
-    futures = [pool.submit(apply_table, warehouse, staging, t, tracker) for t in concurrent]
+    futures = [pool.submit(install_table, warehouse, staging, t, tracker) for t in concurrent]
     try:
         for f in futures:
             f.result()

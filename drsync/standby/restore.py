@@ -314,7 +314,7 @@ def apply_set(settings: Settings, state: StandbyState, m: Manifest, tracker: Pro
     for t in m.tables:
         if t.name in replaced:
             replace_table(warehouse, staging, t, tracker)
-        get_format(t.format).after_install(warehouse / t.path, t.name, t.catalog)
+            get_format(t.format).after_install(warehouse / t.path, t.name, t.catalog)
         state.tables[t.name] = StandbyTable(version=t.to_version, table_id=t.table_id,
                                             barrier_ms=m.barrier_ms)
         state.desynced.pop(t.name, None)
