@@ -94,7 +94,13 @@ def list_log(table_dir: Path) -> LogListing:
     for e in entries:
         if not e.is_file(follow_symlinks=False):
             continue
-        st = e.stat(follow_symlinks=False)
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            # Gone since the scan: a writer's staged commit (object_store writes `<v>.json#<n>`
+            # and links it into place), a log file cleaned up. Not in this listing, as if the
+            # scan had come a moment later.
+            continue
         lf = LogFile(f"{LOG_DIR}/{e.name}", st.st_size, st.st_mtime_ns)
         if m := _COMMIT.match(e.name):
             listing.commits[int(m[1])] = lf

@@ -118,6 +118,27 @@ def test_list_log_cleaned_log(tmp_path: Path) -> None:
     assert listing.last_checkpoint is None
 
 
+def test_list_log_a_file_gone_between_scan_and_stat_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's staged commit (`<v>.json#<n>`, object_store's) is linked into place and
+    removed while drsync lists the log: seen by the scan, gone at its stat. The listing leaves
+    it out instead of failing the table (a burst of commits hit this)."""
+    t = copy_table("checkpoints_vacuumed", tmp_path)
+    staged = t / "_delta_log" / "00000000000000000013.json#1"
+    staged.write_bytes(b"{}")
+    real_scandir = os.scandir
+
+    def scandir_then_gone(path: str | Path) -> list[os.DirEntry[str]]:
+        entries = list(real_scandir(path))
+        staged.unlink()
+        return entries
+
+    monkeypatch.setattr("drsync.tableformat.delta.log.os.scandir", scandir_then_gone)
+    listing = list_log(t)
+    assert sorted(listing.commits) == list(range(5, 13))
+
+
 def test_list_log_multipart_compacted_and_junk(tmp_path: Path) -> None:
     """Shapes no reference table has, built by name (classification reads names only)."""
     t = tmp_path / "t"
