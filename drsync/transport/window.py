@@ -135,8 +135,10 @@ class WindowedSender:
                         raise TransportError(f"ssh: sending {what} failed after {tries} attempts: {e}",
                                              hint="check the network and the standby host") from None
                     log.warning("sending %s: %s; retrying (%d of %d)", what, why, tries, self.retries)
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
+                    # Only after a failure: a session that emptied the queue loops back to
+                    # return at once (a sleep here cost every round 0.5 s).
+                    time.sleep(delay)
+                    delay = min(delay * 2, 10)
         except BaseException:
             with self._lock:
                 self._stop = True  # the other links finish what they have in flight, then stop

@@ -126,6 +126,18 @@ def test_several_files_in_flight_and_all_arrive(pipes: Pipes, tmp_path: Path) ->
     assert not list(pipes.media.rglob("*.part"))
 
 
+def test_a_send_without_failures_never_waits_to_retry(
+    pipes: Pipes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry back-off is for a lost link only: a link that emptied the queue returns at
+    once (a sleep after every successful session cost each round 0.5 s)."""
+    slept: list[float] = []
+    monkeypatch.setattr(window.time, "sleep", slept.append)
+    sent, done = _send(pipes, _files(tmp_path, [1000, MIB + 1]))
+    assert len(done) == 2 and sent == 1000 + MIB + 1
+    assert slept == []
+
+
 def test_resumes_from_the_listed_prefix_and_skips_complete_files(pipes: Pipes, tmp_path: Path) -> None:
     files = _files(tmp_path, [2 * MIB, 3 * MIB + 1, MIB])
     (pipes.media / KEY).mkdir()
