@@ -53,10 +53,12 @@ sysdeps:
 			--no-install-recommends openssh-server openssh-client rsync chromium chromium-driver time >/dev/null; \
 	fi
 
-# Independent tests run on three pytest-xdist workers (most of a test's time is waiting for
-# sshd, subprocesses and fsync, not CPU); the 25 slowest are listed at the end.
+# Independent tests run on four pytest-xdist workers on 2 cores (most of a test's time is waiting for
+# sshd, subprocesses and fsync, not CPU); `worksteal`: a worker that runs out takes tests
+# queued for another, so a long kill test queued late does not finish alone; the 25 slowest
+# are listed at the end.
 test: $(STAMP) sysdeps lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --durations=25 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist worksteal --durations=25 tests
 
 # The developer's loop: unit tests only (no sshd, no daemons), under a minute.
 test-unit: $(STAMP)
