@@ -91,7 +91,9 @@ def test_damage_is_found_named_and_repaired_from_the_primary(pair: Pair) -> None
         v = standby.get("/progress")["verification"]
         return not v["flagged"] and any(flipped in line for line in v["recent"]) and v
 
-    v = pair.wait_for("a clean check after the repair", clean_after_repair)
+    # The verifier comes back to the repaired table only after walking the others, one step
+    # per tick: on a loaded machine (the suite on four workers) that took over 60 s once.
+    v = pair.wait_for("a clean check after the repair", clean_after_repair, timeout=180)
     assert v["verifiedBarrierTime"] and v["intervalSeconds"] == INTERVAL_S
     page = standby.http.get("/").text
     assert "id='verification'" in page and f"{flipped}: repaired" in page
