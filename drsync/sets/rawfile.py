@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from drsync.errors import IntegrityError, disk_full
 from drsync.faults import crash_point
@@ -63,25 +64,34 @@ def place_raw(final: Path, e: BundleEntry) -> BundleResult:
                 h.update(chunk)
                 size += len(chunk)
         else:
-            try:
-                with open_private(tmp) as out:
-                    while chunk := src.read(CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except OSError as err:
-                if full := disk_full(err, f"{final} (a copy of {e.member})"):
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                    raise full from None
-                raise
+            size = _copy_hashing(src, tmp, h, f"{final} (a copy of {e.member})", sync=True)
     crash_point("raw.placed")  # the set's temp name is there, not yet its final name
     os.replace(tmp, final)
     fsync_dir(final.parent)
     digest = h.hexdigest()
     return BundleResult(final, size, digest, size, [PackedFile(e.member, size, digest)], [], "raw")
+
+
+def _copy_hashing(src: BinaryIO, tmp: Path, h: Any, what: str, *, sync: bool) -> int:
+    """Copy `src` to a new private `tmp`, feeding `h` on the way; the byte count. A full disk
+    removes `tmp` and says so naming `what`."""
+    size = 0
+    try:
+        with open_private(tmp) as out:
+            while chunk := src.read(CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            if sync:
+                os.fsync(out.fileno())
+    except OSError as err:
+        if full := disk_full(err, what):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise full from None
+        raise
+    return size
 
 
 def _link_fd(fd: int, dest: Path) -> None:
@@ -121,18 +131,8 @@ def stage_raw(path: Path, size: int, digest: str, dest: Path, verify: bool) -> N
             raise
     tmp = dest.parent / f"{TMP_PREFIX}{dest.name}"
     h = new_hash(like=digest)
-    try:
-        with open(path, "rb") as f, open_private(tmp) as out:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                out.write(chunk)
-            out.flush()  # the caller flushes the filesystem once for all staged files
-    except OSError as e:
-        if full := disk_full(e, f"the staged copy of {path.name}"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise full from None
-        raise
+    with open(path, "rb") as f:  # not fsynced: the caller flushes once for all staged files
+        _copy_hashing(f, tmp, h, f"the staged copy of {path.name}", sync=False)
     if h.hexdigest() != digest:
         tmp.unlink()
         raise IntegrityError(f"file {path.name} fails its hash check (corrupted)")
